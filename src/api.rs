@@ -1,0 +1,163 @@
+//! Wire types of Cloudflare's v4 envelope, shared by the client and the sandbox
+//! so both sides agree on one description of the API.
+
+use serde::{Deserialize, Serialize};
+
+/// Error codes observed from the client-certificate endpoints
+/// (see `shared/cloudflare/API-NOTES.md`).
+pub mod codes {
+    /// Revoking a certificate that is already revoked.
+    pub const ALREADY_REVOKED: i64 = 1407;
+    /// Unknown client certificate.
+    pub const CERT_NOT_FOUND: i64 = 1415;
+    /// Rate limited: "Please wait and consider throttling your request speed".
+    pub const RATE_LIMITED: i64 = 971;
+    /// Older rate-limit code still seen in the wild.
+    pub const RATE_LIMITED_OLD: i64 = 10100;
+    /// Authentication error.
+    pub const AUTH_ERROR: i64 = 10000;
+    /// Unauthorized / invalid token.
+    pub const INVALID_TOKEN: i64 = 9109;
+    /// Malformed Authorization header.
+    pub const BAD_AUTH_HEADER: i64 = 6003;
+    /// No route for the URI.
+    pub const NO_ROUTE: i64 = 7000;
+    /// Invalid object identifier.
+    pub const INVALID_IDENTIFIER: i64 = 7003;
+}
+
+/// `{"success": bool, "errors": [...], "messages": [...], "result": ...}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Envelope<T> {
+    pub success: bool,
+    #[serde(default)]
+    pub errors: Vec<ApiMessage>,
+    #[serde(default)]
+    pub messages: Vec<ApiMessage>,
+    #[serde(default = "Option::default")]
+    pub result: Option<T>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result_info: Option<ResultInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiMessage {
+    pub code: i64,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub documentation_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<ErrorSource>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorSource {
+    pub pointer: String,
+}
+
+/// Paging data of list responses.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ResultInfo {
+    pub count: u64,
+    pub page: u64,
+    pub per_page: u64,
+    pub total_count: u64,
+    pub total_pages: u64,
+}
+
+/// The certificate states of the OpenAPI `status` enum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CertStatus {
+    Active,
+    PendingReactivation,
+    PendingRevocation,
+    Revoked,
+}
+
+impl CertStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertStatus::Active => "active",
+            CertStatus::PendingReactivation => "pending_reactivation",
+            CertStatus::PendingRevocation => "pending_revocation",
+            CertStatus::Revoked => "revoked",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CertificateAuthority {
+    pub id: String,
+    pub name: String,
+}
+
+/// A client certificate as the API returns it. Every field but `id` is
+/// optional on the way in: the client must cope with partial answers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClientCertificate {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<CertStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_authority: Option<CertificateAuthority>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub common_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csr: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_on: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_on: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organizational_unit: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial_number: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ski: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validity_days: Option<u32>,
+}
+
+impl<T> Envelope<T> {
+    pub fn ok(result: T) -> Self {
+        Envelope { success: true, errors: vec![], messages: vec![], result: Some(result), result_info: None }
+    }
+
+    pub fn error(code: i64, message: impl Into<String>) -> Self {
+        Envelope {
+            success: false,
+            errors: vec![ApiMessage { code, message: message.into(), documentation_url: None, source: None }],
+            messages: vec![],
+            result: None,
+            result_info: None,
+        }
+    }
+
+    /// The first error, which is what a results row reports.
+    pub fn first_error(&self) -> Option<&ApiMessage> {
+        self.errors.first()
+    }
+}
+
+/// The IETF-draft rate-limit headers Cloudflare sends on every response.
+pub mod headers {
+    pub const RATELIMIT: &str = "ratelimit";
+    pub const RATELIMIT_POLICY: &str = "ratelimit-policy";
+    pub const RETRY_AFTER: &str = "retry-after";
+    pub const CF_RAY: &str = "cf-ray";
+}

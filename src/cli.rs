@@ -1,0 +1,28 @@
+//! The command line, as one clap definition shared by parsing, `--help`,
+//! completions and the man page.
+
+use clap::{Parser, Subcommand};
+
+use crate::commands::revoke::RevokeArgs;
+use crate::logging::Verbosity;
+
+/// Revoke Cloudflare API Shield mTLS client certificates in bulk: paced under
+/// the API quota, retried, and every row accounted for in a results CSV.
+///
+/// Credentials come from the environment (CLOUDFLARE_API_TOKEN, or
+/// CLOUDFLARE_EMAIL with CLOUDFLARE_API_KEY) or --api-token-file, never from
+/// the command line.
+#[derive(Debug, Parser)]
+#[command(name = "cfrevoke", version, about, long_about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    #[command(flatten)]
+    pub verbosity: Verbosity,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Revoke every certificate listed in a CSV of zone_id,certificate_id.
+    Revoke(Box<RevokeArgs>),
+}

@@ -1,0 +1,264 @@
+//! The HTTP client for the client-certificate endpoints. It sends one request
+//! and reports what came back; deciding what an answer means for a row is the
+//! dispatcher's job.
+
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
+use reqwest::{Method, Url};
+
+use crate::api::{headers, ClientCertificate, Envelope};
+use crate::credentials::Credentials;
+use crate::ids::{CertId, ZoneId};
+
+pub const DEFAULT_BASE_URL: &str = "https://api.cloudflare.com/client/v4";
+pub const USER_AGENT: &str =
+    concat!("cfrevoke/", env!("CARGO_PKG_VERSION"), " (+bulk mTLS client-certificate revocation)");
+
+/// A validated API root, without a trailing slash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseUrl(Url);
+
+#[derive(Debug, thiserror::Error)]
+pub enum BaseUrlError {
+    #[error("expected an absolute http(s) URL such as {DEFAULT_BASE_URL}, found {0:?}")]
+    Invalid(String),
+    #[error("refusing plain http:// to {0}: the API token would travel in clear text; use https:// (plain http is allowed only to a loopback address such as 127.0.0.1)")]
+    Cleartext(String),
+    #[error("the base URL must not carry credentials, a query or a fragment: {0:?}")]
+    Extras(String),
+}
+
+impl std::str::FromStr for BaseUrl {
+    type Err = BaseUrlError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let url = Url::parse(s.trim()).map_err(|_| BaseUrlError::Invalid(s.into()))?;
+        let host = url.host_str().ok_or_else(|| BaseUrlError::Invalid(s.into()))?.to_string();
+        if !url.username().is_empty() || url.password().is_some() || url.query().is_some() || url.fragment().is_some() {
+            return Err(BaseUrlError::Extras(url.origin().ascii_serialization()));
+        }
+        match url.scheme() {
+            "https" => {}
+            "http" if is_loopback(&host) => {}
+            "http" => return Err(BaseUrlError::Cleartext(host)),
+            _ => return Err(BaseUrlError::Invalid(s.into())),
+        }
+        Ok(BaseUrl(url))
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+impl std::fmt::Display for BaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.as_str().trim_end_matches('/'))
+    }
+}
+
+impl BaseUrl {
+    /// Whether this is Cloudflare's own API, for confirmations and banners.
+    pub fn is_cloudflare(&self) -> bool {
+        self.0.host_str().is_some_and(|h| h.eq_ignore_ascii_case("api.cloudflare.com"))
+    }
+
+    /// The URL of one certificate. IDs are formatted from validated binary
+    /// values, so the path has exactly this shape whatever the input held.
+    fn certificate(&self, zone: ZoneId, cert: CertId) -> Url {
+        let mut url = self.0.clone();
+        url.path_segments_mut().expect("http(s) URLs have paths").pop_if_empty().extend([
+            "zones",
+            &zone.to_string(),
+            "client_certificates",
+            &cert.to_string(),
+        ]);
+        url
+    }
+}
+
+/// What one request brought back.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub cf_ray: Option<String>,
+    pub retry_after: Option<Duration>,
+    /// The envelope, or why the body could not be read as one.
+    pub body: Result<Envelope<ClientCertificate>, String>,
+    pub latency: Duration,
+}
+
+/// A request that got no HTTP answer. Messages carry no URL and no header.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TransportError {
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("could not connect: {0}")]
+    Connect(String),
+    #[error("connection failed: {0}")]
+    Other(String),
+}
+
+/// The client-certificate API, authenticated.
+pub struct ApiClient {
+    http: reqwest::Client,
+    base: BaseUrl,
+    timeout: Duration,
+}
+
+fn sensitive(value: &str) -> HeaderValue {
+    let mut v = HeaderValue::from_str(value).expect("credentials were checked to be header-safe");
+    v.set_sensitive(true);
+    v
+}
+
+/// The innermost cause of an error, which is where hyper and the OS say what
+/// actually happened.
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = err;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+impl ApiClient {
+    pub fn new(base: BaseUrl, credentials: &Credentials, timeout: Duration) -> anyhow::Result<Self> {
+        let mut auth = HeaderMap::new();
+        match credentials {
+            Credentials::Token(token) => {
+                auth.insert(AUTHORIZATION, sensitive(&format!("Bearer {}", token.expose())));
+            }
+            Credentials::EmailKey { email, key } => {
+                auth.insert("x-auth-email", sensitive(email));
+                auth.insert("x-auth-key", sensitive(key.expose()));
+            }
+        }
+        let http = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .default_headers(auth)
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()?;
+        Ok(ApiClient { http, base, timeout })
+    }
+
+    pub fn base(&self) -> &BaseUrl {
+        &self.base
+    }
+
+    pub async fn revoke(&self, zone: ZoneId, cert: CertId) -> Result<Reply, TransportError> {
+        self.send(Method::DELETE, zone, cert).await
+    }
+
+    pub async fn get(&self, zone: ZoneId, cert: CertId) -> Result<Reply, TransportError> {
+        self.send(Method::GET, zone, cert).await
+    }
+
+    async fn send(&self, method: Method, zone: ZoneId, cert: CertId) -> Result<Reply, TransportError> {
+        let started = std::time::Instant::now();
+        let response = self
+            .http
+            .request(method, self.base.certificate(zone, cert))
+            .send()
+            .await
+            .map_err(|e| self.transport(&e))?;
+        let status = response.status().as_u16();
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let cf_ray = header(headers::CF_RAY);
+        let retry_after = header(headers::RETRY_AFTER).and_then(|v| parse_retry_after(&v, SystemTime::now()));
+        let bytes = response.bytes().await.map_err(|e| self.transport(&e))?;
+        let body = serde_json::from_slice(&bytes).map_err(|e| {
+            if bytes.is_empty() {
+                "empty response body".to_string()
+            } else {
+                format!("response body is not the API's JSON envelope ({e})")
+            }
+        });
+        Ok(Reply { status, cf_ray, retry_after, body, latency: started.elapsed() })
+    }
+
+    fn transport(&self, err: &reqwest::Error) -> TransportError {
+        if err.is_timeout() {
+            TransportError::Timeout(self.timeout)
+        } else if err.is_connect() {
+            TransportError::Connect(root_cause(err))
+        } else {
+            TransportError::Other(root_cause(err))
+        }
+    }
+}
+
+/// `Retry-After` is either whole seconds or an HTTP date.
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    if let Ok(secs) = value.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(1e9)));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_url_refuses_cleartext_off_loopback() {
+        for ok in [
+            "https://api.cloudflare.com/client/v4",
+            "http://127.0.0.1:8080/client/v4/",
+            "http://localhost:1",
+            "http://[::1]:9/x",
+        ] {
+            assert!(ok.parse::<BaseUrl>().is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://api.cloudflare.com/client/v4",
+            "http://10.0.0.1/",
+            "ftp://x",
+            "api.cloudflare.com",
+            "https://u:p@h/",
+            "https://h/?q=1",
+        ] {
+            assert!(bad.parse::<BaseUrl>().is_err(), "{bad}");
+        }
+        let err = "https://user:hunter2@h/".parse::<BaseUrl>().unwrap_err().to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn certificate_urls_have_a_fixed_shape() {
+        let base: BaseUrl = "https://api.cloudflare.com/client/v4/".parse().unwrap();
+        let url = base.certificate(
+            "023E105F4ECEF8AD9CA31A8372D0C353".parse().unwrap(),
+            "568b6b74-7b0c-4755-8840-4e3b8c24adeb".parse().unwrap(),
+        );
+        assert_eq!(
+            url.as_str(),
+            "https://api.cloudflare.com/client/v4/zones/023e105f4ecef8ad9ca31a8372d0c353/client_certificates/568b6b74-7b0c-4755-8840-4e3b8c24adeb"
+        );
+        assert_eq!(base.to_string(), "https://api.cloudflare.com/client/v4");
+    }
+
+    #[test]
+    fn retry_after_takes_seconds_or_a_date() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(parse_retry_after("300", now), Some(Duration::from_secs(300)));
+        assert_eq!(parse_retry_after(" 1.5 ", now), Some(Duration::from_millis(1500)));
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(120));
+        assert_eq!(parse_retry_after(&later, now), Some(Duration::from_secs(120)));
+        let past = httpdate::fmt_http_date(now - Duration::from_secs(5));
+        assert_eq!(parse_retry_after(&past, now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(parse_retry_after("-3", now), None);
+    }
+}

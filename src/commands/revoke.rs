@@ -1,0 +1,321 @@
+//! `cfrevoke revoke`: check the whole input, confirm, then stream it through
+//! the dispatcher into the results file.
+
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::sync::mpsc;
+
+use crate::client::{ApiClient, BaseUrl, DEFAULT_BASE_URL};
+use crate::collector::collect;
+use crate::credentials::{self, Credentials};
+use crate::dispatcher::{Dispatcher, StopReason};
+use crate::exit::{usage, ExitCode};
+use crate::logging::{self, Verbosity};
+use crate::plan::{Job, Plan};
+use crate::progress::Progress;
+use crate::rate::{Pacer, Rate};
+use crate::results::{self, Outcome, ResultRow, ResultsFile};
+use crate::retry::RetryPolicy;
+use crate::summary::Summary;
+
+/// Jobs and results queued between stages; bounds memory whatever the input size.
+const CHANNEL_DEPTH: usize = 1024;
+
+#[derive(Debug, clap::Args)]
+pub struct RevokeArgs {
+    /// CSV with a header naming zone_id and certificate_id columns; `-` reads standard input.
+    pub input: PathBuf,
+
+    /// Results CSV to create (never overwritten). Default: <input stem>.results.csv beside the input; required with `-`.
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+
+    /// Append JSON-lines logs here: run start (settings, input SHA-256), every attempt, run end.
+    #[arg(long, value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
+
+    /// API root. Plain http:// is refused except to a loopback address.
+    #[arg(long, env = "CLOUDFLARE_BASE_URL", default_value = DEFAULT_BASE_URL, value_name = "URL")]
+    pub base_url: BaseUrl,
+
+    /// Read the API token from the first line of this file instead of CLOUDFLARE_API_TOKEN.
+    #[arg(long, value_name = "PATH")]
+    pub api_token_file: Option<PathBuf>,
+
+    /// Most requests per window, e.g. 4/s, 100/m, 1200/5m. Every request counts (checks and retries too);
+    /// the pace stays 1% under it. The default is Cloudflare's quota per user: lower it if other tools
+    /// share the token.
+    #[arg(long, default_value = crate::rate::CLOUDFLARE_QUOTA, value_name = "N/WINDOW")]
+    pub rate: Rate,
+
+    /// Requests in flight at once. The rate, not this, sets the pace; 16 covers slow answers and
+    /// retry waits at Cloudflare's quota without piling up connections.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024), value_name = "N")]
+    pub concurrency: u16,
+
+    /// Attempts per certificate, the first included, for 429, 5xx, 408 and connection errors.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=100), value_name = "N")]
+    pub max_attempts: u32,
+
+    /// First retry delay; it doubles (with jitter) up to --retry-max-delay. A Retry-After header wins.
+    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub retry_delay: Duration,
+
+    /// Longest backoff between two attempts.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub retry_max_delay: Duration,
+
+    /// Per-request timeout.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub timeout: Duration,
+
+    /// Go ahead despite invalid rows, recording them with outcome `invalid`.
+    #[arg(long)]
+    pub skip_invalid: bool,
+
+    /// Don't ask for confirmation (required when not on a terminal).
+    #[arg(short, long)]
+    pub yes: bool,
+
+    /// Check the input and print the plan; send nothing, need no credentials.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+pub fn run(args: &RevokeArgs, verbosity: Verbosity) -> anyhow::Result<ExitCode> {
+    let output = output_path(args)?;
+    let plan = Plan::build(&args.input).map_err(|e| usage(e.to_string()))?;
+    if plan.invalid > 0 && !args.skip_invalid {
+        return Err(usage(format!(
+            "{}\n{} of {} rows are invalid; nothing was sent. Fix them, or pass --skip-invalid to revoke the rest and record these as `invalid`.",
+            plan.problem_report(),
+            plan.invalid,
+            plan.rows
+        )));
+    }
+    if args.dry_run {
+        print!("{}", describe_plan(&plan, args));
+        println!("dry run: nothing was sent.");
+        return Ok(ExitCode::Success);
+    }
+    let credentials = credentials::resolve(args.api_token_file.as_deref(), |k| std::env::var(k).ok())
+        .map_err(|e| usage(e.to_string()))?;
+    confirm(&plan, args)?;
+    let results = ResultsFile::create(&output).map_err(|e| usage(e.to_string()))?;
+    let log_file =
+        args.log_file.as_deref().map(logging::open_log_file).transpose().map_err(|e| usage(format!("{e:#}")))?;
+    let progress =
+        Arc::new(Progress::new(plan.unique + if args.skip_invalid { plan.invalid } else { 0 }, verbosity.is_quiet()));
+    let dispatch = logging::dispatch(verbosity, progress.writer(), log_file);
+    let _guard = tracing::dispatcher::set_default(&dispatch);
+    let runtime = logging::runtime(&dispatch)?;
+    let client = ApiClient::new(args.base_url.clone(), &credentials, args.timeout)?;
+    let retry = RetryPolicy {
+        max_attempts: args.max_attempts,
+        initial_delay: args.retry_delay,
+        max_delay: args.retry_max_delay,
+    };
+    let dispatcher = Arc::new(Dispatcher::new(client, Pacer::new(args.rate), retry, usize::from(args.concurrency)));
+    log_start(&plan, args, &credentials, &output);
+    let started = Instant::now();
+    let plan = Arc::new(plan);
+    let tally =
+        runtime.block_on(execute(Arc::clone(&plan), Arc::clone(&dispatcher), results, Arc::clone(&progress)))?;
+    progress.finish();
+    let summary = Summary {
+        plan: &plan,
+        tally,
+        requests: dispatcher.requests.load(Ordering::Relaxed),
+        elapsed: started.elapsed(),
+        stop: dispatcher.stop_reason(),
+        results: &output,
+        log: args.log_file.as_deref(),
+    };
+    summary.log();
+    print!("{summary}");
+    Ok(summary.exit_code())
+}
+
+fn output_path(args: &RevokeArgs) -> anyhow::Result<PathBuf> {
+    if let Some(out) = &args.output {
+        return Ok(out.clone());
+    }
+    if args.input.as_os_str() == "-" {
+        return Err(usage("reading standard input needs --output PATH for the results file"));
+    }
+    results::default_path(&args.input)
+        .ok_or_else(|| usage(format!("cannot derive a results path from {}: pass --output PATH", args.input.display())))
+}
+
+fn describe_plan(plan: &Plan, args: &RevokeArgs) -> String {
+    let requests = plan.unique as f64;
+    let eta = Duration::from_secs_f64(requests / args.rate.per_second());
+    let mut out = format!(
+        "input {} (sha256 {})\n  {} rows: {} certificates to revoke in {} zones, {} duplicates skipped, {} invalid\n  target {}\n  pace {} (about {:.2} requests/s): at least {} for the DELETEs alone\n",
+        plan.display,
+        plan.sha256,
+        plan.rows,
+        plan.unique,
+        plan.zones,
+        plan.duplicates,
+        plan.invalid,
+        args.base_url,
+        args.rate,
+        args.rate.per_second(),
+        humantime::format_duration(Duration::from_secs(eta.as_secs())),
+    );
+    if plan.invalid > 0 {
+        out.push_str(&plan.problem_report());
+        out.push('\n');
+    }
+    out
+}
+
+/// Asks before a destructive run on a terminal; demands `--yes` elsewhere.
+fn confirm(plan: &Plan, args: &RevokeArgs) -> anyhow::Result<()> {
+    if args.yes {
+        return Ok(());
+    }
+    let stdin = io::stdin();
+    if !stdin.is_terminal() || args.input.as_os_str() == "-" {
+        return Err(usage("not on a terminal, so cfrevoke cannot ask for confirmation: pass --yes to revoke without asking (try --dry-run first)"));
+    }
+    eprint!("{}", describe_plan(plan, args));
+    eprint!("Revoke {} certificates in {} zones at {}? Type yes to go on: ", plan.unique, plan.zones, args.base_url);
+    io::stderr().flush().ok();
+    let mut answer = String::new();
+    stdin.lock().read_line(&mut answer).context("cannot read the confirmation")?;
+    match answer.trim().to_ascii_lowercase().as_str() {
+        "y" | "yes" => Ok(()),
+        _ => Err(usage("not confirmed: nothing was sent")),
+    }
+}
+
+fn log_start(plan: &Plan, args: &RevokeArgs, credentials: &Credentials, output: &std::path::Path) {
+    tracing::info!(
+        event = "run_start",
+        version = env!("CARGO_PKG_VERSION"),
+        input = %plan.display,
+        input_sha256 = %plan.sha256,
+        rows = plan.rows,
+        unique = plan.unique,
+        duplicates = plan.duplicates,
+        invalid = plan.invalid,
+        zones = plan.zones,
+        base_url = %args.base_url,
+        auth = credentials.scheme(),
+        rate = %args.rate,
+        concurrency = args.concurrency,
+        max_attempts = args.max_attempts,
+        retry_delay_ms = args.retry_delay.as_millis() as u64,
+        retry_max_delay_ms = args.retry_max_delay.as_millis() as u64,
+        timeout_ms = args.timeout.as_millis() as u64,
+        skip_invalid = args.skip_invalid,
+        results = %output.display(),
+        "run started"
+    );
+}
+
+fn invalid_row(problem: &crate::input::Problem) -> ResultRow {
+    ResultRow {
+        line: problem.line,
+        zone_id: String::new(),
+        certificate_id: String::new(),
+        outcome: Outcome::Invalid,
+        http_status: None,
+        cert_status: None,
+        attempts: 0,
+        error_code: None,
+        error_message: match problem.column {
+            Some(col) => format!("column {col}: expected {}", problem.expected),
+            None => format!("expected {}", problem.expected),
+        },
+        cf_ray: String::new(),
+        finished_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+        duration_ms: 0,
+    }
+}
+
+/// The pipeline proper: input → jobs → dispatcher → collector.
+async fn execute(
+    plan: Arc<Plan>,
+    dispatcher: Arc<Dispatcher>,
+    results: ResultsFile,
+    progress: Arc<Progress>,
+) -> anyhow::Result<crate::results::Tally> {
+    let (row_tx, row_rx) = mpsc::channel::<ResultRow>(CHANNEL_DEPTH);
+    let collector = {
+        let (progress, dispatcher) = (Arc::clone(&progress), Arc::clone(&dispatcher));
+        tokio::task::spawn_blocking(move || collect(results, row_rx, progress, dispatcher))
+    };
+    let signals = tokio::spawn(crate::signals::watch(Arc::clone(&dispatcher)));
+    let ticker =
+        progress.is_visible().then(|| tokio::spawn(show_pauses(Arc::clone(&dispatcher), Arc::clone(&progress))));
+
+    let checked = match plan.first {
+        Some(first) => dispatcher.check_credentials(first).await,
+        None => Ok(()),
+    };
+    match checked {
+        Ok(()) => {
+            let (job_tx, job_rx) = mpsc::channel(CHANNEL_DEPTH);
+            let producer = {
+                let (plan, dispatcher, row_tx) = (Arc::clone(&plan), Arc::clone(&dispatcher), row_tx.clone());
+                tokio::task::spawn_blocking(move || produce(&plan, &dispatcher, &job_tx, &row_tx))
+            };
+            Arc::clone(&dispatcher).run(job_rx, row_tx).await;
+            producer.await.context("the input reader stopped unexpectedly")?;
+        }
+        Err(reason) => {
+            dispatcher.halt(reason);
+            drop(row_tx);
+        }
+    }
+    signals.abort();
+    if let Some(ticker) = ticker {
+        ticker.abort();
+    }
+    collector.await.context("the results writer stopped unexpectedly")
+}
+
+/// Pass two of the input, feeding the bounded job channel.
+fn produce(
+    plan: &Plan,
+    dispatcher: &Dispatcher,
+    jobs: &mpsc::Sender<crate::input::Row>,
+    rows: &mpsc::Sender<ResultRow>,
+) {
+    let stream = match plan.jobs() {
+        Ok(stream) => stream,
+        Err(e) => return dispatcher.halt(StopReason::Input(e.to_string())),
+    };
+    for job in stream {
+        let sent = match job {
+            Ok(Job::Revoke(row)) => jobs.blocking_send(row).is_ok(),
+            Ok(Job::Invalid(problem)) => rows.blocking_send(invalid_row(&problem)).is_ok(),
+            Err(e) => {
+                dispatcher.halt(StopReason::Input(e.to_string()));
+                false
+            }
+        };
+        if !sent {
+            return;
+        }
+    }
+}
+
+/// Keeps the bar's "paused" countdown current while a rate-limit pause lasts.
+async fn show_pauses(dispatcher: Arc<Dispatcher>, progress: Arc<Progress>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        let left =
+            dispatcher.pacer.paused_until().map(|until| until.saturating_duration_since(tokio::time::Instant::now()));
+        progress.refresh(left);
+    }
+}

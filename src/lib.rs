@@ -1,0 +1,38 @@
+//! cfrevoke: bulk revocation of Cloudflare API Shield mTLS client certificates.
+//!
+//! Data flows one way: [`plan`] (input checked, deduped) → jobs over a bounded
+//! channel → [`dispatcher`] (pacing, concurrency, retry) → [`client`] →
+//! [`collector`] (results file, counts) → [`summary`].
+
+pub mod api;
+pub mod cli;
+pub mod client;
+pub mod collector;
+pub mod commands;
+pub mod credentials;
+pub mod dispatcher;
+pub mod exit;
+pub mod ids;
+pub mod input;
+pub mod logging;
+pub mod plan;
+pub mod progress;
+pub mod rate;
+pub mod results;
+pub mod retry;
+pub mod signals;
+pub mod summary;
+
+use cli::{Cli, Command};
+use exit::ExitCode;
+
+/// Runs one command line; errors are printed here, where they meet the user.
+pub fn run(cli: Cli) -> ExitCode {
+    let outcome = match &cli.command {
+        Command::Revoke(args) => commands::revoke::run(args, cli.verbosity),
+    };
+    outcome.unwrap_or_else(|error| {
+        eprintln!("cfrevoke: error: {error:#}");
+        exit::code_for(&error)
+    })
+}

@@ -1,0 +1,308 @@
+//! Turning an input file into a plan (pass one: check everything, count, dedupe)
+//! and then into a stream of jobs (pass two).
+//!
+//! Two passes keep memory bounded by the pipeline rather than the file: pass one
+//! keeps only a sorted vector of 33-byte keys (about 33 MB for a million rows),
+//! pass two re-reads the file and feeds rows into a bounded channel. Standard
+//! input is spooled to a temporary file during pass one so it can be read twice.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::ids::{CertId, ZoneId};
+use crate::input::{InputError, InputReader, Problem, Record, Row};
+
+/// How many problems are listed before the rest are only counted.
+pub const PROBLEMS_SHOWN: usize = 20;
+
+type Key = [u8; 33];
+
+fn key(zone: ZoneId, cert: CertId) -> Key {
+    let mut k = [0u8; 33];
+    k[..16].copy_from_slice(&zone.to_bytes());
+    k[16..].copy_from_slice(&cert.to_bytes());
+    k
+}
+
+/// Where the rows come from: a file, or standard input spooled to disk.
+pub enum Source {
+    File(PathBuf),
+    Stdin(tempfile::NamedTempFile),
+}
+
+impl Source {
+    fn path(&self) -> &Path {
+        match self {
+            Source::File(p) => p,
+            Source::Stdin(t) => t.path(),
+        }
+    }
+}
+
+/// What pass one learnt about the input.
+pub struct Plan {
+    /// The name used in messages: the path as given, or `<stdin>`.
+    pub display: String,
+    pub source: Source,
+    /// Non-blank data rows.
+    pub rows: u64,
+    pub unique: u64,
+    pub duplicates: u64,
+    pub invalid: u64,
+    pub zones: u64,
+    /// The first `PROBLEMS_SHOWN` problems, in file order.
+    pub problems: Vec<Problem>,
+    pub sha256: String,
+    /// The first valid row, used for the read-only credentials check.
+    pub first: Option<Row>,
+    keys: Vec<Key>,
+}
+
+/// Feeds every byte read through SHA-256, and optionally copies it to a spool.
+struct Tee<R, W> {
+    inner: R,
+    hasher: Sha256,
+    copy: Option<W>,
+}
+
+impl<R: Read, W: Write> Read for Tee<R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        if let Some(copy) = self.copy.as_mut() {
+            copy.write_all(&buf[..n])?;
+        }
+        Ok(n)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("cannot open the input {path}: {source}")]
+    Open { path: String, source: io::Error },
+    #[error("cannot spool standard input to a temporary file: {0}")]
+    Spool(io::Error),
+    #[error("{0}")]
+    Input(String),
+}
+
+impl Plan {
+    /// Pass one over `input` (`-` for standard input).
+    pub fn build(input: &Path) -> Result<Plan, PlanError> {
+        if input == Path::new("-") {
+            let spool = tempfile::NamedTempFile::new().map_err(PlanError::Spool)?;
+            let writer = io::BufWriter::new(spool.reopen().map_err(PlanError::Spool)?);
+            let tee = Tee { inner: io::stdin().lock(), hasher: Sha256::new(), copy: Some(writer) };
+            Plan::scan("<stdin>".into(), Source::Stdin(spool), tee)
+        } else {
+            let display = input.display().to_string();
+            let file = File::open(input).map_err(|source| PlanError::Open { path: display.clone(), source })?;
+            let tee = Tee::<_, io::Sink> {
+                inner: BufReader::with_capacity(1 << 16, file),
+                hasher: Sha256::new(),
+                copy: None,
+            };
+            Plan::scan(display, Source::File(input.to_path_buf()), tee)
+        }
+    }
+
+    fn scan<R: Read, W: Write>(display: String, source: Source, mut tee: Tee<R, W>) -> Result<Plan, PlanError> {
+        let located = |e: InputError| PlanError::Input(e.located(&display));
+        let mut reader = InputReader::new(BufReader::with_capacity(1 << 16, &mut tee)).map_err(located)?;
+        let mut plan = Plan {
+            display: String::new(),
+            source,
+            rows: 0,
+            unique: 0,
+            duplicates: 0,
+            invalid: 0,
+            zones: 0,
+            problems: vec![],
+            sha256: String::new(),
+            first: None,
+            keys: vec![],
+        };
+        while let Some(record) = reader.next_record().map_err(located)? {
+            plan.rows += 1;
+            match record {
+                Record::Valid(row) => {
+                    plan.first.get_or_insert(row);
+                    plan.keys.push(key(row.zone, row.cert));
+                }
+                Record::Invalid(problem) => {
+                    plan.invalid += 1;
+                    if plan.problems.len() < PROBLEMS_SHOWN {
+                        plan.problems.push(problem);
+                    }
+                }
+            }
+        }
+        drop(reader);
+        if let Some(copy) = tee.copy.as_mut() {
+            copy.flush().map_err(PlanError::Spool)?;
+        }
+        if plan.rows == 0 {
+            return Err(PlanError::Input(format!(
+                "{display}: expected at least one row of zone_id,certificate_id after the header; the input has none"
+            )));
+        }
+        plan.keys.sort_unstable();
+        let valid = plan.keys.len() as u64;
+        plan.keys.dedup();
+        plan.keys.shrink_to_fit();
+        plan.unique = plan.keys.len() as u64;
+        plan.duplicates = valid - plan.unique;
+        plan.zones = count_zones(&plan.keys);
+        plan.sha256 = format!("{:x}", tee.hasher.finalize());
+        plan.display = display;
+        Ok(plan)
+    }
+
+    /// Every problem found, one per line, with a count of those not listed.
+    pub fn problem_report(&self) -> String {
+        let mut out: Vec<String> = self.problems.iter().map(|p| p.located(&self.display)).collect();
+        let hidden = self.invalid - self.problems.len() as u64;
+        if hidden > 0 {
+            out.push(format!("... and {hidden} more invalid row(s)"));
+        }
+        out.join("\n")
+    }
+
+    /// Pass two: opens the input again and yields each unique valid row once, in
+    /// file order, plus the invalid rows (so they can be recorded).
+    pub fn jobs(&self) -> Result<Jobs<'_>, PlanError> {
+        let path = self.source.path();
+        let file = File::open(path).map_err(|source| PlanError::Open { path: self.display.clone(), source })?;
+        let reader = InputReader::new(BufReader::with_capacity(1 << 16, file))
+            .map_err(|e| PlanError::Input(e.located(&self.display)))?;
+        Ok(Jobs { reader, keys: &self.keys, seen: vec![0u64; self.keys.len().div_ceil(64)], display: &self.display })
+    }
+}
+
+/// Keys sort by zone first, so distinct zones are runs of equal prefixes.
+fn count_zones(keys: &[Key]) -> u64 {
+    let mut zones = 0;
+    let mut last: Option<&[u8]> = None;
+    for k in keys {
+        if last != Some(&k[..16]) {
+            zones += 1;
+            last = Some(&k[..16]);
+        }
+    }
+    zones
+}
+
+/// The job stream of pass two; duplicates are dropped using a bitset over the
+/// sorted keys, so the first occurrence of each pair is the one revoked.
+pub struct Jobs<'a> {
+    reader: InputReader<BufReader<File>>,
+    keys: &'a [Key],
+    seen: Vec<u64>,
+    display: &'a str,
+}
+
+/// A unit of work for the dispatcher, or a row to record as invalid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Job {
+    Revoke(Row),
+    Invalid(Problem),
+}
+
+impl Iterator for Jobs<'_> {
+    type Item = Result<Job, PlanError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let record = match self.reader.next_record() {
+                Ok(Some(record)) => record,
+                Ok(None) => return None,
+                Err(e) => return Some(Err(PlanError::Input(e.located(self.display)))),
+            };
+            match record {
+                Record::Invalid(problem) => return Some(Ok(Job::Invalid(problem))),
+                Record::Valid(row) => {
+                    let Ok(index) = self.keys.binary_search(&key(row.zone, row.cert)) else {
+                        return Some(Err(PlanError::Input(format!(
+                            "{}:{}: the input changed while cfrevoke was reading it; run again on a stable copy",
+                            self.display, row.line
+                        ))));
+                    };
+                    let (word, bit) = (index / 64, 1u64 << (index % 64));
+                    if self.seen[word] & bit == 0 {
+                        self.seen[word] |= bit;
+                        return Some(Ok(Job::Revoke(row)));
+                    }
+                    tracing::debug!(line = row.line, zone_id = %row.zone, certificate_id = %row.cert, "duplicate pair skipped");
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const Z1: &str = "023e105f4ecef8ad9ca31a8372d0c353";
+    const Z2: &str = "ffffffffffffffffffffffffffffffff";
+    const C1: &str = "0123456789abcdef0123456789abcdef";
+    const C2: &str = "568b6b74-7b0c-4755-8840-4e3b8c24adeb";
+
+    fn plan_of(text: &str) -> (tempfile::TempDir, Result<Plan, PlanError>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.csv");
+        std::fs::write(&path, text).unwrap();
+        let plan = Plan::build(&path);
+        (dir, plan)
+    }
+
+    #[test]
+    fn duplicates_are_revoked_once_in_file_order() {
+        let text =
+            format!("zone_id,certificate_id\n{Z2},{C1}\n{Z1},{C2}\n{Z2},{}\n{Z1},bad\n{Z1},{C1}\n", C1.to_uppercase());
+        let (_dir, plan) = plan_of(&text);
+        let plan = plan.unwrap();
+        assert_eq!((plan.rows, plan.unique, plan.duplicates, plan.invalid, plan.zones), (5, 3, 1, 1, 2));
+        assert_eq!(plan.first.unwrap().line, 2);
+        let jobs: Vec<Job> = plan.jobs().unwrap().map(Result::unwrap).collect();
+        let lines: Vec<u64> = jobs
+            .iter()
+            .map(|j| match j {
+                Job::Revoke(r) => r.line,
+                Job::Invalid(p) => p.line,
+            })
+            .collect();
+        assert_eq!(lines, vec![2, 3, 5, 6]);
+        assert!(matches!(jobs[2], Job::Invalid(_)));
+    }
+
+    #[test]
+    fn checksum_is_of_the_bytes_read() {
+        let text = format!("zone_id,certificate_id\n{Z1},{C1}\n");
+        let (_dir, plan) = plan_of(&text);
+        let expected = format!("{:x}", Sha256::digest(text.as_bytes()));
+        assert_eq!(plan.unwrap().sha256, expected);
+    }
+
+    #[test]
+    fn header_only_input_is_refused() {
+        let (_dir, plan) = plan_of("zone_id,certificate_id\n\n");
+        let err = plan.err().unwrap().to_string();
+        assert!(err.contains("expected at least one row"), "{err}");
+    }
+
+    #[test]
+    fn problem_report_counts_what_it_does_not_list() {
+        let mut text = String::from("zone_id,certificate_id\n");
+        for _ in 0..PROBLEMS_SHOWN + 5 {
+            text.push_str("x,y\n");
+        }
+        let (_dir, plan) = plan_of(&text);
+        let report = plan.unwrap().problem_report();
+        assert_eq!(report.lines().count(), PROBLEMS_SHOWN + 1);
+        assert!(report.ends_with("... and 5 more invalid row(s)"), "{report}");
+    }
+}

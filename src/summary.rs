@@ -1,0 +1,96 @@
+//! The end of a run: the summary a person reads, the `run_end` log event, and
+//! the exit code cron acts on, all from the same numbers.
+
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::dispatcher::StopReason;
+use crate::exit::ExitCode;
+use crate::plan::Plan;
+use crate::results::{Outcome, Tally};
+
+pub struct Summary<'a> {
+    pub plan: &'a Plan,
+    pub tally: Tally,
+    pub requests: u64,
+    pub elapsed: Duration,
+    pub stop: Option<StopReason>,
+    pub results: &'a Path,
+    pub log: Option<&'a Path>,
+}
+
+impl Summary<'_> {
+    /// Unique pairs with no results row: left for a resumed run.
+    pub fn not_attempted(&self) -> u64 {
+        self.plan.unique.saturating_sub(self.tally.total() - self.tally.invalid)
+    }
+
+    fn rate(&self) -> f64 {
+        self.requests as f64 / self.elapsed.as_secs_f64().max(1e-3)
+    }
+
+    pub fn exit_code(&self) -> ExitCode {
+        match self.stop {
+            Some(StopReason::CredentialsRefused(_)) => ExitCode::CredentialsRefused,
+            Some(StopReason::Interrupted) => ExitCode::Interrupted,
+            Some(_) => ExitCode::RowsFailed,
+            None if self.tally.unsuccessful() > 0 || self.not_attempted() > 0 => ExitCode::RowsFailed,
+            None => ExitCode::Success,
+        }
+    }
+
+    pub fn log(&self) {
+        tracing::info!(
+            event = "run_end",
+            revoked = self.tally.revoked,
+            already_revoked = self.tally.already_revoked,
+            not_found = self.tally.not_found,
+            failed = self.tally.failed,
+            invalid = self.tally.invalid,
+            duplicates = self.plan.duplicates,
+            not_attempted = self.not_attempted(),
+            requests = self.requests,
+            elapsed_ms = self.elapsed.as_millis() as u64,
+            stop = self.stop.as_ref().map(|s| format!("{s:?}")),
+            exit_code = self.exit_code().code(),
+            "run finished"
+        );
+    }
+}
+
+impl fmt::Display for Summary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.stop {
+            Some(StopReason::CredentialsRefused(why)) => {
+                writeln!(f, "STOPPED: the API refused the credentials ({why}). Check the token is valid and has \"SSL and Certificates Write\".")?
+            }
+            Some(StopReason::Unreachable(why)) => writeln!(f, "STOPPED: could not check the credentials, the API kept failing ({why}). Nothing was revoked.")?,
+            Some(StopReason::Interrupted) => writeln!(f, "STOPPED: interrupted.")?,
+            Some(StopReason::Output(why)) => writeln!(f, "STOPPED: {why}")?,
+            Some(StopReason::Input(why)) => writeln!(f, "STOPPED: {why}")?,
+            None => {}
+        }
+        writeln!(
+            f,
+            "{} rows, {} unique certificates in {} zones ({} duplicates skipped)",
+            self.plan.rows, self.plan.unique, self.plan.zones, self.plan.duplicates
+        )?;
+        for outcome in Outcome::ALL {
+            writeln!(f, "  {:<16} {:>8}", outcome.as_str(), self.tally.get(outcome))?;
+        }
+        writeln!(f, "  {:<16} {:>8}", "not attempted", self.not_attempted())?;
+        writeln!(
+            f,
+            "{} requests in {} ({:.2}/s)",
+            self.requests,
+            humantime::format_duration(Duration::from_millis(self.elapsed.as_millis() as u64)),
+            self.rate()
+        )?;
+        writeln!(f, "results: {}", self.results.display())?;
+        if let Some(log) = self.log {
+            writeln!(f, "log: {}", log.display())?;
+        }
+        Ok(())
+    }
+}
