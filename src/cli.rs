@@ -24,5 +24,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Revoke every certificate listed in a CSV of zone_id,certificate_id.
+    // A later flag overrides an earlier one, so wrapper scripts can set defaults.
+    #[command(args_override_self = true)]
     Revoke(Box<RevokeArgs>),
 }

@@ -129,7 +129,7 @@ impl Fields {
     fn get(&self, index: usize) -> Option<&[u8]> {
         let end = *self.ends.get(index)?;
         let start = if index == 0 { 0 } else { self.ends[index - 1] };
-        Some(self.bytes[start..end].trim_ascii())
+        Some(unquote(self.bytes[start..end].trim_ascii()))
     }
 
     fn iter(&self) -> impl Iterator<Item = &[u8]> {
@@ -138,6 +138,15 @@ impl Fields {
 
     fn is_blank(&self) -> bool {
         self.iter().all(<[u8]>::is_empty)
+    }
+}
+
+/// A field quoted after a space (`a, "b"`) is not quoted as far as CSV is
+/// concerned; spreadsheets and hand edits produce it, so the quotes go too.
+fn unquote(field: &[u8]) -> &[u8] {
+    match field {
+        [b'"', inner @ .., b'"'] => inner.trim_ascii(),
+        _ => field,
     }
 }
 

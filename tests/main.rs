@@ -1,0 +1,9 @@
+//! One integration-test binary (as xsv does): every module shares `support`.
+
+mod support;
+
+mod input_errors;
+mod pacing;
+mod parser_props;
+mod revoke;
+mod secrets;

@@ -1,0 +1,208 @@
+//! Shared test helpers: a scratch directory, deterministic IDs, the binary,
+//! and a closure-built API double on loopback that records every hit.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Response, Uri};
+use axum::Router;
+
+/// A temporary directory for one test's files.
+pub struct Workdir {
+    dir: tempfile::TempDir,
+}
+
+impl Workdir {
+    pub fn new() -> Self {
+        Workdir { dir: tempfile::tempdir().expect("tempdir") }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write(&self, name: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, contents).expect("write test file");
+        path
+    }
+
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path(name)).unwrap_or_default()
+    }
+
+    /// The results file as records (header excluded), keyed by column name.
+    pub fn results(&self, name: &str) -> Vec<std::collections::HashMap<String, String>> {
+        let mut reader = csv::Reader::from_path(self.path(name)).expect("results file");
+        let headers = reader.headers().expect("header").clone();
+        reader
+            .records()
+            .map(|r| headers.iter().map(str::to_string).zip(r.expect("record").iter().map(str::to_string)).collect())
+            .collect()
+    }
+}
+
+pub fn zone(i: usize) -> String {
+    format!("{:032x}", 0xaaaa_0000_u128 + i as u128)
+}
+
+pub fn cert(i: usize) -> String {
+    format!("{:032x}", 0xcccc_0000_0000_u128 + i as u128)
+}
+
+/// A CSV of `rows` pairs spread over three zones.
+pub fn input_csv(rows: usize) -> String {
+    let mut text = String::from("zone_id,certificate_id\n");
+    for i in 0..rows {
+        text.push_str(&format!("{},{}\n", zone(i % 3), cert(i)));
+    }
+    text
+}
+
+/// The cfrevoke binary with no Cloudflare settings inherited from the host.
+pub fn cfrevoke() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("cfrevoke").expect("binary");
+    for var in ["CLOUDFLARE_API_TOKEN", "CLOUDFLARE_EMAIL", "CLOUDFLARE_API_KEY", "CLOUDFLARE_BASE_URL", "RUST_LOG"] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// Runs a command off the async runtime so the test server keeps serving.
+pub async fn run(mut cmd: assert_cmd::Command) -> std::process::Output {
+    tokio::task::spawn_blocking(move || cmd.output().expect("run cfrevoke")).await.expect("join")
+}
+
+/// One request as the double saw it.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub method: Method,
+    pub path: String,
+    pub authorization: Option<String>,
+    pub user_agent: Option<String>,
+    pub at: Instant,
+    /// How many earlier hits had the same method and path.
+    pub repeat: usize,
+}
+
+impl Hit {
+    /// The certificate ID at the end of the path.
+    pub fn cert(&self) -> &str {
+        self.path.rsplit('/').next().unwrap_or("")
+    }
+}
+
+/// What the double answers.
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Reply {
+    pub fn revoked(hit: &Hit) -> Reply {
+        let body = serde_json::json!({
+            "success": true, "errors": [], "messages": [],
+            "result": {"id": hit.cert(), "status": "pending_revocation"}
+        });
+        Reply { status: 200, body: body.to_string(), headers: vec![("cf-ray", format!("ray-{}", hit.cert()))] }
+    }
+
+    pub fn error(status: u16, code: i64, message: &str) -> Reply {
+        let body = serde_json::json!({
+            "success": false, "errors": [{"code": code, "message": message}], "messages": [], "result": null
+        });
+        Reply { status, body: body.to_string(), headers: vec![] }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: &str) -> Reply {
+        self.headers.push((name, value.to_string()));
+        self
+    }
+}
+
+type Responder = dyn Fn(&Hit) -> Reply + Send + Sync;
+
+/// The API double: every request is recorded, then answered by the closure.
+pub struct TestApi {
+    pub addr: SocketAddr,
+    hits: Arc<Mutex<Vec<Hit>>>,
+}
+
+impl TestApi {
+    pub async fn start(responder: impl Fn(&Hit) -> Reply + Send + Sync + 'static) -> TestApi {
+        let hits: Arc<Mutex<Vec<Hit>>> = Arc::default();
+        let responder: Arc<Responder> = Arc::new(responder);
+        let recorded = Arc::clone(&hits);
+        let app = Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap| {
+            let (hits, responder) = (Arc::clone(&recorded), Arc::clone(&responder));
+            async move {
+                let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+                let hit = {
+                    let mut hits = hits.lock().unwrap();
+                    let path = uri.path().to_string();
+                    let repeat = hits.iter().filter(|h| h.method == method && h.path == path).count();
+                    let hit = Hit {
+                        method,
+                        path,
+                        authorization: header("authorization"),
+                        user_agent: header("user-agent"),
+                        at: Instant::now(),
+                        repeat,
+                    };
+                    hits.push(hit.clone());
+                    hit
+                };
+                let reply = responder(&hit);
+                let mut response = Response::builder().status(reply.status).header("content-type", "application/json");
+                for (name, value) in reply.headers {
+                    response = response.header(name, value);
+                }
+                response.body(Body::from(reply.body)).unwrap()
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+        TestApi { addr, hits }
+    }
+
+    pub fn base_url(&self) -> String {
+        format!("http://{}/client/v4", self.addr)
+    }
+
+    pub fn hits(&self) -> Vec<Hit> {
+        self.hits.lock().unwrap().clone()
+    }
+
+    pub fn count(&self, method: Method) -> usize {
+        self.hits().iter().filter(|h| h.method == method).count()
+    }
+
+    /// `cfrevoke revoke INPUT` against this double, fast settings, a token.
+    pub fn revoke(&self, input: &Path, output: &Path) -> assert_cmd::Command {
+        let mut cmd = cfrevoke();
+        cmd.env("CLOUDFLARE_API_TOKEN", TOKEN)
+            .arg("revoke")
+            .arg(input)
+            .arg("--output")
+            .arg(output)
+            .args(["--base-url", &self.base_url(), "--yes", "--rate", "1000/s", "--retry-delay", "5ms"])
+            .args(["--retry-max-delay", "20ms", "--timeout", "5s"]);
+        cmd
+    }
+}
+
+/// A token that must never show up anywhere cfrevoke writes.
+pub const TOKEN: &str = "cfr-test-TOKEN-a1b2c3d4e5f6-do-not-leak";
+
+pub fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
