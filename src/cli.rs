@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 use crate::commands::revoke::RevokeArgs;
+use crate::commands::sandbox::SandboxArgs;
 use crate::logging::Verbosity;
 
 /// Revoke Cloudflare API Shield mTLS client certificates in bulk: paced under
@@ -27,4 +28,6 @@ pub enum Command {
     // A later flag overrides an earlier one, so wrapper scripts can set defaults.
     #[command(args_override_self = true)]
     Revoke(Box<RevokeArgs>),
+    /// Serve a simulated Cloudflare client-certificate API on loopback, for demos, drills and tests.
+    Sandbox(Box<SandboxArgs>),
 }

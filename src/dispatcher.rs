@@ -149,9 +149,10 @@ impl Dispatcher {
             }
             let attempt = schedule.attempt();
             let answer = self.client.get(row.zone, row.cert).await;
-            log_attempt("GET", &row, attempt, &answer, None);
             let (why, rate_limited, after) = match &answer {
                 Ok(reply) if matches!(reply.status, 401 | 403) => {
+                    Attempt { method: "GET", row: &row, number: attempt, answer: &answer }
+                        .log("credentials_refused", None);
                     return Err(StopReason::CredentialsRefused(format!(
                         "HTTP {}: {}",
                         reply.status,
@@ -160,11 +161,15 @@ impl Dispatcher {
                 }
                 Ok(reply) => match judge(reply) {
                     Verdict::Retry { why, rate_limited, after } => (why, rate_limited, after),
-                    _ => return Ok(()),
+                    _ => {
+                        Attempt { method: "GET", row: &row, number: attempt, answer: &answer }.log("accepted", None);
+                        return Ok(());
+                    }
                 },
                 Err(e) => (e.to_string(), false, None),
             };
-            match self.wait_to_retry(&mut schedule, rate_limited, after).await {
+            let tried = Attempt { method: "GET", row: &row, number: attempt, answer: &answer };
+            match self.wait_to_retry(&mut schedule, rate_limited, after, tried).await {
                 Wait::Again => {}
                 Wait::GiveUp => {
                     return Err(StopReason::Unreachable(format!("gave up after {attempt} attempt(s): {why}")))
@@ -174,16 +179,26 @@ impl Dispatcher {
         }
     }
 
-    /// Sleeps before the next attempt. A 429 pauses every worker through the
-    /// pacer, so this worker then waits there like the others.
-    async fn wait_to_retry(&self, schedule: &mut RetrySchedule, rate_limited: bool, after: Option<Duration>) -> Wait {
+    /// Logs a failed attempt with the wait it earned, then waits. A 429
+    /// pauses every worker through the pacer, so this worker then waits there
+    /// like the others.
+    async fn wait_to_retry(
+        &self,
+        schedule: &mut RetrySchedule,
+        rate_limited: bool,
+        after: Option<Duration>,
+        tried: Attempt<'_>,
+    ) -> Wait {
         let Some(backoff) = schedule.next_delay() else {
+            tried.log("give_up", None);
             return Wait::GiveUp;
         };
         let delay = after.map_or(backoff, |d| d.min(MAX_RETRY_AFTER));
+        tried.log("retry", Some(delay));
         if rate_limited {
-            self.pacer.pause_for(delay);
-            tracing::warn!(pause_ms = delay.as_millis() as u64, "rate limited by the API: every worker pauses");
+            if self.pacer.pause_for(delay) {
+                tracing::warn!(pause_ms = delay.as_millis() as u64, "rate limited by the API: every worker pauses");
+            }
             return Wait::Again;
         }
         tokio::select! {
@@ -207,6 +222,7 @@ impl Dispatcher {
                 Ok(reply) => judge(reply),
                 Err(e) => Verdict::Retry { why: e.to_string(), rate_limited: false, after: None },
             };
+            let tried = Attempt { method: "DELETE", row: &row, number: attempt, answer: &answer };
             let finish = |outcome, error: Option<(Option<i64>, String)>| {
                 let reply = answer.as_ref().ok();
                 let (error_code, error_message) = error.unwrap_or_default();
@@ -231,18 +247,17 @@ impl Dispatcher {
             };
             match verdict {
                 Verdict::Final { outcome, error } => {
-                    log_attempt("DELETE", &row, attempt, &answer, Some(outcome.as_str()));
+                    tried.log(outcome.as_str(), None);
                     return Some(finish(outcome, error));
                 }
                 Verdict::AuthRefused(why) => {
-                    log_attempt("DELETE", &row, attempt, &answer, Some("credentials_refused"));
+                    tried.log("credentials_refused", None);
                     self.halt(StopReason::CredentialsRefused(why.clone()));
                     let code = answer.as_ref().ok().and_then(|r| error_of(r).0);
                     return Some(finish(Outcome::Failed, Some((code, why))));
                 }
                 Verdict::Retry { why, rate_limited, after } => {
-                    log_attempt("DELETE", &row, attempt, &answer, Some("retry"));
-                    match self.wait_to_retry(&mut schedule, rate_limited, after).await {
+                    match self.wait_to_retry(&mut schedule, rate_limited, after, tried).await {
                         Wait::Again => {}
                         Wait::GiveUp => {
                             let code = answer.as_ref().ok().and_then(|r| error_of(r).0);
@@ -303,34 +318,35 @@ fn surface_panic(joined: Result<(), tokio::task::JoinError>) {
     }
 }
 
-/// One structured event per attempt: what the log file is for.
-fn log_attempt(method: &str, row: &Row, attempt: u32, answer: &Result<Reply, TransportError>, verdict: Option<&str>) {
-    match answer {
-        Ok(reply) => tracing::debug!(
+/// One request and what came of it, for the per-attempt log event.
+#[derive(Clone, Copy)]
+struct Attempt<'a> {
+    method: &'static str,
+    row: &'a Row,
+    number: u32,
+    answer: &'a Result<Reply, TransportError>,
+}
+
+impl Attempt<'_> {
+    /// One structured event per attempt: what the log file is for.
+    fn log(&self, verdict: &str, retry_in: Option<Duration>) {
+        let reply = self.answer.as_ref().ok();
+        tracing::debug!(
             target: "cfrevoke::attempt",
-            method,
-            line = row.line,
-            zone_id = %row.zone,
-            certificate_id = %row.cert,
-            attempt,
-            status = reply.status,
-            latency_ms = reply.latency.as_millis() as u64,
-            retry_after_ms = reply.retry_after.map(|d| d.as_millis() as u64),
-            cf_ray = reply.cf_ray.as_deref().unwrap_or(""),
+            method = self.method,
+            line = self.row.line,
+            zone_id = %self.row.zone,
+            certificate_id = %self.row.cert,
+            attempt = self.number,
+            status = reply.map(|r| r.status),
+            latency_ms = reply.map(|r| r.latency.as_millis() as u64),
+            retry_after_ms = reply.and_then(|r| r.retry_after).map(|d| d.as_millis() as u64),
+            retry_in_ms = retry_in.map(|d| d.as_millis() as u64),
+            cf_ray = reply.and_then(|r| r.cf_ray.as_deref()),
+            error = self.answer.as_ref().err().map(tracing::field::display),
             verdict,
             "attempt"
-        ),
-        Err(e) => tracing::debug!(
-            target: "cfrevoke::attempt",
-            method,
-            line = row.line,
-            zone_id = %row.zone,
-            certificate_id = %row.cert,
-            attempt,
-            error = %e,
-            verdict,
-            "attempt"
-        ),
+        );
     }
 }
 

@@ -89,19 +89,26 @@ struct Fields {
     parser: csv_core::Reader,
     bytes: Vec<u8>,
     ends: Vec<usize>,
+    /// Fields in the current line (`ends` is only ever grown).
+    count: usize,
 }
 
 impl Default for Fields {
     /// Built by hand: csv-core's derived `Default` leaves the parser unconfigured.
     fn default() -> Self {
-        Fields { parser: csv_core::Reader::new(), bytes: Vec::new(), ends: Vec::new() }
+        Fields { parser: csv_core::Reader::new(), bytes: Vec::new(), ends: Vec::new(), count: 0 }
     }
 }
 
 impl Fields {
     fn split(&mut self, line: &[u8]) {
-        self.bytes.resize(line.len().max(1), 0);
-        self.ends.resize(8, 0);
+        // Grow only: output never exceeds the input line.
+        if self.bytes.len() < line.len().max(1) {
+            self.bytes.resize(line.len().max(1), 0);
+        }
+        if self.ends.len() < 8 {
+            self.ends.resize(8, 0);
+        }
         self.parser.reset();
         let (mut input, mut out, mut nends) = (line, 0, 0);
         loop {
@@ -119,15 +126,15 @@ impl Fields {
         }
         // csv-core counts field ends from the start of the record, across
         // calls, so they index `bytes` directly.
-        self.ends.truncate(nends);
+        self.count = nends;
     }
 
     fn len(&self) -> usize {
-        self.ends.len()
+        self.count
     }
 
     fn get(&self, index: usize) -> Option<&[u8]> {
-        let end = *self.ends.get(index)?;
+        let end = *self.ends[..self.count].get(index)?;
         let start = if index == 0 { 0 } else { self.ends[index - 1] };
         Some(unquote(self.bytes[start..end].trim_ascii()))
     }

@@ -20,6 +20,7 @@ pub mod progress;
 pub mod rate;
 pub mod results;
 pub mod retry;
+pub mod sandbox;
 pub mod signals;
 pub mod summary;
 
@@ -30,6 +31,7 @@ use exit::ExitCode;
 pub fn run(cli: Cli) -> ExitCode {
     let outcome = match &cli.command {
         Command::Revoke(args) => commands::revoke::run(args, cli.verbosity),
+        Command::Sandbox(args) => commands::sandbox::run(args),
     };
     outcome.unwrap_or_else(|error| {
         eprintln!("cfrevoke: error: {error:#}");

@@ -182,6 +182,19 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// Every unique valid pair in file order, for seeding the sandbox.
+    pub fn pairs(&self) -> Result<Vec<(ZoneId, CertId)>, PlanError> {
+        let mut pairs = Vec::with_capacity(self.keys.len());
+        for job in self.jobs()? {
+            if let Job::Revoke(row) = job? {
+                pairs.push((row.zone, row.cert));
+            }
+        }
+        Ok(pairs)
+    }
+}
+
 /// Keys sort by zone first, so distinct zones are runs of equal prefixes.
 fn count_zones(keys: &[Key]) -> u64 {
     let mut zones = 0;

@@ -13,23 +13,28 @@ use crate::results::Outcome;
 pub struct Progress {
     bar: ProgressBar,
     failures: AtomicU64,
+    prefix: &'static str,
 }
 
 impl Progress {
     /// A bar for `total` rows, drawn only if stderr is a terminal and `quiet` is off.
-    pub fn new(total: u64, quiet: bool) -> Self {
+    /// `prefix` starts the bar's line and every log line (the sandbox marker).
+    pub fn new(total: u64, quiet: bool, prefix: &'static str) -> Self {
         let bar = if quiet || !io::stderr().is_terminal() {
             ProgressBar::hidden()
         } else {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(4));
             bar.set_style(
-                ProgressStyle::with_template("{elapsed_precise} [{wide_bar}] {pos}/{len} {per_sec} ETA {eta} {msg}")
-                    .expect("template is valid")
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "{prefix}{elapsed_precise} [{wide_bar}] {pos}/{len} {per_sec} ETA {eta} {msg}",
+                )
+                .expect("template is valid")
+                .progress_chars("=> "),
             );
+            bar.set_prefix(prefix);
             bar
         };
-        Progress { bar, failures: AtomicU64::new(0) }
+        Progress { bar, failures: AtomicU64::new(0), prefix }
     }
 
     pub fn is_visible(&self) -> bool {
@@ -61,17 +66,26 @@ impl Progress {
 
     /// A writer for log lines that lifts the bar out of the way first.
     pub fn writer(&self) -> BarWriter {
-        BarWriter(self.bar.clone())
+        BarWriter { bar: self.bar.clone(), prefix: self.prefix }
     }
 }
 
 /// Writes to stderr around the progress bar so the two never interleave.
+/// The log layer hands over one whole line per write.
 #[derive(Clone)]
-pub struct BarWriter(ProgressBar);
+pub struct BarWriter {
+    bar: ProgressBar,
+    prefix: &'static str,
+}
 
 impl Write for BarWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.suspend(|| io::stderr().write(buf))
+        self.bar.suspend(|| {
+            let mut stderr = io::stderr().lock();
+            stderr.write_all(self.prefix.as_bytes())?;
+            stderr.write_all(buf)
+        })?;
+        Ok(buf.len())
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -102,12 +102,17 @@ impl Pacer {
     }
 
     /// Holds back every worker for `delay` (never shortening a longer pause).
-    pub fn pause_for(&self, delay: Duration) {
-        let until = Instant::now() + delay;
+    /// Returns whether this started a pause, as opposed to extending one that
+    /// other workers' 429s already started.
+    pub fn pause_for(&self, delay: Duration) -> bool {
+        let now = Instant::now();
+        let until = now + delay;
         let mut paused = self.paused_until.lock().expect("pause lock");
+        let started = paused.is_none_or(|current| current <= now);
         if paused.is_none_or(|current| current < until) {
             *paused = Some(until);
         }
+        started
     }
 
     /// When the current pause ends, if one is in force.
@@ -149,8 +154,8 @@ mod tests {
     async fn a_pause_holds_back_ready_until_it_ends() {
         let pacer = Pacer::new("1000/s".parse().unwrap());
         let start = Instant::now();
-        pacer.pause_for(Duration::from_secs(90));
-        pacer.pause_for(Duration::from_secs(5));
+        assert!(pacer.pause_for(Duration::from_secs(90)));
+        assert!(!pacer.pause_for(Duration::from_secs(5)));
         pacer.ready().await;
         assert!(start.elapsed() >= Duration::from_secs(90));
         assert!(pacer.paused_until().is_none());

@@ -110,10 +110,10 @@ pub enum ResultsError {
     Write { path: PathBuf, source: io::Error },
 }
 
-/// The default results path: `<input stem>.results.csv` beside the input.
-pub fn default_path(input: &Path) -> Option<PathBuf> {
+/// The default results path: `<input stem>.<kind>.csv` beside the input.
+pub fn default_path(input: &Path, kind: &str) -> Option<PathBuf> {
     let stem = input.file_stem()?.to_str()?;
-    Some(input.with_file_name(format!("{stem}.results.csv")))
+    Some(input.with_file_name(format!("{stem}.{kind}.csv")))
 }
 
 /// An open results file. Created with `create_new`, so an existing file is
@@ -231,7 +231,7 @@ mod tests {
 
     #[test]
     fn default_path_sits_beside_the_input() {
-        assert_eq!(default_path(Path::new("/x/certs.csv")).unwrap(), PathBuf::from("/x/certs.results.csv"));
+        assert_eq!(default_path(Path::new("/x/certs.csv"), "results").unwrap(), PathBuf::from("/x/certs.results.csv"));
     }
 
     #[test]

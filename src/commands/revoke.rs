@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::client::{ApiClient, BaseUrl, DEFAULT_BASE_URL};
 use crate::collector::collect;
-use crate::credentials::{self, Credentials};
+use crate::credentials::{self, Credentials, Secret};
 use crate::dispatcher::{Dispatcher, StopReason};
 use crate::exit::{usage, ExitCode};
 use crate::logging::{self, Verbosity};
@@ -21,6 +21,7 @@ use crate::progress::Progress;
 use crate::rate::{Pacer, Rate};
 use crate::results::{self, Outcome, ResultRow, ResultsFile};
 use crate::retry::RetryPolicy;
+use crate::sandbox::{Sandbox, SandboxConfig};
 use crate::summary::Summary;
 
 /// Jobs and results queued between stages; bounds memory whatever the input size.
@@ -48,10 +49,10 @@ pub struct RevokeArgs {
     pub api_token_file: Option<PathBuf>,
 
     /// Most requests per window, e.g. 4/s, 100/m, 1200/5m. Every request counts (checks and retries too);
-    /// the pace stays 1% under it. The default is Cloudflare's quota per user: lower it if other tools
-    /// share the token.
-    #[arg(long, default_value = crate::rate::CLOUDFLARE_QUOTA, value_name = "N/WINDOW")]
-    pub rate: Rate,
+    /// the pace stays 1% under it. Default: Cloudflare's quota per user, 1200/5m (lower it if other tools
+    /// share the token); with --sandbox, the sandbox's quota.
+    #[arg(long, value_name = "N/WINDOW")]
+    pub rate: Option<Rate>,
 
     /// Requests in flight at once. The rate, not this, sets the pace; 16 covers slow answers and
     /// retry waits at Cloudflare's quota without piling up connections.
@@ -85,43 +86,89 @@ pub struct RevokeArgs {
     /// Check the input and print the plan; send nothing, need no credentials.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Rehearse: run against a simulated Cloudflare API started in-process on loopback, seeded with the
+    /// input's certificates (latency, transient errors, one rate-limit pause). No credentials, no
+    /// confirmation, no real certificate touched. Results default to <input stem>.sandbox-results.csv.
+    #[arg(long, conflicts_with_all = ["base_url", "api_token_file"])]
+    pub sandbox: bool,
 }
+
+/// Where requests go: Cloudflare (or `--base-url`), or an in-process sandbox.
+enum Target {
+    Api { base: BaseUrl, credentials: Credentials },
+    Sandbox(Box<SandboxConfig>),
+}
+
+/// What every line says in a sandbox run, so nobody mistakes a rehearsal for the real thing.
+const SANDBOX_BANNER: &str = "[sandbox] ";
 
 pub fn run(args: &RevokeArgs, verbosity: Verbosity) -> anyhow::Result<ExitCode> {
     let output = output_path(args)?;
     let plan = Plan::build(&args.input).map_err(|e| usage(e.to_string()))?;
     if plan.invalid > 0 && !args.skip_invalid {
         return Err(usage(format!(
-            "{}\n{} of {} rows are invalid; nothing was sent. Fix them, or pass --skip-invalid to revoke the rest and record these as `invalid`.",
+            "{}\n{} of {} rows are invalid; nothing was sent. Fix them, or pass --skip-invalid to revoke the rest \
+             and record these as `invalid`.",
             plan.problem_report(),
             plan.invalid,
             plan.rows
         )));
     }
+    let sandbox_config = args.sandbox.then(SandboxConfig::demo);
+    let rate = args.rate.unwrap_or_else(|| match &sandbox_config {
+        Some(config) => Rate { count: config.rate.quota, per: config.rate.window },
+        None => Rate::default(),
+    });
+    let banner = if args.sandbox { SANDBOX_BANNER } else { "" };
     if args.dry_run {
-        print!("{}", describe_plan(&plan, args));
-        println!("dry run: nothing was sent.");
+        print!("{}", prefixed(banner, &describe_plan(&plan, args, rate)));
+        println!("{banner}dry run: nothing was sent.");
         return Ok(ExitCode::Success);
     }
-    let credentials = credentials::resolve(args.api_token_file.as_deref(), |k| std::env::var(k).ok())
-        .map_err(|e| usage(e.to_string()))?;
-    confirm(&plan, args)?;
+    let target = match sandbox_config {
+        Some(mut config) => {
+            config.certs = plan.pairs()?;
+            Target::Sandbox(Box::new(config))
+        }
+        None => Target::Api {
+            base: args.base_url.clone(),
+            credentials: credentials::resolve(args.api_token_file.as_deref(), |k| std::env::var(k).ok())
+                .map_err(|e| usage(e.to_string()))?,
+        },
+    };
+    if let Target::Api { base, .. } = &target {
+        confirm(&plan, args, base, rate)?;
+    }
     let results = ResultsFile::create(&output).map_err(|e| usage(e.to_string()))?;
     let log_file =
         args.log_file.as_deref().map(logging::open_log_file).transpose().map_err(|e| usage(format!("{e:#}")))?;
-    let progress =
-        Arc::new(Progress::new(plan.unique + if args.skip_invalid { plan.invalid } else { 0 }, verbosity.is_quiet()));
+    let total = plan.unique + if args.skip_invalid { plan.invalid } else { 0 };
+    let progress = Arc::new(Progress::new(total, verbosity.is_quiet(), banner));
     let dispatch = logging::dispatch(verbosity, progress.writer(), log_file);
     let _guard = tracing::dispatcher::set_default(&dispatch);
     let runtime = logging::runtime(&dispatch)?;
-    let client = ApiClient::new(args.base_url.clone(), &credentials, args.timeout)?;
+    let (base, credentials, sandbox) = match target {
+        Target::Api { base, credentials } => (base, credentials, None),
+        Target::Sandbox(config) => {
+            let sandbox = runtime.block_on(Sandbox::start(*config))?;
+            eprintln!("{banner}simulated Cloudflare API at {}: no real certificate is touched", sandbox.base_url());
+            let base = sandbox.base_url().parse()?;
+            (base, Credentials::Token(Secret::new(sandbox.token())), Some(sandbox))
+        }
+    };
+    let client = ApiClient::new(base.clone(), &credentials, args.timeout)?;
     let retry = RetryPolicy {
         max_attempts: args.max_attempts,
         initial_delay: args.retry_delay,
         max_delay: args.retry_max_delay,
     };
-    let dispatcher = Arc::new(Dispatcher::new(client, Pacer::new(args.rate), retry, usize::from(args.concurrency)));
-    log_start(&plan, args, &credentials, &output);
+    let dispatcher = Arc::new(Dispatcher::new(client, Pacer::new(rate), retry, usize::from(args.concurrency)));
+    log_start(
+        &plan,
+        args,
+        &Settings { base: &base, rate, auth: credentials.scheme(), sandbox: args.sandbox, output: &output },
+    );
     let started = Instant::now();
     let plan = Arc::new(plan);
     let tally =
@@ -137,8 +184,23 @@ pub fn run(args: &RevokeArgs, verbosity: Verbosity) -> anyhow::Result<ExitCode> 
         log: args.log_file.as_deref(),
     };
     summary.log();
-    print!("{summary}");
+    print!("{}", prefixed(banner, &summary.to_string()));
+    if let Some(sandbox) = sandbox {
+        let journal = sandbox.journal();
+        println!(
+            "{banner}the sandbox saw {} requests ({} answered 429, {} faults injected); no real certificate was touched",
+            journal.requests,
+            journal.rate_limited,
+            journal.faults.error + journal.faults.reset + journal.faults.slow + journal.faults.malformed
+        );
+        runtime.block_on(sandbox.shutdown());
+    }
     Ok(summary.exit_code())
+}
+
+/// Puts `prefix` before every line of `text`.
+fn prefixed(prefix: &str, text: &str) -> String {
+    text.lines().map(|line| format!("{prefix}{line}\n")).collect()
 }
 
 fn output_path(args: &RevokeArgs) -> anyhow::Result<PathBuf> {
@@ -148,13 +210,13 @@ fn output_path(args: &RevokeArgs) -> anyhow::Result<PathBuf> {
     if args.input.as_os_str() == "-" {
         return Err(usage("reading standard input needs --output PATH for the results file"));
     }
-    results::default_path(&args.input)
+    results::default_path(&args.input, if args.sandbox { "sandbox-results" } else { "results" })
         .ok_or_else(|| usage(format!("cannot derive a results path from {}: pass --output PATH", args.input.display())))
 }
 
-fn describe_plan(plan: &Plan, args: &RevokeArgs) -> String {
+fn describe_plan(plan: &Plan, args: &RevokeArgs, rate: Rate) -> String {
     let requests = plan.unique as f64;
-    let eta = Duration::from_secs_f64(requests / args.rate.per_second());
+    let eta = Duration::from_secs_f64(requests / rate.per_second());
     let mut out = format!(
         "input {} (sha256 {})\n  {} rows: {} certificates to revoke in {} zones, {} duplicates skipped, {} invalid\n  target {}\n  pace {} (about {:.2} requests/s): at least {} for the DELETEs alone\n",
         plan.display,
@@ -164,9 +226,9 @@ fn describe_plan(plan: &Plan, args: &RevokeArgs) -> String {
         plan.zones,
         plan.duplicates,
         plan.invalid,
-        args.base_url,
-        args.rate,
-        args.rate.per_second(),
+        if args.sandbox { "the in-process sandbox".to_string() } else { args.base_url.to_string() },
+        rate,
+        rate.per_second(),
         humantime::format_duration(Duration::from_secs(eta.as_secs())),
     );
     if plan.invalid > 0 {
@@ -177,7 +239,7 @@ fn describe_plan(plan: &Plan, args: &RevokeArgs) -> String {
 }
 
 /// Asks before a destructive run on a terminal; demands `--yes` elsewhere.
-fn confirm(plan: &Plan, args: &RevokeArgs) -> anyhow::Result<()> {
+fn confirm(plan: &Plan, args: &RevokeArgs, base: &BaseUrl, rate: Rate) -> anyhow::Result<()> {
     if args.yes {
         return Ok(());
     }
@@ -185,8 +247,8 @@ fn confirm(plan: &Plan, args: &RevokeArgs) -> anyhow::Result<()> {
     if !stdin.is_terminal() || args.input.as_os_str() == "-" {
         return Err(usage("not on a terminal, so cfrevoke cannot ask for confirmation: pass --yes to revoke without asking (try --dry-run first)"));
     }
-    eprint!("{}", describe_plan(plan, args));
-    eprint!("Revoke {} certificates in {} zones at {}? Type yes to go on: ", plan.unique, plan.zones, args.base_url);
+    eprint!("{}", describe_plan(plan, args, rate));
+    eprint!("Revoke {} certificates in {} zones at {base}? Type yes to go on: ", plan.unique, plan.zones);
     io::stderr().flush().ok();
     let mut answer = String::new();
     stdin.lock().read_line(&mut answer).context("cannot read the confirmation")?;
@@ -196,7 +258,16 @@ fn confirm(plan: &Plan, args: &RevokeArgs) -> anyhow::Result<()> {
     }
 }
 
-fn log_start(plan: &Plan, args: &RevokeArgs, credentials: &Credentials, output: &std::path::Path) {
+/// The settings in force that are not plain flags, for the run-start event.
+struct Settings<'a> {
+    base: &'a BaseUrl,
+    rate: Rate,
+    auth: &'static str,
+    sandbox: bool,
+    output: &'a std::path::Path,
+}
+
+fn log_start(plan: &Plan, args: &RevokeArgs, settings: &Settings<'_>) {
     tracing::info!(
         event = "run_start",
         version = env!("CARGO_PKG_VERSION"),
@@ -207,16 +278,17 @@ fn log_start(plan: &Plan, args: &RevokeArgs, credentials: &Credentials, output: 
         duplicates = plan.duplicates,
         invalid = plan.invalid,
         zones = plan.zones,
-        base_url = %args.base_url,
-        auth = credentials.scheme(),
-        rate = %args.rate,
+        base_url = %settings.base,
+        sandbox = settings.sandbox,
+        auth = settings.auth,
+        rate = %settings.rate,
         concurrency = args.concurrency,
         max_attempts = args.max_attempts,
         retry_delay_ms = args.retry_delay.as_millis() as u64,
         retry_max_delay_ms = args.retry_max_delay.as_millis() as u64,
         timeout_ms = args.timeout.as_millis() as u64,
         skip_invalid = args.skip_invalid,
-        results = %output.display(),
+        results = %settings.output.display(),
         "run started"
     );
 }

@@ -1,0 +1,313 @@
+//! `cfrevoke sandbox`: serves the simulated API until Ctrl-C, so a run (or a
+//! test, or a curious operator) can be pointed at it instead of Cloudflare.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::exit::{usage, ExitCode};
+use crate::ids::{CertId, ZoneId};
+use crate::plan::Plan;
+use crate::sandbox::{Sandbox, SandboxConfig};
+
+/// Certificates invented when neither `--certs` nor `--generate` says
+/// otherwise, so a bare `cfrevoke sandbox` has something to list.
+const DEFAULT_GENERATED: (usize, usize) = (100, 3);
+
+/// Every flag overrides one setting of the starting profile: the faithful
+/// default, or the lively `--demo`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SandboxArgs {
+    /// Loopback address to listen on; port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:8787", value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// Serve the certificates of this CSV (columns zone_id and
+    /// certificate_id; other columns are ignored).
+    #[arg(long, value_name = "FILE")]
+    pub certs: Option<PathBuf>,
+    /// Also invent N certificates [default: 100 across 3 zones when --certs is not given].
+    #[arg(long, value_name = "N")]
+    pub generate: Option<usize>,
+    /// Spread invented certificates over M zones.
+    #[arg(long, value_name = "M")]
+    pub zones: Option<usize>,
+    /// Write every served certificate as a zone_id,certificate_id CSV, ready for `revoke`.
+    #[arg(long, value_name = "FILE")]
+    pub write_csv: Option<PathBuf>,
+    /// Seed of every random choice, for replayable runs.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Start from the demo profile: latency, ~3% 5xx, resets, garbled answers, one 429 block.
+    #[arg(long)]
+    pub demo: bool,
+    /// Time a certificate stays pending_revocation (or pending_reactivation).
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub revoke_delay: Option<Duration>,
+    /// Requests allowed per window (0 disables rate limiting).
+    #[arg(long, value_name = "N")]
+    pub quota: Option<u32>,
+    /// Length of the sliding rate-limit window.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub window: Option<Duration>,
+    /// How long exceeding the quota blocks every request.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub block: Option<Duration>,
+    /// Turn rate limiting off entirely.
+    #[arg(long)]
+    pub no_rate_limit: bool,
+    /// Requests per second another consumer spends from the same quota.
+    #[arg(long, value_name = "PER_SECOND")]
+    pub background_load: Option<f64>,
+    /// Answer 429 and block once, after this many admitted requests.
+    #[arg(long, value_name = "N")]
+    pub force_429_after: Option<u64>,
+    /// Mean added latency (exponentially distributed).
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub latency_mean: Option<Duration>,
+    /// Cap on the added latency.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub latency_max: Option<Duration>,
+    /// Share of requests answered 500/502/503.
+    #[arg(long, value_name = "0..1")]
+    pub error_rate: Option<f64>,
+    /// Share of connections closed without an answer.
+    #[arg(long, value_name = "0..1")]
+    pub reset_rate: Option<f64>,
+    /// Share of answers held back for --slow-delay.
+    #[arg(long, value_name = "0..1")]
+    pub slow_rate: Option<f64>,
+    /// How long slow answers are held back.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub slow_delay: Option<Duration>,
+    /// Share of answers with an empty or truncated body.
+    #[arg(long, value_name = "0..1")]
+    pub malformed_rate: Option<f64>,
+    /// Probability that a fault strikes after the request was carried out.
+    #[arg(long, value_name = "0..1")]
+    pub fault_after_change: Option<f64>,
+    /// The token stops working (401) after this many requests.
+    #[arg(long, value_name = "N")]
+    pub token_expires_after: Option<u64>,
+    /// Answer every DELETE and PATCH 403, as for a read-only token.
+    #[arg(long)]
+    pub forbid_writes: bool,
+}
+
+impl SandboxArgs {
+    /// The configuration these flags describe, certificates read and all.
+    /// Any error is the user's (exit code 2).
+    pub fn config(&self) -> anyhow::Result<SandboxConfig> {
+        self.build_config().map_err(|error| usage(format!("invalid sandbox settings: {error:#}")))
+    }
+
+    fn build_config(&self) -> anyhow::Result<SandboxConfig> {
+        let mut config = if self.demo { SandboxConfig::demo() } else { SandboxConfig::default() };
+        config.listen = self.listen;
+        if let Some(path) = &self.certs {
+            config.certs = read_cert_csv(path)?;
+        }
+        match (self.certs.is_some(), self.generate) {
+            (false, None) => {
+                (config.generate, config.zones) = DEFAULT_GENERATED;
+            }
+            (_, generate) => set(&mut config.generate, generate),
+        }
+        set(&mut config.zones, self.zones);
+        set(&mut config.seed, self.seed);
+        set(&mut config.revoke_delay, self.revoke_delay);
+        set(&mut config.token_expires_after, self.token_expires_after.map(Some));
+        config.forbid_writes |= self.forbid_writes;
+
+        let rate = &mut config.rate;
+        set(&mut rate.quota, self.quota);
+        if self.no_rate_limit {
+            rate.quota = 0;
+        }
+        set(&mut rate.window, self.window);
+        set(&mut rate.block, self.block);
+        set(&mut rate.background_load, self.background_load.map(Some));
+        set(&mut rate.force_429_after, self.force_429_after.map(Some));
+
+        let faults = &mut config.faults;
+        set(&mut faults.latency_mean, self.latency_mean);
+        set(&mut faults.latency_max, self.latency_max.map(Some));
+        set(&mut faults.error_rate, self.error_rate);
+        set(&mut faults.reset_rate, self.reset_rate);
+        set(&mut faults.slow_rate, self.slow_rate);
+        set(&mut faults.slow_delay, self.slow_delay);
+        set(&mut faults.malformed_rate, self.malformed_rate);
+        set(&mut faults.after_change, self.fault_after_change);
+
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+fn set<T>(slot: &mut T, flag: Option<T>) {
+    if let Some(value) = flag {
+        *slot = value;
+    }
+}
+
+/// Serves until Ctrl-C. The first two lines of stdout are machine-readable
+/// (`base_url=...`, `token=...`) for tests that start the binary on port 0.
+/// Serves until Ctrl-C on a runtime of its own.
+pub fn run(args: &SandboxArgs) -> anyhow::Result<ExitCode> {
+    tokio::runtime::Runtime::new().context("cannot start the async runtime")?.block_on(serve(args))
+}
+
+async fn serve(args: &SandboxArgs) -> anyhow::Result<ExitCode> {
+    let config = args.config()?;
+    let seed = config.seed;
+    let sandbox = Sandbox::start(config).await?;
+    let certificates = sandbox.certificates();
+    if let Some(path) = &args.write_csv {
+        write_cert_csv(path, &certificates)?;
+    }
+    let base_url = sandbox.base_url();
+    let token = sandbox.token();
+    let (email, key) = sandbox.email_and_key();
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "base_url={base_url}")?;
+    writeln!(out, "token={token}")?;
+    writeln!(out, "Cloudflare API sandbox: a local simulation. No real certificate is touched.")?;
+    writeln!(
+        out,
+        "Serving {} client certificates in {} zones (seed {seed}); journal at {}",
+        certificates.len(),
+        sandbox.zone_count(),
+        sandbox.stats_url()
+    )?;
+    if let Some(path) = &args.write_csv {
+        writeln!(out, "Certificates written to {}", path.display())?;
+    }
+    writeln!(out, "Point cfrevoke at it with:")?;
+    writeln!(out, "export CLOUDFLARE_BASE_URL={base_url}")?;
+    writeln!(out, "export CLOUDFLARE_API_TOKEN={token}")?;
+    writeln!(out, "# or, with legacy credentials: export CLOUDFLARE_EMAIL={email} CLOUDFLARE_API_KEY={key}")?;
+    writeln!(out, "Press Ctrl-C to stop.")?;
+    out.flush()?;
+    drop(out);
+    tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
+    sandbox.shutdown().await;
+    Ok(ExitCode::Success)
+}
+
+/// The `zone_id,certificate_id` pairs of a CSV, in file order. Rows whose
+/// IDs do not parse are skipped with a warning: the sandbox serves what it
+/// can, and the revoke run will report those rows itself.
+pub fn read_cert_csv(path: &Path) -> anyhow::Result<Vec<(ZoneId, CertId)>> {
+    let plan = Plan::build(path)?;
+    if plan.invalid > 0 {
+        eprintln!("warning: {} invalid rows skipped:\n{}", plan.invalid, plan.problem_report());
+    }
+    Ok(plan.pairs()?)
+}
+
+fn write_cert_csv(path: &Path, certs: &[(ZoneId, CertId)]) -> anyhow::Result<()> {
+    let context = || format!("cannot write {}", path.display());
+    let mut writer = csv::Writer::from_path(path).with_context(context)?;
+    writer.write_record(["zone_id", "certificate_id"]).with_context(context)?;
+    for (zone, cert) in certs {
+        writer.write_record([zone.to_string(), cert.to_string()]).with_context(context)?;
+    }
+    writer.flush().with_context(context)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: SandboxArgs,
+    }
+
+    fn config(flags: &[&str]) -> anyhow::Result<SandboxConfig> {
+        let cli = Cli::try_parse_from(std::iter::once("sandbox").chain(flags.iter().copied()))?;
+        cli.args.config()
+    }
+
+    #[test]
+    fn flags_override_the_profile() {
+        let config = config(&[
+            "--listen=127.0.0.1:0",
+            "--demo",
+            "--quota=10",
+            "--window=2s",
+            "--block=250ms",
+            "--error-rate=0.5",
+            "--revoke-delay=100ms",
+            "--token-expires-after=7",
+            "--forbid-writes",
+        ])
+        .unwrap();
+        assert_eq!((config.rate.quota, config.rate.window), (10, Duration::from_secs(2)));
+        assert_eq!(config.rate.block, Duration::from_millis(250));
+        assert_eq!(config.rate.force_429_after, SandboxConfig::demo().rate.force_429_after);
+        assert_eq!(config.faults.error_rate, 0.5);
+        assert_eq!(config.faults.reset_rate, SandboxConfig::demo().faults.reset_rate);
+        assert_eq!(config.revoke_delay, Duration::from_millis(100));
+        assert_eq!((config.token_expires_after, config.forbid_writes), (Some(7), true));
+        assert_eq!((config.generate, config.zones), DEFAULT_GENERATED);
+    }
+
+    #[test]
+    fn defaults_are_the_faithful_profile_with_something_to_serve() {
+        let config = config(&[]).unwrap();
+        let expected = SandboxConfig {
+            listen: "127.0.0.1:8787".parse().unwrap(),
+            generate: 100,
+            zones: 3,
+            ..SandboxConfig::default()
+        };
+        assert_eq!(config, expected);
+        assert_eq!(self::config(&["--no-rate-limit"]).unwrap().rate.quota, 0);
+    }
+
+    #[test]
+    fn refuses_to_listen_beyond_loopback_and_bad_rates() {
+        let refused = config(&["--listen=0.0.0.0:8787"]).unwrap_err();
+        assert_eq!(crate::exit::code_for(&refused), ExitCode::Usage);
+        assert!(config(&["--error-rate=2"]).is_err());
+        assert!(config(&["--window=soon"]).is_err());
+    }
+
+    #[test]
+    fn reads_certificates_from_csv_skipping_bad_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("certs.csv");
+        std::fs::write(
+            &path,
+            "note,zone_id,certificate_id\n\
+             a,023e105f4ecef8ad9ca31a8372d0c353,568b6b74-7b0c-4755-8840-4e3b8c24adeb\n\
+             b,nope,568b6b74-7b0c-4755-8840-4e3b8c24adeb\n\
+             c, 023E105F4ECEF8AD9CA31A8372D0C353 ,0123456789abcdef0123456789abcdef\n\
+             d\n",
+        )
+        .unwrap();
+        let config = config(&["--certs", path.to_str().unwrap()]).unwrap();
+        let ids: Vec<String> = config.certs.iter().map(|(z, c)| format!("{z}/{c}")).collect();
+        assert_eq!(
+            ids,
+            [
+                "023e105f4ecef8ad9ca31a8372d0c353/568b6b74-7b0c-4755-8840-4e3b8c24adeb",
+                "023e105f4ecef8ad9ca31a8372d0c353/0123456789abcdef0123456789abcdef"
+            ]
+        );
+        assert_eq!(config.generate, 0, "a CSV replaces the invented certificates");
+
+        let written = dir.path().join("out.csv");
+        write_cert_csv(&written, &config.certs).unwrap();
+        assert_eq!(read_cert_csv(&written).unwrap(), config.certs);
+        std::fs::write(&path, "zone,cert\n").unwrap();
+        assert!(read_cert_csv(&path).is_err());
+    }
+}

@@ -1,0 +1,192 @@
+//! Which endpoint a request is for, and its list parameters.
+//!
+//! Routing is done by hand rather than by a router so that every answer,
+//! a bad identifier or an unknown path included, is Cloudflare's envelope
+//! with Cloudflare's code, and so the same parse serves both the journal
+//! (at arrival) and the handler.
+
+use hyper::Method;
+
+use super::state::CertKey;
+use crate::api::CertStatus;
+use crate::ids::{CertId, ZoneId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CertOp {
+    Get,
+    Delete,
+    Patch,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    Api(Endpoint),
+    /// Answered 404 with code 7000, like any path Cloudflare does not serve.
+    Unknown,
+    /// `GET /__sandbox/stats`
+    Stats,
+    /// `POST /__sandbox/reset-journal`
+    ResetJournal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Endpoint {
+    List(ZoneId),
+    Cert(CertOp, CertKey),
+    VerifyToken,
+    /// A known path whose zone or certificate ID does not parse (code 7003).
+    InvalidId,
+}
+
+const API_PREFIX: &str = "/client/v4/";
+
+impl Route {
+    pub(crate) fn parse(method: &Method, path: &str) -> Route {
+        let Some(rest) = path.strip_prefix(API_PREFIX) else {
+            return match (method, path) {
+                (&Method::GET, "/__sandbox/stats") => Route::Stats,
+                (&Method::POST, "/__sandbox/reset-journal") => Route::ResetJournal,
+                _ => Route::Unknown,
+            };
+        };
+        let mut parts = rest.split('/');
+        let segments: [Option<&str>; 4] = std::array::from_fn(|_| parts.next());
+        if parts.next().is_some() {
+            return Route::Unknown;
+        }
+        let endpoint = match segments {
+            [Some("zones"), Some(zone), Some("client_certificates"), None] if method == Method::GET => {
+                ZoneId::parse(zone.as_bytes()).map_or(Endpoint::InvalidId, Endpoint::List)
+            }
+            [Some("zones"), Some(zone), Some("client_certificates"), Some(cert)] => {
+                let op = match *method {
+                    Method::GET => CertOp::Get,
+                    Method::DELETE => CertOp::Delete,
+                    Method::PATCH => CertOp::Patch,
+                    _ => return Route::Unknown,
+                };
+                match (ZoneId::parse(zone.as_bytes()), CertId::parse(cert.as_bytes())) {
+                    (Ok(zone), Ok(cert)) => Endpoint::Cert(op, (zone, cert)),
+                    _ => Endpoint::InvalidId,
+                }
+            }
+            [Some("user"), Some("tokens"), Some("verify"), None] if method == Method::GET => Endpoint::VerifyToken,
+            _ => return Route::Unknown,
+        };
+        Route::Api(endpoint)
+    }
+}
+
+/// The list endpoint's query: `status`, `page`, `per_page`; other
+/// parameters (the spec also names `limit` and `offset`) are ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ListQuery {
+    /// `None` for `all`.
+    pub status: Option<CertStatus>,
+    pub page: u64,
+    pub per_page: u64,
+}
+
+impl ListQuery {
+    /// Values are taken literally (no percent-decoding): every valid value
+    /// is plain ASCII. The error is the message to answer with.
+    pub(crate) fn parse(query: Option<&str>) -> Result<ListQuery, String> {
+        let mut parsed = ListQuery { status: None, page: 1, per_page: 20 };
+        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match key {
+                "status" => parsed.status = parse_status(value)?,
+                "page" => {
+                    parsed.page = value
+                        .parse()
+                        .ok()
+                        .filter(|&p| p >= 1)
+                        .ok_or_else(|| format!("page must be a whole number of at least 1, not {value:?}"))?;
+                }
+                "per_page" => {
+                    parsed.per_page = value
+                        .parse()
+                        .ok()
+                        .filter(|p| (5..=50).contains(p))
+                        .ok_or_else(|| format!("per_page must be a whole number from 5 to 50, not {value:?}"))?;
+                }
+                _ => {}
+            }
+        }
+        Ok(parsed)
+    }
+}
+
+fn parse_status(value: &str) -> Result<Option<CertStatus>, String> {
+    Ok(Some(match value {
+        "all" => return Ok(None),
+        "active" => CertStatus::Active,
+        "pending_reactivation" => CertStatus::PendingReactivation,
+        "pending_revocation" => CertStatus::PendingRevocation,
+        "revoked" => CertStatus::Revoked,
+        _ => {
+            return Err(format!(
+                "status must be one of all, active, pending_reactivation, pending_revocation, revoked, not {value:?}"
+            ))
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ZONE: &str = "023e105f4ecef8ad9ca31a8372d0c353";
+    const CERT: &str = "568b6b74-7b0c-4755-8840-4e3b8c24adeb";
+
+    fn cert_path(zone: &str, cert: &str) -> String {
+        format!("/client/v4/zones/{zone}/client_certificates/{cert}")
+    }
+
+    #[test]
+    fn certificate_endpoints() {
+        let key = (ZONE.parse().unwrap(), CERT.parse().unwrap());
+        for (method, op) in
+            [(Method::GET, CertOp::Get), (Method::DELETE, CertOp::Delete), (Method::PATCH, CertOp::Patch)]
+        {
+            assert_eq!(Route::parse(&method, &cert_path(ZONE, CERT)), Route::Api(Endpoint::Cert(op, key)));
+        }
+        assert_eq!(Route::parse(&Method::POST, &cert_path(ZONE, CERT)), Route::Unknown);
+        let list = format!("/client/v4/zones/{ZONE}/client_certificates");
+        assert_eq!(Route::parse(&Method::GET, &list), Route::Api(Endpoint::List(key.0)));
+        assert_eq!(Route::parse(&Method::DELETE, &list), Route::Unknown);
+        assert_eq!(Route::parse(&Method::GET, "/client/v4/user/tokens/verify"), Route::Api(Endpoint::VerifyToken));
+    }
+
+    #[test]
+    fn bad_identifiers_and_unknown_paths() {
+        for path in [cert_path("nope", CERT), cert_path(ZONE, "..%2F..%2Fx"), cert_path(ZONE, "")] {
+            assert_eq!(Route::parse(&Method::DELETE, &path), Route::Api(Endpoint::InvalidId), "{path}");
+        }
+        for path in [
+            format!("{}/extra", cert_path(ZONE, CERT)),
+            "/client/v4/zones".to_string(),
+            "/client/v4/".to_string(),
+            "/".to_string(),
+            "/__sandbox/nothing".to_string(),
+        ] {
+            assert_eq!(Route::parse(&Method::GET, &path), Route::Unknown, "{path}");
+        }
+        assert_eq!(Route::parse(&Method::GET, "/__sandbox/stats"), Route::Stats);
+        assert_eq!(Route::parse(&Method::POST, "/__sandbox/reset-journal"), Route::ResetJournal);
+        assert_eq!(Route::parse(&Method::GET, "/__sandbox/reset-journal"), Route::Unknown);
+    }
+
+    #[test]
+    fn list_query_defaults_and_limits() {
+        assert_eq!(ListQuery::parse(None), Ok(ListQuery { status: None, page: 1, per_page: 20 }));
+        assert_eq!(
+            ListQuery::parse(Some("status=revoked&page=3&per_page=50&limit=7")),
+            Ok(ListQuery { status: Some(CertStatus::Revoked), page: 3, per_page: 50 })
+        );
+        assert_eq!(ListQuery::parse(Some("status=all")).unwrap().status, None);
+        for bad in ["per_page=4", "per_page=51", "per_page=x", "page=0", "page=-1", "status=gone", "page"] {
+            assert!(ListQuery::parse(Some(bad)).is_err(), "{bad}");
+        }
+    }
+}
