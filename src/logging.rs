@@ -17,6 +17,9 @@ use tracing_subscriber::Layer;
 
 use crate::progress::BarWriter;
 
+/// Target of the run-start and run-end records, which are for the log file.
+pub const AUDIT: &str = "cfrevoke::audit";
+
 /// `-q` counts down and `-v` counts up from the default of `info`.
 #[derive(Debug, Clone, Copy, Default, clap::Args)]
 pub struct Verbosity {
@@ -55,8 +58,13 @@ pub fn open_log_file(path: &Path) -> anyhow::Result<File> {
 pub fn dispatch(verbosity: Verbosity, stderr: BarWriter, log_file: Option<File>) -> Dispatch {
     let stderr_filter = match std::env::var("RUST_LOG") {
         Ok(spec) if !spec.trim().is_empty() => EnvFilter::new(spec),
-        // Other crates (hyper, reqwest) only speak up with a warning.
-        _ => EnvFilter::new(format!("warn,cfrevoke={}", verbosity.level())),
+        // Other crates (hyper, reqwest) only speak up with a warning, and the
+        // long run-start/run-end records stay in the log file unless -v.
+        _ => {
+            let level = verbosity.level();
+            let audit = if level > LevelFilter::INFO { level } else { level.min(LevelFilter::WARN) };
+            EnvFilter::new(format!("warn,cfrevoke={level},{AUDIT}={audit}"))
+        }
     };
     let human = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())

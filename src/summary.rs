@@ -42,6 +42,7 @@ impl Summary<'_> {
 
     pub fn log(&self) {
         tracing::info!(
+            target: crate::logging::AUDIT,
             event = "run_end",
             revoked = self.tally.revoked,
             already_revoked = self.tally.already_revoked,

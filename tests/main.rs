@@ -3,7 +3,9 @@
 mod support;
 
 mod input_errors;
+mod openapi;
 mod pacing;
 mod parser_props;
 mod revoke;
+mod sandbox;
 mod secrets;

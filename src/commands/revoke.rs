@@ -269,6 +269,7 @@ struct Settings<'a> {
 
 fn log_start(plan: &Plan, args: &RevokeArgs, settings: &Settings<'_>) {
     tracing::info!(
+        target: logging::AUDIT,
         event = "run_start",
         version = env!("CARGO_PKG_VERSION"),
         input = %plan.display,
@@ -290,6 +291,14 @@ fn log_start(plan: &Plan, args: &RevokeArgs, settings: &Settings<'_>) {
         skip_invalid = args.skip_invalid,
         results = %settings.output.display(),
         "run started"
+    );
+    tracing::info!(
+        "revoking {} certificates in {} zones at {}, pace {} ({:.2} requests/s)",
+        plan.unique,
+        plan.zones,
+        settings.base,
+        settings.rate,
+        settings.rate.per_second()
     );
 }
 

@@ -206,3 +206,72 @@ pub fn stdout(output: &std::process::Output) -> String {
 pub fn stderr(output: &std::process::Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+/// `cfrevoke sandbox` running as a child process on an ephemeral port,
+/// killed when dropped.
+pub struct SandboxProcess {
+    child: std::process::Child,
+    pub base_url: String,
+    pub token: String,
+}
+
+impl SandboxProcess {
+    /// Starts the sandbox serving the certificates of `certs`, with `flags`.
+    pub fn start(certs: &Path, flags: &[&str]) -> SandboxProcess {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("cfrevoke"))
+            .args(["sandbox", "--listen", "127.0.0.1:0", "--certs"])
+            .arg(certs)
+            .args(flags)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start cfrevoke sandbox");
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut field = |name: &str| {
+            let line = lines.next().expect("sandbox prints its settings").unwrap();
+            line.strip_prefix(&format!("{name}=")).unwrap_or_else(|| panic!("expected {name}=, got {line}")).to_string()
+        };
+        let (base_url, token) = (field("base_url"), field("token"));
+        // Keep reading, so the sandbox never writes into a closed pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        SandboxProcess { child, base_url, token }
+    }
+
+    /// The sandbox's journal, read over HTTP as any tool could.
+    pub async fn journal(&self) -> cfrevoke::sandbox::Journal {
+        let stats = self.base_url.replace("/client/v4", "/__sandbox/stats");
+        let body = reqwest::get(stats).await.expect("journal").bytes().await.unwrap();
+        serde_json::from_slice(&body).expect("journal JSON")
+    }
+
+    /// `cfrevoke revoke INPUT` against this sandbox with its token and fast retries.
+    pub fn revoke(&self, input: &Path, output: &Path) -> assert_cmd::Command {
+        let mut cmd = cfrevoke();
+        cmd.env("CLOUDFLARE_API_TOKEN", &self.token)
+            .env("CLOUDFLARE_BASE_URL", &self.base_url)
+            .arg("revoke")
+            .arg(input)
+            .arg("--output")
+            .arg(output)
+            .args([
+                "--yes",
+                "--rate",
+                "2000/s",
+                "--retry-delay",
+                "5ms",
+                "--retry-max-delay",
+                "50ms",
+                "--timeout",
+                "2s",
+            ]);
+        cmd
+    }
+}
+
+impl Drop for SandboxProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
