@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use reqwest::{Method, Url};
+use serde::de::DeserializeOwned;
 
 use crate::api::{headers, ClientCertificate, Envelope};
 use crate::credentials::Credentials;
@@ -80,15 +81,35 @@ impl BaseUrl {
     }
 }
 
-/// What one request brought back.
+/// What one request brought back; `T` is the envelope's `result`.
 #[derive(Debug)]
-pub struct Reply {
+pub struct Reply<T = ClientCertificate> {
     pub status: u16,
     pub cf_ray: Option<String>,
     pub retry_after: Option<Duration>,
     /// The envelope, or why the body could not be read as one.
-    pub body: Result<Envelope<ClientCertificate>, String>,
+    pub body: Result<Envelope<T>, String>,
     pub latency: Duration,
+}
+
+impl<T> Reply<T> {
+    /// The API's first error code and message; without an envelope, why the
+    /// body could not be read.
+    pub fn error(&self) -> (Option<i64>, String) {
+        match &self.body {
+            Ok(envelope) => envelope.first_error().map_or((None, String::new()), |e| (Some(e.code), e.message.clone())),
+            Err(why) => (None, why.clone()),
+        }
+    }
+
+    /// `HTTP 403: Invalid access token`, for messages about the last answer.
+    pub fn describe(&self) -> String {
+        match self.error() {
+            (_, message) if message.is_empty() => format!("HTTP {}", self.status),
+            (Some(code), message) => format!("HTTP {} (code {code}): {message}", self.status),
+            (None, message) => format!("HTTP {}: {message}", self.status),
+        }
+    }
 }
 
 /// A request that got no HTTP answer. Messages carry no URL and no header.
@@ -153,21 +174,16 @@ impl ApiClient {
     }
 
     pub async fn revoke(&self, zone: ZoneId, cert: CertId) -> Result<Reply, TransportError> {
-        self.send(Method::DELETE, zone, cert).await
+        self.send(Method::DELETE, self.base.certificate(zone, cert)).await
     }
 
     pub async fn get(&self, zone: ZoneId, cert: CertId) -> Result<Reply, TransportError> {
-        self.send(Method::GET, zone, cert).await
+        self.send(Method::GET, self.base.certificate(zone, cert)).await
     }
 
-    async fn send(&self, method: Method, zone: ZoneId, cert: CertId) -> Result<Reply, TransportError> {
+    async fn send<T: DeserializeOwned>(&self, method: Method, url: Url) -> Result<Reply<T>, TransportError> {
         let started = std::time::Instant::now();
-        let response = self
-            .http
-            .request(method, self.base.certificate(zone, cert))
-            .send()
-            .await
-            .map_err(|e| self.transport(&e))?;
+        let response = self.http.request(method, url).send().await.map_err(|e| self.transport(&e))?;
         let status = response.status().as_u16();
         let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
         let cf_ray = header(headers::CF_RAY);

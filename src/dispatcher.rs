@@ -1,8 +1,10 @@
-//! The dispatcher: takes jobs off a bounded channel, runs up to `concurrency`
-//! of them at once, paces every request through the shared [`Pacer`], retries
-//! what is worth retrying, and sends one [`ResultRow`] per finished job to the
-//! collector.
+//! The dispatcher: paces every request through the shared [`Pacer`], retries
+//! what is worth retrying, and fans jobs out to at most `concurrency` workers.
+//! What an answer means for a row is the operation's business
+//! ([`crate::revocation`]); this module only knows which answers are
+//! transient.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,9 +15,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::codes;
 use crate::client::{ApiClient, Reply, TransportError};
+use crate::ids::{CertId, ZoneId};
 use crate::input::Row;
 use crate::rate::Pacer;
-use crate::results::{Outcome, ResultRow};
+use crate::results::ResultRow;
 use crate::retry::{RetryPolicy, RetrySchedule};
 
 /// A `Retry-After` longer than this is taken as a mistake and clipped: an
@@ -37,47 +40,46 @@ pub enum StopReason {
     Input(String),
 }
 
-/// What one answer means for a row.
-#[derive(Debug, Clone, PartialEq)]
-enum Verdict {
-    Final { outcome: Outcome, error: Option<(Option<i64>, String)> },
-    Retry { why: String, rate_limited: bool, after: Option<Duration> },
-    AuthRefused(String),
+/// What is being sent, for the per-attempt log event.
+#[derive(Debug, Clone, Copy)]
+pub struct Request {
+    pub method: &'static str,
+    pub line: Option<u64>,
+    pub zone: ZoneId,
+    pub cert: Option<CertId>,
 }
 
-fn error_of(reply: &Reply) -> (Option<i64>, String) {
-    match &reply.body {
-        Ok(envelope) => match envelope.first_error() {
-            Some(e) => (Some(e.code), e.message.clone()),
-            None => (None, format!("HTTP {}", reply.status)),
-        },
-        Err(why) => (None, format!("HTTP {}: {why}", reply.status)),
+impl Request {
+    pub fn for_row(method: &'static str, row: &Row) -> Self {
+        Request { method, line: Some(row.line), zone: row.zone, cert: Some(row.cert) }
     }
 }
 
-/// Reads a DELETE's answer. Cloudflare documents only 200 and "4XX"; the
-/// rest follows what API-NOTES.md records as observed.
-fn judge(reply: &Reply) -> Verdict {
-    let (code, message) = error_of(reply);
-    let retry = |rate_limited| Verdict::Retry {
-        why: format!("HTTP {}: {message}", reply.status),
-        rate_limited,
-        after: reply.retry_after,
-    };
-    match (reply.status, code) {
-        (200..=299, _) => match &reply.body {
-            Ok(envelope) if envelope.success => Verdict::Final { outcome: Outcome::Revoked, error: None },
-            _ => retry(false),
-        },
-        (401, _) => Verdict::AuthRefused(format!("HTTP 401: {message}")),
-        (429, _) | (_, Some(codes::RATE_LIMITED | codes::RATE_LIMITED_OLD)) => retry(true),
-        (408 | 500..=599, _) => retry(false),
-        (_, Some(codes::ALREADY_REVOKED)) => Verdict::Final { outcome: Outcome::AlreadyRevoked, error: None },
-        (404, _) | (_, Some(codes::CERT_NOT_FOUND)) => {
-            Verdict::Final { outcome: Outcome::NotFound, error: Some((code, message)) }
-        }
-        _ => Verdict::Final { outcome: Outcome::Failed, error: Some((code, message)) },
-    }
+/// The last answer of a request that is done retrying.
+#[derive(Debug)]
+pub struct Settled<T> {
+    pub answer: Result<Reply<T>, TransportError>,
+    pub attempts: u32,
+    /// Attempts ran out while the answer was still transient.
+    pub gave_up: bool,
+    /// When the first attempt was paced, waits included from there on.
+    pub started: Instant,
+}
+
+/// An answer worth trying again.
+struct Transient {
+    rate_limited: bool,
+    after: Option<Duration>,
+}
+
+/// Which answers are transient. Cloudflare documents only 200 and "4XX";
+/// the rest follows what API-NOTES.md records as observed.
+fn transient<T>(reply: &Reply<T>) -> Option<Transient> {
+    let code = reply.body.as_ref().ok().and_then(|e| e.first_error()).map(|e| e.code);
+    let rate_limited = reply.status == 429 || matches!(code, Some(codes::RATE_LIMITED | codes::RATE_LIMITED_OLD));
+    let garbled_success = (200..300).contains(&reply.status) && !reply.body.as_ref().is_ok_and(|e| e.success);
+    (rate_limited || garbled_success || matches!(reply.status, 408 | 500..=599))
+        .then_some(Transient { rate_limited, after: reply.retry_after })
 }
 
 /// What to do after a failed attempt.
@@ -134,71 +136,63 @@ impl Dispatcher {
         go
     }
 
-    fn stopped(&self) -> StopReason {
-        self.stop_reason().unwrap_or(StopReason::Interrupted)
-    }
-
-    /// Proves the credentials with one read-only request before anything is
-    /// revoked: a GET of the first certificate. Any final answer other than
-    /// 401/403 (a 404 included) shows the token is accepted.
-    pub async fn check_credentials(&self, row: Row) -> Result<(), StopReason> {
+    /// Sends a request until it gets a final answer or attempts run out,
+    /// pacing every attempt. `None` when the run stopped first.
+    pub async fn send<T, F, Fut>(&self, request: &Request, mut send: F) -> Option<Settled<T>>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Reply<T>, TransportError>>,
+    {
         let mut schedule = self.retry.schedule();
+        let mut started = None;
         loop {
             if !self.paced().await {
-                return Err(self.stopped());
+                return None;
             }
-            let attempt = schedule.attempt();
-            let answer = self.client.get(row.zone, row.cert).await;
-            let (why, rate_limited, after) = match &answer {
-                Ok(reply) if matches!(reply.status, 401 | 403) => {
-                    Attempt { method: "GET", row: &row, number: attempt, answer: &answer }
-                        .log("credentials_refused", None);
-                    return Err(StopReason::CredentialsRefused(format!(
-                        "HTTP {}: {}",
-                        reply.status,
-                        error_of(reply).1
-                    )));
-                }
-                Ok(reply) => match judge(reply) {
-                    Verdict::Retry { why, rate_limited, after } => (why, rate_limited, after),
-                    _ => {
-                        Attempt { method: "GET", row: &row, number: attempt, answer: &answer }.log("accepted", None);
-                        return Ok(());
-                    }
-                },
-                Err(e) => (e.to_string(), false, None),
+            let started = *started.get_or_insert_with(Instant::now);
+            let attempts = schedule.attempt();
+            let answer = send().await;
+            let retry = match &answer {
+                Ok(reply) => transient(reply),
+                Err(_) => Some(Transient { rate_limited: false, after: None }),
             };
-            let tried = Attempt { method: "GET", row: &row, number: attempt, answer: &answer };
-            match self.wait_to_retry(&mut schedule, rate_limited, after, tried).await {
+            let Some(Transient { rate_limited, after }) = retry else {
+                log_attempt(request, attempts, &answer, "final", None);
+                return Some(Settled { answer, attempts, gave_up: false, started });
+            };
+            let wait = self.wait_to_retry(&mut schedule, rate_limited, after);
+            log_attempt(request, attempts, &answer, if wait.is_some() { "retry" } else { "give_up" }, wait);
+            match self.sleep(wait, rate_limited).await {
                 Wait::Again => {}
-                Wait::GiveUp => {
-                    return Err(StopReason::Unreachable(format!("gave up after {attempt} attempt(s): {why}")))
-                }
-                Wait::Stopped => return Err(self.stopped()),
+                Wait::GiveUp => return Some(Settled { answer, attempts, gave_up: true, started }),
+                Wait::Stopped => return None,
             }
         }
     }
 
-    /// Logs a failed attempt with the wait it earned, then waits. A 429
-    /// pauses every worker through the pacer, so this worker then waits there
-    /// like the others.
-    async fn wait_to_retry(
+    /// The wait before the next attempt, or `None` when attempts are used up.
+    /// A 429 pauses every worker through the pacer.
+    fn wait_to_retry(
         &self,
         schedule: &mut RetrySchedule,
         rate_limited: bool,
         after: Option<Duration>,
-        tried: Attempt<'_>,
-    ) -> Wait {
-        let Some(backoff) = schedule.next_delay() else {
-            tried.log("give_up", None);
+    ) -> Option<Duration> {
+        let backoff = schedule.next_delay()?;
+        let delay = after.map_or(backoff, |d| d.min(MAX_RETRY_AFTER));
+        if rate_limited && self.pacer.pause_for(delay) {
+            tracing::warn!(pause_ms = delay.as_millis() as u64, "rate limited by the API: every worker pauses");
+        }
+        Some(delay)
+    }
+
+    /// A rate-limited worker waits at the pacer like every other one; the
+    /// rest sleep out their own backoff.
+    async fn sleep(&self, wait: Option<Duration>, rate_limited: bool) -> Wait {
+        let Some(delay) = wait else {
             return Wait::GiveUp;
         };
-        let delay = after.map_or(backoff, |d| d.min(MAX_RETRY_AFTER));
-        tried.log("retry", Some(delay));
         if rate_limited {
-            if self.pacer.pause_for(delay) {
-                tracing::warn!(pause_ms = delay.as_millis() as u64, "rate limited by the API: every worker pauses");
-            }
             return Wait::Again;
         }
         tokio::select! {
@@ -207,76 +201,34 @@ impl Dispatcher {
         }
     }
 
-    /// Revokes one certificate, retrying as the policy allows. `None` when the
-    /// run stopped before an outcome was known: the row is left for a resume.
-    async fn revoke_one(&self, row: Row) -> Option<ResultRow> {
-        let started = Instant::now();
-        let mut schedule = self.retry.schedule();
-        loop {
-            if !self.paced().await {
-                return None;
+    /// Proves the credentials with one read-only request before anything is
+    /// revoked: a GET of the first certificate. Any final answer other than
+    /// 401/403 (a 404 included) shows the token is accepted.
+    pub async fn check_credentials(&self, row: Row) -> Result<(), StopReason> {
+        let request = Request::for_row("GET", &row);
+        let stopped = || self.stop_reason().unwrap_or(StopReason::Interrupted);
+        let settled = self.send(&request, || self.client.get(row.zone, row.cert)).await.ok_or_else(stopped)?;
+        match &settled.answer {
+            Ok(reply) if matches!(reply.status, 401 | 403) => Err(StopReason::CredentialsRefused(reply.describe())),
+            _ if settled.gave_up || settled.answer.is_err() => {
+                let last = match &settled.answer {
+                    Ok(reply) => reply.describe(),
+                    Err(e) => e.to_string(),
+                };
+                Err(StopReason::Unreachable(format!("gave up after {} attempt(s): {last}", settled.attempts)))
             }
-            let attempt = schedule.attempt();
-            let answer = self.client.revoke(row.zone, row.cert).await;
-            let verdict = match &answer {
-                Ok(reply) => judge(reply),
-                Err(e) => Verdict::Retry { why: e.to_string(), rate_limited: false, after: None },
-            };
-            let tried = Attempt { method: "DELETE", row: &row, number: attempt, answer: &answer };
-            let finish = |outcome, error: Option<(Option<i64>, String)>| {
-                let reply = answer.as_ref().ok();
-                let (error_code, error_message) = error.unwrap_or_default();
-                ResultRow {
-                    line: row.line,
-                    zone_id: row.zone.to_string(),
-                    certificate_id: row.cert.to_string(),
-                    outcome,
-                    http_status: reply.map(|r| r.status),
-                    cert_status: reply
-                        .and_then(|r| r.body.as_ref().ok())
-                        .and_then(|e| e.result.as_ref())
-                        .and_then(|c| c.status)
-                        .map(|s| s.as_str()),
-                    attempts: attempt,
-                    error_code,
-                    error_message,
-                    cf_ray: reply.and_then(|r| r.cf_ray.clone()).unwrap_or_default(),
-                    finished_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
-                    duration_ms: started.elapsed().as_millis() as u64,
-                }
-            };
-            match verdict {
-                Verdict::Final { outcome, error } => {
-                    tried.log(outcome.as_str(), None);
-                    return Some(finish(outcome, error));
-                }
-                Verdict::AuthRefused(why) => {
-                    tried.log("credentials_refused", None);
-                    self.halt(StopReason::CredentialsRefused(why.clone()));
-                    let code = answer.as_ref().ok().and_then(|r| error_of(r).0);
-                    return Some(finish(Outcome::Failed, Some((code, why))));
-                }
-                Verdict::Retry { why, rate_limited, after } => {
-                    match self.wait_to_retry(&mut schedule, rate_limited, after, tried).await {
-                        Wait::Again => {}
-                        Wait::GiveUp => {
-                            let code = answer.as_ref().ok().and_then(|r| error_of(r).0);
-                            return Some(finish(
-                                Outcome::Failed,
-                                Some((code, format!("gave up after {attempt} attempt(s): {why}"))),
-                            ));
-                        }
-                        Wait::Stopped => return None,
-                    }
-                }
-            }
+            _ => Ok(()),
         }
     }
 
-    /// Runs every job from `jobs`, at most `concurrency` at a time, until the
-    /// channel closes or the run is stopped. Jobs still queued when it stops
-    /// are simply not taken: they have no results row and a resume does them.
-    pub async fn run(self: Arc<Self>, mut jobs: mpsc::Receiver<Row>, results: mpsc::Sender<ResultRow>) {
+    /// Runs `work` on every job from `jobs`, at most `concurrency` at a time,
+    /// until the channel closes or the run is stopped. Jobs still queued when
+    /// it stops are not taken: they have no results row and a resume does them.
+    pub async fn run<W, Fut>(self: Arc<Self>, mut jobs: mpsc::Receiver<Row>, results: mpsc::Sender<ResultRow>, work: W)
+    where
+        W: Fn(Arc<Dispatcher>, Row) -> Fut,
+        Fut: Future<Output = Option<ResultRow>> + Send + 'static,
+    {
         let permits = Arc::new(Semaphore::new(self.concurrency));
         let mut tasks = JoinSet::new();
         loop {
@@ -291,10 +243,10 @@ impl Dispatcher {
                 },
                 () = self.stop.cancelled() => break,
             };
-            let me = Arc::clone(&self);
+            let job = work(Arc::clone(&self), row);
             let results = results.clone();
             tasks.spawn(async move {
-                if let Some(done) = me.revoke_one(row).await {
+                if let Some(done) = job.await {
                     // The collector only goes away once every sender is gone.
                     let _ = results.send(done).await;
                 }
@@ -318,36 +270,31 @@ fn surface_panic(joined: Result<(), tokio::task::JoinError>) {
     }
 }
 
-/// One request and what came of it, for the per-attempt log event.
-#[derive(Clone, Copy)]
-struct Attempt<'a> {
-    method: &'static str,
-    row: &'a Row,
-    number: u32,
-    answer: &'a Result<Reply, TransportError>,
-}
-
-impl Attempt<'_> {
-    /// One structured event per attempt: what the log file is for.
-    fn log(&self, verdict: &str, retry_in: Option<Duration>) {
-        let reply = self.answer.as_ref().ok();
-        tracing::debug!(
-            target: "cfrevoke::attempt",
-            method = self.method,
-            line = self.row.line,
-            zone_id = %self.row.zone,
-            certificate_id = %self.row.cert,
-            attempt = self.number,
-            status = reply.map(|r| r.status),
-            latency_ms = reply.map(|r| r.latency.as_millis() as u64),
-            retry_after_ms = reply.and_then(|r| r.retry_after).map(|d| d.as_millis() as u64),
-            retry_in_ms = retry_in.map(|d| d.as_millis() as u64),
-            cf_ray = reply.and_then(|r| r.cf_ray.as_deref()),
-            error = self.answer.as_ref().err().map(tracing::field::display),
-            verdict,
-            "attempt"
-        );
-    }
+/// One structured event per attempt: what the log file is for.
+fn log_attempt<T>(
+    request: &Request,
+    attempt: u32,
+    answer: &Result<Reply<T>, TransportError>,
+    verdict: &str,
+    retry_in: Option<Duration>,
+) {
+    let reply = answer.as_ref().ok();
+    tracing::debug!(
+        target: "cfrevoke::attempt",
+        method = request.method,
+        line = request.line,
+        zone_id = %request.zone,
+        certificate_id = request.cert.map(tracing::field::display),
+        attempt,
+        status = reply.map(|r| r.status),
+        latency_ms = reply.map(|r| r.latency.as_millis() as u64),
+        retry_after_ms = reply.and_then(|r| r.retry_after).map(|d| d.as_millis() as u64),
+        retry_in_ms = retry_in.map(|d| d.as_millis() as u64),
+        cf_ray = reply.and_then(|r| r.cf_ray.as_deref()),
+        error = answer.as_ref().err().map(tracing::field::display),
+        verdict,
+        "attempt"
+    );
 }
 
 #[cfg(test)]
@@ -355,7 +302,7 @@ mod tests {
     use super::*;
     use crate::api::{ClientCertificate, Envelope};
 
-    fn reply(status: u16, body: Result<Envelope<ClientCertificate>, String>) -> Reply {
+    pub(crate) fn reply(status: u16, body: Result<Envelope<ClientCertificate>, String>) -> Reply {
         Reply { status, cf_ray: None, retry_after: None, body, latency: Duration::ZERO }
     }
 
@@ -364,29 +311,20 @@ mod tests {
     }
 
     #[test]
-    fn answers_map_to_outcomes() {
-        let ok = Ok(Envelope::ok(ClientCertificate::default()));
-        assert!(matches!(judge(&reply(200, ok)), Verdict::Final { outcome: Outcome::Revoked, .. }));
-        assert!(matches!(judge(&reply(400, err(1407))), Verdict::Final { outcome: Outcome::AlreadyRevoked, .. }));
-        assert!(matches!(judge(&reply(404, err(1415))), Verdict::Final { outcome: Outcome::NotFound, .. }));
-        assert!(matches!(judge(&reply(400, err(1415))), Verdict::Final { outcome: Outcome::NotFound, .. }));
-        assert!(matches!(
-            judge(&reply(403, err(9109))),
-            Verdict::Final { outcome: Outcome::Failed, error: Some((Some(9109), _)) }
-        ));
-        assert!(matches!(judge(&reply(401, err(10000))), Verdict::AuthRefused(_)));
+    fn transient_answers_are_retried() {
+        assert!(transient(&reply(429, Err("empty response body".into()))).is_some_and(|t| t.rate_limited));
+        assert!(transient(&reply(400, err(971))).is_some_and(|t| t.rate_limited));
+        for status in [408, 500, 502, 503, 504] {
+            assert!(transient(&reply(status, err(1000))).is_some_and(|t| !t.rate_limited), "{status}");
+        }
+        assert!(transient(&reply(200, Err("truncated".into()))).is_some());
     }
 
     #[test]
-    fn transient_answers_are_retried() {
-        assert!(matches!(
-            judge(&reply(429, Err("empty response body".into()))),
-            Verdict::Retry { rate_limited: true, .. }
-        ));
-        assert!(matches!(judge(&reply(400, err(971))), Verdict::Retry { rate_limited: true, .. }));
-        for status in [408, 500, 502, 503, 504] {
-            assert!(matches!(judge(&reply(status, err(1000))), Verdict::Retry { rate_limited: false, .. }), "{status}");
+    fn final_answers_are_not() {
+        assert!(transient(&reply(200, Ok(Envelope::ok(ClientCertificate::default())))).is_none());
+        for (status, code) in [(400, 1407), (404, 1415), (403, 9109), (401, 10000), (400, 1002)] {
+            assert!(transient(&reply(status, err(code))).is_none(), "{status}");
         }
-        assert!(matches!(judge(&reply(200, Err("truncated".into()))), Verdict::Retry { .. }));
     }
 }

@@ -20,6 +20,7 @@ pub mod progress;
 pub mod rate;
 pub mod results;
 pub mod retry;
+pub mod revocation;
 pub mod sandbox;
 pub mod signals;
 pub mod summary;

@@ -349,7 +349,7 @@ async fn execute(
                 let (plan, dispatcher, row_tx) = (Arc::clone(&plan), Arc::clone(&dispatcher), row_tx.clone());
                 tokio::task::spawn_blocking(move || produce(&plan, &dispatcher, &job_tx, &row_tx))
             };
-            Arc::clone(&dispatcher).run(job_rx, row_tx).await;
+            Arc::clone(&dispatcher).run(job_rx, row_tx, crate::revocation::revoke).await;
             producer.await.context("the input reader stopped unexpectedly")?;
         }
         Err(reason) => {

@@ -1,0 +1,110 @@
+//! The revoke operation: one DELETE per row, and what its final answer means.
+
+use std::sync::Arc;
+
+use crate::api::{codes, ClientCertificate};
+use crate::dispatcher::{Dispatcher, Request, Settled, StopReason};
+use crate::input::Row;
+use crate::results::{Outcome, ResultRow};
+
+/// Revokes one certificate. `None` when the run stopped before an outcome was
+/// known: the row is left for a resume.
+pub async fn revoke(dispatcher: Arc<Dispatcher>, row: Row) -> Option<ResultRow> {
+    let request = Request::for_row("DELETE", &row);
+    let settled = dispatcher.send(&request, || dispatcher.client.revoke(row.zone, row.cert)).await?;
+    let (outcome, error) = judge(&settled);
+    if let Some(reply) = settled.answer.as_ref().ok().filter(|r| r.status == 401) {
+        dispatcher.halt(StopReason::CredentialsRefused(reply.describe()));
+    }
+    Some(result_row(&row, &settled, outcome, error))
+}
+
+/// The outcome of a DELETE's last answer, and the error to record.
+fn judge(settled: &Settled<ClientCertificate>) -> (Outcome, (Option<i64>, String)) {
+    let reply = match &settled.answer {
+        Err(e) => return (Outcome::Failed, (None, format!("gave up after {} attempt(s): {e}", settled.attempts))),
+        Ok(reply) => reply,
+    };
+    let (code, message) = reply.error();
+    if settled.gave_up {
+        return (
+            Outcome::Failed,
+            (code, format!("gave up after {} attempt(s): {}", settled.attempts, reply.describe())),
+        );
+    }
+    match (reply.status, code) {
+        (200..=299, _) => (Outcome::Revoked, (None, String::new())),
+        // A retried DELETE can land on a certificate the first attempt revoked.
+        (_, Some(codes::ALREADY_REVOKED)) => (Outcome::AlreadyRevoked, (None, String::new())),
+        (404, _) | (_, Some(codes::CERT_NOT_FOUND)) => (Outcome::NotFound, (code, message)),
+        _ => (Outcome::Failed, (code, message)),
+    }
+}
+
+/// The results row for a settled request.
+pub fn result_row(
+    row: &Row,
+    settled: &Settled<ClientCertificate>,
+    outcome: Outcome,
+    error: (Option<i64>, String),
+) -> ResultRow {
+    let reply = settled.answer.as_ref().ok();
+    ResultRow {
+        line: row.line,
+        zone_id: row.zone.to_string(),
+        certificate_id: row.cert.to_string(),
+        outcome,
+        http_status: reply.map(|r| r.status),
+        cert_status: reply
+            .and_then(|r| r.body.as_ref().ok())
+            .and_then(|e| e.result.as_ref())
+            .and_then(|c| c.status)
+            .map(|s| s.as_str()),
+        attempts: settled.attempts,
+        error_code: error.0,
+        error_message: error.1,
+        cf_ray: reply.and_then(|r| r.cf_ray.clone()).unwrap_or_default(),
+        finished_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+        duration_ms: settled.started.elapsed().as_millis() as u64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::api::Envelope;
+    use crate::client::Reply;
+
+    fn settled(
+        status: u16,
+        body: Result<Envelope<ClientCertificate>, String>,
+        gave_up: bool,
+    ) -> Settled<ClientCertificate> {
+        let answer = Ok(Reply { status, cf_ray: None, retry_after: None, body, latency: Duration::ZERO });
+        Settled { answer, attempts: 3, gave_up, started: Instant::now() }
+    }
+
+    fn err(code: i64) -> Result<Envelope<ClientCertificate>, String> {
+        Ok(Envelope::error(code, "msg"))
+    }
+
+    #[test]
+    fn answers_map_to_outcomes() {
+        let ok = Ok(Envelope::ok(ClientCertificate::default()));
+        assert_eq!(judge(&settled(200, ok, false)).0, Outcome::Revoked);
+        assert_eq!(judge(&settled(400, err(1407), false)).0, Outcome::AlreadyRevoked);
+        assert_eq!(judge(&settled(404, err(1415), false)).0, Outcome::NotFound);
+        assert_eq!(judge(&settled(400, err(1415), false)).0, Outcome::NotFound);
+        assert_eq!(judge(&settled(403, err(9109), false)), (Outcome::Failed, (Some(9109), "msg".into())));
+        assert_eq!(judge(&settled(401, err(10000), false)).0, Outcome::Failed);
+    }
+
+    #[test]
+    fn giving_up_says_how_often_it_tried() {
+        let (outcome, (code, message)) = judge(&settled(503, err(1000), true));
+        assert_eq!((outcome, code), (Outcome::Failed, Some(1000)));
+        assert_eq!(message, "gave up after 3 attempt(s): HTTP 503 (code 1000): msg");
+    }
+}
