@@ -20,6 +20,19 @@ pub struct Cli {
     pub command: Command,
     #[command(flatten)]
     pub verbosity: Verbosity,
+    /// The command line as given, for the resume hint and the audit record.
+    #[arg(skip)]
+    pub argv: Vec<String>,
+}
+
+impl Cli {
+    /// Parses `args` (program name first) and keeps them.
+    pub fn parse_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Self {
+        let argv: Vec<String> = args.into_iter().map(|a| a.to_string_lossy().into_owned()).collect();
+        let mut cli = <Cli as clap::Parser>::parse_from(&argv);
+        cli.argv = argv;
+        cli
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,19 +7,47 @@ use tokio::sync::mpsc;
 
 use crate::dispatcher::{Dispatcher, StopReason};
 use crate::progress::Progress;
-use crate::results::{ResultRow, ResultsFile, Tally};
+use crate::results::{Outcome, ResultRow, ResultsFile, Tally};
+
+/// Consecutive identical failures: when every certificate fails the same way
+/// (say 403 because the token lacks the permission), the problem is the
+/// token or the account, and grinding through the rest only burns quota.
+struct Streak {
+    limit: u32,
+    count: u32,
+    signature: Option<(Option<u16>, Option<i64>)>,
+}
+
+impl Streak {
+    /// Counts a row; returns true when the streak reaches the limit.
+    fn observe(&mut self, row: &ResultRow) -> bool {
+        if row.outcome != Outcome::Failed {
+            self.count = 0;
+            return false;
+        }
+        let signature = Some((row.http_status, row.error_code));
+        if self.signature != signature {
+            (self.signature, self.count) = (signature, 0);
+        }
+        self.count += 1;
+        self.limit > 0 && self.count == self.limit
+    }
+}
 
 /// Writes rows until every sender is gone. A write error stops the run (rows
 /// not recorded are left for a resume) but the channel keeps draining so no
-/// worker blocks on a full channel.
+/// worker blocks on a full channel. So does a streak of `same_failures`
+/// identical failures (0: never).
 pub fn collect(
     mut file: ResultsFile,
     mut rows: mpsc::Receiver<ResultRow>,
     progress: Arc<Progress>,
     dispatcher: Arc<Dispatcher>,
+    same_failures: u32,
 ) -> Tally {
     let mut tally = Tally::default();
     let mut broken = false;
+    let mut streak = Streak { limit: same_failures, count: 0, signature: None };
     while let Some(row) = rows.blocking_recv() {
         if broken {
             continue;
@@ -32,6 +60,17 @@ pub fn collect(
         }
         tally.add(row.outcome);
         progress.row_done(row.outcome);
+        if streak.observe(&row) {
+            let why = format!(
+                "{} certificates in a row failed the same way (HTTP {}, code {}: {}); the rest are left for --resume",
+                streak.count,
+                row.http_status.map_or("-".into(), |s| s.to_string()),
+                row.error_code.map_or("-".into(), |c| c.to_string()),
+                row.error_message
+            );
+            tracing::error!("{why}");
+            dispatcher.halt(StopReason::Systemic { status: row.http_status, why });
+        }
         if !row.outcome.is_success() {
             tracing::warn!(line = row.line, outcome = row.outcome.as_str(), reason = %row.error_message, "certificate not revoked");
         }
@@ -55,4 +94,43 @@ pub fn collect(
         }
     }
     tally
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(outcome: Outcome, status: u16, code: i64) -> ResultRow {
+        ResultRow {
+            line: 1,
+            zone_id: String::new(),
+            certificate_id: String::new(),
+            outcome,
+            http_status: Some(status),
+            cert_status: None,
+            attempts: 1,
+            error_code: Some(code),
+            error_message: String::new(),
+            cf_ray: String::new(),
+            finished_at: String::new(),
+            duration_ms: 0,
+        }
+    }
+
+    #[test]
+    fn only_identical_failures_in_a_row_make_a_streak() {
+        let mut streak = Streak { limit: 3, count: 0, signature: None };
+        let forbidden = row(Outcome::Failed, 403, 10000);
+        assert!(!streak.observe(&forbidden) && !streak.observe(&forbidden));
+        assert!(!streak.observe(&row(Outcome::Revoked, 200, 0)), "a success breaks the streak");
+        assert!(!streak.observe(&forbidden) && !streak.observe(&row(Outcome::Failed, 400, 1002)));
+        assert!(!streak.observe(&forbidden) && !streak.observe(&forbidden));
+        assert!(streak.observe(&forbidden));
+    }
+
+    #[test]
+    fn a_zero_limit_never_stops() {
+        let mut streak = Streak { limit: 0, count: 0, signature: None };
+        assert!((0..100).all(|_| !streak.observe(&row(Outcome::Failed, 403, 10000))));
+    }
 }

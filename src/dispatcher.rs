@@ -38,6 +38,8 @@ pub enum StopReason {
     Output(String),
     /// The input could not be read again for pass two.
     Input(String),
+    /// Row after row failed the same final way.
+    Systemic { status: Option<u16>, why: String },
 }
 
 /// What is being sent, for the per-attempt log event.

@@ -11,6 +11,8 @@ pub enum ExitCode {
     Usage = 2,
     /// Credentials refused (401, or 403 on the first request): the run stopped.
     CredentialsRefused = 3,
+    /// Another cfrevoke process is writing the same results file.
+    Locked = 4,
     /// Interrupted by Ctrl-C or SIGTERM.
     Interrupted = 130,
 }
@@ -40,7 +42,12 @@ pub fn usage(message: impl Into<String>) -> anyhow::Error {
 
 /// The exit code for an error that reached the top.
 pub fn code_for(error: &anyhow::Error) -> ExitCode {
-    if error.chain().any(|e| e.is::<UsageError>()) {
+    let locked = |e: &(dyn std::error::Error + 'static)| {
+        matches!(e.downcast_ref::<crate::results::ResultsError>(), Some(crate::results::ResultsError::Locked(_)))
+    };
+    if error.chain().any(locked) {
+        ExitCode::Locked
+    } else if error.chain().any(|e| e.is::<UsageError>()) {
         ExitCode::Usage
     } else {
         ExitCode::RowsFailed

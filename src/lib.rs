@@ -19,6 +19,7 @@ pub mod plan;
 pub mod progress;
 pub mod rate;
 pub mod results;
+pub mod resume;
 pub mod retry;
 pub mod revocation;
 pub mod sandbox;
@@ -31,7 +32,7 @@ use exit::ExitCode;
 /// Runs one command line; errors are printed here, where they meet the user.
 pub fn run(cli: Cli) -> ExitCode {
     let outcome = match &cli.command {
-        Command::Revoke(args) => commands::revoke::run(args, cli.verbosity),
+        Command::Revoke(args) => commands::revoke::run(args, cli.verbosity, &cli.argv),
         Command::Sandbox(args) => commands::sandbox::run(args),
     };
     outcome.unwrap_or_else(|error| {

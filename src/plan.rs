@@ -18,9 +18,11 @@ use crate::input::{InputError, InputReader, Problem, Record, Row};
 /// How many problems are listed before the rest are only counted.
 pub const PROBLEMS_SHOWN: usize = 20;
 
-type Key = [u8; 33];
+/// A pair in 33 bytes: compact enough to keep a million in memory, and
+/// ordered by zone first.
+pub(crate) type Key = [u8; 33];
 
-fn key(zone: ZoneId, cert: CertId) -> Key {
+pub(crate) fn key(zone: ZoneId, cert: CertId) -> Key {
     let mut k = [0u8; 33];
     k[..16].copy_from_slice(&zone.to_bytes());
     k[16..].copy_from_slice(&cert.to_bytes());
@@ -183,6 +185,11 @@ impl Plan {
 }
 
 impl Plan {
+    /// How many of this input's unique pairs an earlier run already finished.
+    pub fn count_finished(&self, finished: &crate::resume::Finished) -> u64 {
+        self.keys.iter().filter(|k| finished.contains_key(k)).count() as u64
+    }
+
     /// Every unique valid pair in file order, for seeding the sandbox.
     pub fn pairs(&self) -> Result<Vec<(ZoneId, CertId)>, PlanError> {
         let mut pairs = Vec::with_capacity(self.keys.len());

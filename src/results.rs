@@ -1,9 +1,12 @@
 //! The results CSV: one row per unique pair, written and flushed the moment its
 //! outcome is known, so a crash loses at most the rows still in flight.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter};
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{self, BufWriter, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::resume::Finished;
 
 use serde::Serialize;
 
@@ -102,12 +105,26 @@ impl Tally {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResultsError {
-    #[error("the results file {} already exists; cfrevoke never overwrites results: pass --output with a new path, or move the old file away", .0.display())]
+    #[error(
+        "the results file {} already exists and cfrevoke never overwrites results: pass --resume to continue \
+         that run (rows already revoked are skipped), or --output with a new path",
+        .0.display()
+    )]
     Exists(PathBuf),
-    #[error("cannot create the results file {}: {source}", path.display())]
-    Create { path: PathBuf, source: io::Error },
+    #[error(
+        "another cfrevoke process is writing {} right now (it holds the file's lock); wait for it to finish, \
+         or write elsewhere with --output",
+        .0.display()
+    )]
+    Locked(PathBuf),
+    #[error("--resume: there is no results file {} to resume; run without --resume to start", .0.display())]
+    NothingToResume(PathBuf),
+    #[error("cannot open the results file {}: {source}", path.display())]
+    Open { path: PathBuf, source: io::Error },
     #[error("cannot write the results file {}: {source}", path.display())]
     Write { path: PathBuf, source: io::Error },
+    #[error("{} is not a cfrevoke results file ({why}); refusing to append to it", path.display())]
+    Foreign { path: PathBuf, why: String },
 }
 
 /// The default results path: `<input stem>.<kind>.csv` beside the input.
@@ -116,24 +133,43 @@ pub fn default_path(input: &Path, kind: &str) -> Option<PathBuf> {
     Some(input.with_file_name(format!("{stem}.{kind}.csv")))
 }
 
-/// An open results file. Created with `create_new`, so an existing file is
-/// never overwritten, even one that appears between the check and the open.
+/// An open results file, locked for as long as it is open so that a second
+/// process can never write into it (see [`ResultsError::Locked`]).
 pub struct ResultsFile {
     path: PathBuf,
     csv: csv::Writer<BufWriter<File>>,
+    synced: Instant,
+}
+
+/// How often rows written to the operating system are also forced to disk.
+/// Each row reaches the OS (and so survives a crash of the process) as it is
+/// written; this bounds what a power cut can take.
+const SYNC_EVERY: Duration = Duration::from_secs(1);
+
+/// Takes the file's advisory lock, or explains who has it.
+fn lock(file: &File, path: &Path) -> Result<(), ResultsError> {
+    file.try_lock().map_err(|e| match e {
+        TryLockError::WouldBlock => ResultsError::Locked(path.to_path_buf()),
+        TryLockError::Error(source) => ResultsError::Open { path: path.to_path_buf(), source },
+    })
 }
 
 impl ResultsFile {
+    /// Starts a new results file. Created with `create_new`, so an existing
+    /// file is never overwritten, even one that appears between check and open.
     pub fn create(path: &Path) -> Result<Self, ResultsError> {
-        let file =
-            OpenOptions::new().write(true).create_new(true).open(path).map_err(|source| match source.kind() {
-                io::ErrorKind::AlreadyExists => ResultsError::Exists(path.to_path_buf()),
-                _ => ResultsError::Create { path: path.to_path_buf(), source },
-            })?;
-        let mut results = ResultsFile {
-            path: path.to_path_buf(),
-            csv: csv::WriterBuilder::new().has_headers(false).from_writer(BufWriter::new(file)),
+        let file = match OpenOptions::new().write(true).create_new(true).open(path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                // A file that is in use says more than one that merely exists.
+                let existing = File::open(path).map_err(|source| ResultsError::Open { path: path.into(), source })?;
+                lock(&existing, path)?;
+                return Err(ResultsError::Exists(path.to_path_buf()));
+            }
+            Err(source) => return Err(ResultsError::Open { path: path.to_path_buf(), source }),
         };
+        lock(&file, path)?;
+        let mut results = ResultsFile::wrap(path, file);
         // The header goes out at once so even a run that stops early leaves a
         // readable file, and write errors show before the first request.
         results.csv.write_record(HEADER).map_err(|e| results.write_error(e.into()))?;
@@ -141,24 +177,55 @@ impl ResultsFile {
         Ok(results)
     }
 
+    /// Reopens an earlier run's results for appending: locks it, repairs a
+    /// torn last line, and reports which pairs are already final.
+    pub fn resume(path: &Path) -> Result<(Self, Finished), ResultsError> {
+        let mut file = OpenOptions::new().read(true).write(true).open(path).map_err(|source| match source.kind() {
+            io::ErrorKind::NotFound => ResultsError::NothingToResume(path.to_path_buf()),
+            _ => ResultsError::Open { path: path.to_path_buf(), source },
+        })?;
+        lock(&file, path)?;
+        let finished = crate::resume::scan(&mut file, &HEADER).map_err(|e| match e {
+            crate::resume::ScanError::Io(source) => ResultsError::Open { path: path.to_path_buf(), source },
+            crate::resume::ScanError::Foreign(why) => ResultsError::Foreign { path: path.to_path_buf(), why },
+        })?;
+        file.seek(SeekFrom::End(0)).map_err(|source| ResultsError::Open { path: path.to_path_buf(), source })?;
+        Ok((ResultsFile::wrap(path, file), finished))
+    }
+
+    fn wrap(path: &Path, file: File) -> Self {
+        ResultsFile {
+            path: path.to_path_buf(),
+            csv: csv::WriterBuilder::new().has_headers(false).from_writer(BufWriter::new(file)),
+            synced: Instant::now(),
+        }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Appends one row and hands it to the operating system.
+    /// Appends one row and hands it to the operating system; about once a
+    /// second, also to the disk.
     pub fn write(&mut self, row: &ResultRow) -> Result<(), ResultsError> {
         self.csv.serialize(row).map_err(|e| self.write_error(e.into()))?;
-        self.flush()
+        self.flush()?;
+        if self.synced.elapsed() >= SYNC_EVERY {
+            self.sync()?;
+        }
+        Ok(())
     }
 
     fn flush(&mut self) -> Result<(), ResultsError> {
         self.csv.flush().map_err(|e| self.write_error(e))
     }
 
-    /// Forces the rows to stable storage, for the end of a run.
+    /// Forces the rows to stable storage.
     pub fn sync(&mut self) -> Result<(), ResultsError> {
         self.flush()?;
-        self.csv.get_ref().get_ref().sync_all().map_err(|e| self.write_error(e))
+        self.csv.get_ref().get_ref().sync_data().map_err(|e| self.write_error(e))?;
+        self.synced = Instant::now();
+        Ok(())
     }
 
     fn write_error(&self, source: io::Error) -> ResultsError {
@@ -168,7 +235,7 @@ impl ResultsFile {
 
 /// Written explicitly because `serialize` only writes a header with the first
 /// row, and the file must be readable before then.
-const HEADER: [&str; 12] = [
+pub const HEADER: [&str; 12] = [
     "line",
     "zone_id",
     "certificate_id",
@@ -225,7 +292,7 @@ mod tests {
         std::fs::write(&path, "precious").unwrap();
         let err = ResultsFile::create(&path).err().unwrap();
         assert!(matches!(err, ResultsError::Exists(_)));
-        assert!(err.to_string().contains("--output"));
+        assert!(err.to_string().contains("--output") && err.to_string().contains("--resume"));
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious");
     }
 

@@ -18,12 +18,17 @@ pub struct Summary<'a> {
     pub stop: Option<StopReason>,
     pub results: &'a Path,
     pub log: Option<&'a Path>,
+    /// Pairs of this input an earlier run already finished (with --resume).
+    pub done_before: u64,
+    /// The command that picks up what this run left.
+    pub resume_command: String,
 }
 
 impl Summary<'_> {
-    /// Unique pairs with no results row: left for a resumed run.
+    /// Unique pairs with no final results row from this run or an earlier
+    /// one: left for a resumed run.
     pub fn not_attempted(&self) -> u64 {
-        self.plan.unique.saturating_sub(self.tally.total() - self.tally.invalid)
+        self.plan.unique.saturating_sub(self.done_before + self.tally.total() - self.tally.invalid)
     }
 
     fn rate(&self) -> f64 {
@@ -33,6 +38,9 @@ impl Summary<'_> {
     pub fn exit_code(&self) -> ExitCode {
         match self.stop {
             Some(StopReason::CredentialsRefused(_)) => ExitCode::CredentialsRefused,
+            // Every certificate refused the same way with 401/403 is a token
+            // problem, whatever the first answer said.
+            Some(StopReason::Systemic { status: Some(401 | 403), .. }) => ExitCode::CredentialsRefused,
             Some(StopReason::Interrupted) => ExitCode::Interrupted,
             Some(_) => ExitCode::RowsFailed,
             None if self.tally.unsuccessful() > 0 || self.not_attempted() > 0 => ExitCode::RowsFailed,
@@ -51,6 +59,7 @@ impl Summary<'_> {
             invalid = self.tally.invalid,
             duplicates = self.plan.duplicates,
             not_attempted = self.not_attempted(),
+            done_before = self.done_before,
             requests = self.requests,
             elapsed_ms = self.elapsed.as_millis() as u64,
             stop = self.stop.as_ref().map(|s| format!("{s:?}")),
@@ -68,8 +77,9 @@ impl fmt::Display for Summary<'_> {
             }
             Some(StopReason::Unreachable(why)) => writeln!(f, "STOPPED: could not check the credentials, the API kept failing ({why}). Nothing was revoked.")?,
             Some(StopReason::Interrupted) => writeln!(f, "STOPPED: interrupted.")?,
-            Some(StopReason::Output(why)) => writeln!(f, "STOPPED: {why}")?,
-            Some(StopReason::Input(why)) => writeln!(f, "STOPPED: {why}")?,
+            Some(StopReason::Output(why) | StopReason::Input(why) | StopReason::Systemic { why, .. }) => {
+                writeln!(f, "STOPPED: {why}")?
+            }
             None => {}
         }
         writeln!(
@@ -79,6 +89,9 @@ impl fmt::Display for Summary<'_> {
         )?;
         for outcome in Outcome::ALL {
             writeln!(f, "  {:<16} {:>8}", outcome.as_str(), self.tally.get(outcome))?;
+        }
+        if self.done_before > 0 {
+            writeln!(f, "  {:<16} {:>8}", "done earlier", self.done_before)?;
         }
         writeln!(f, "  {:<16} {:>8}", "not attempted", self.not_attempted())?;
         writeln!(
@@ -91,6 +104,9 @@ impl fmt::Display for Summary<'_> {
         writeln!(f, "results: {}", self.results.display())?;
         if let Some(log) = self.log {
             writeln!(f, "log: {}", log.display())?;
+        }
+        if self.not_attempted() > 0 || self.tally.failed > 0 {
+            writeln!(f, "to retry what is left: {}", self.resume_command)?;
         }
         Ok(())
     }

@@ -2,7 +2,7 @@
 //! the dispatcher into the results file.
 
 use std::io::{self, BufRead, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +19,8 @@ use crate::logging::{self, Verbosity};
 use crate::plan::{Job, Plan};
 use crate::progress::Progress;
 use crate::rate::{Pacer, Rate};
-use crate::results::{self, Outcome, ResultRow, ResultsFile};
+use crate::results::{self, Outcome, ResultRow, ResultsError, ResultsFile};
+use crate::resume::Finished;
 use crate::retry::RetryPolicy;
 use crate::sandbox::{Sandbox, SandboxConfig};
 use crate::summary::Summary;
@@ -79,6 +80,16 @@ pub struct RevokeArgs {
     #[arg(long)]
     pub skip_invalid: bool,
 
+    /// Continue an earlier run: append to its results file (repairing a torn last line), skipping every
+    /// pair it already finished (revoked, already_revoked, not_found) and retrying the rest.
+    #[arg(long)]
+    pub resume: bool,
+
+    /// Stop when this many certificates in a row fail the same way (say 403: the token lacks the
+    /// permission), leaving the rest for --resume. 0 never stops.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub max_same_failures: u32,
+
     /// Don't ask for confirmation (required when not on a terminal).
     #[arg(short, long)]
     pub yes: bool,
@@ -103,7 +114,7 @@ enum Target {
 /// What every line says in a sandbox run, so nobody mistakes a rehearsal for the real thing.
 const SANDBOX_BANNER: &str = "[sandbox] ";
 
-pub fn run(args: &RevokeArgs, verbosity: Verbosity) -> anyhow::Result<ExitCode> {
+pub fn run(args: &RevokeArgs, verbosity: Verbosity, argv: &[String]) -> anyhow::Result<ExitCode> {
     let output = output_path(args)?;
     let plan = Plan::build(&args.input).map_err(|e| usage(e.to_string()))?;
     if plan.invalid > 0 && !args.skip_invalid {
@@ -140,10 +151,14 @@ pub fn run(args: &RevokeArgs, verbosity: Verbosity) -> anyhow::Result<ExitCode> 
     if let Target::Api { base, .. } = &target {
         confirm(&plan, args, base, rate)?;
     }
-    let results = ResultsFile::create(&output).map_err(|e| usage(e.to_string()))?;
+    let (results, finished) = open_results(&output, args.resume)?;
+    let done_before = plan.count_finished(&finished);
+    if finished.repaired > 0 {
+        eprintln!("{banner}repaired {}: cut off a torn last line ({} bytes)", output.display(), finished.repaired);
+    }
     let log_file =
         args.log_file.as_deref().map(logging::open_log_file).transpose().map_err(|e| usage(format!("{e:#}")))?;
-    let total = plan.unique + if args.skip_invalid { plan.invalid } else { 0 };
+    let total = plan.unique - done_before + if args.skip_invalid { plan.invalid } else { 0 };
     let progress = Arc::new(Progress::new(total, verbosity.is_quiet(), banner));
     let dispatch = logging::dispatch(verbosity, progress.writer(), log_file);
     let _guard = tracing::dispatcher::set_default(&dispatch);
@@ -171,8 +186,14 @@ pub fn run(args: &RevokeArgs, verbosity: Verbosity) -> anyhow::Result<ExitCode> 
     );
     let started = Instant::now();
     let plan = Arc::new(plan);
-    let tally =
-        runtime.block_on(execute(Arc::clone(&plan), Arc::clone(&dispatcher), results, Arc::clone(&progress)))?;
+    let pipeline = Pipeline {
+        plan: Arc::clone(&plan),
+        finished: Arc::new(finished),
+        dispatcher: Arc::clone(&dispatcher),
+        progress: Arc::clone(&progress),
+        same_failures: args.max_same_failures,
+    };
+    let tally = runtime.block_on(pipeline.execute(results))?;
     progress.finish();
     let summary = Summary {
         plan: &plan,
@@ -182,6 +203,8 @@ pub fn run(args: &RevokeArgs, verbosity: Verbosity) -> anyhow::Result<ExitCode> 
         stop: dispatcher.stop_reason(),
         results: &output,
         log: args.log_file.as_deref(),
+        done_before,
+        resume_command: resume_command(argv, args, &output),
     };
     summary.log();
     print!("{}", prefixed(banner, &summary.to_string()));
@@ -196,6 +219,46 @@ pub fn run(args: &RevokeArgs, verbosity: Verbosity) -> anyhow::Result<ExitCode> 
         runtime.block_on(sandbox.shutdown());
     }
     Ok(summary.exit_code())
+}
+
+/// Opens the results file: new, or an earlier run's with `--resume`. A file
+/// locked by another run keeps its own error (and exit code 4).
+fn open_results(output: &Path, resume: bool) -> anyhow::Result<(ResultsFile, Finished)> {
+    let opened = if resume {
+        ResultsFile::resume(output)
+    } else {
+        ResultsFile::create(output).map(|file| (file, Finished::default()))
+    };
+    opened.map_err(|e| match e {
+        ResultsError::Locked(_) => anyhow::Error::from(e),
+        _ => usage(e.to_string()),
+    })
+}
+
+/// The command that continues this run: the command line as given, with
+/// `--resume` and an explicit `--output`, quoted for a POSIX shell.
+fn resume_command(argv: &[String], args: &RevokeArgs, output: &Path) -> String {
+    let mut words: Vec<String> = if argv.is_empty() {
+        vec!["cfrevoke".into(), "revoke".into(), args.input.display().to_string()]
+    } else {
+        argv.to_vec()
+    };
+    if args.output.is_none() {
+        words.extend(["--output".into(), output.display().to_string()]);
+    }
+    if !args.resume {
+        words.push("--resume".into());
+    }
+    words.iter().map(|w| shell_quote(w)).collect::<Vec<_>>().join(" ")
+}
+
+fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty() && word.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(&b));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
 }
 
 /// Puts `prefix` before every line of `text`.
@@ -323,50 +386,59 @@ fn invalid_row(problem: &crate::input::Problem) -> ResultRow {
 }
 
 /// The pipeline proper: input → jobs → dispatcher → collector.
-async fn execute(
+struct Pipeline {
     plan: Arc<Plan>,
+    /// What an earlier run finished (empty without --resume).
+    finished: Arc<Finished>,
     dispatcher: Arc<Dispatcher>,
-    results: ResultsFile,
     progress: Arc<Progress>,
-) -> anyhow::Result<crate::results::Tally> {
-    let (row_tx, row_rx) = mpsc::channel::<ResultRow>(CHANNEL_DEPTH);
-    let collector = {
-        let (progress, dispatcher) = (Arc::clone(&progress), Arc::clone(&dispatcher));
-        tokio::task::spawn_blocking(move || collect(results, row_rx, progress, dispatcher))
-    };
-    let signals = tokio::spawn(crate::signals::watch(Arc::clone(&dispatcher)));
-    let ticker =
-        progress.is_visible().then(|| tokio::spawn(show_pauses(Arc::clone(&dispatcher), Arc::clone(&progress))));
-
-    let checked = match plan.first {
-        Some(first) => dispatcher.check_credentials(first).await,
-        None => Ok(()),
-    };
-    match checked {
-        Ok(()) => {
-            let (job_tx, job_rx) = mpsc::channel(CHANNEL_DEPTH);
-            let producer = {
-                let (plan, dispatcher, row_tx) = (Arc::clone(&plan), Arc::clone(&dispatcher), row_tx.clone());
-                tokio::task::spawn_blocking(move || produce(&plan, &dispatcher, &job_tx, &row_tx))
-            };
-            Arc::clone(&dispatcher).run(job_rx, row_tx, crate::revocation::revoke).await;
-            producer.await.context("the input reader stopped unexpectedly")?;
-        }
-        Err(reason) => {
-            dispatcher.halt(reason);
-            drop(row_tx);
-        }
-    }
-    signals.abort();
-    if let Some(ticker) = ticker {
-        ticker.abort();
-    }
-    collector.await.context("the results writer stopped unexpectedly")
+    same_failures: u32,
 }
 
-/// Pass two of the input, feeding the bounded job channel.
+impl Pipeline {
+    async fn execute(self, results: ResultsFile) -> anyhow::Result<crate::results::Tally> {
+        let Pipeline { plan, finished, dispatcher, progress, same_failures } = self;
+        let (row_tx, row_rx) = mpsc::channel::<ResultRow>(CHANNEL_DEPTH);
+        let collector = {
+            let (progress, dispatcher) = (Arc::clone(&progress), Arc::clone(&dispatcher));
+            tokio::task::spawn_blocking(move || collect(results, row_rx, progress, dispatcher, same_failures))
+        };
+        let signals = tokio::spawn(crate::signals::watch(Arc::clone(&dispatcher)));
+        let ticker =
+            progress.is_visible().then(|| tokio::spawn(show_pauses(Arc::clone(&dispatcher), Arc::clone(&progress))));
+
+        let checked = match plan.first {
+            Some(first) => dispatcher.check_credentials(first).await,
+            None => Ok(()),
+        };
+        match checked {
+            Ok(()) => {
+                let (job_tx, job_rx) = mpsc::channel(CHANNEL_DEPTH);
+                let producer = {
+                    let (dispatcher, row_tx) = (Arc::clone(&dispatcher), row_tx.clone());
+                    tokio::task::spawn_blocking(move || produce(&plan, &finished, &dispatcher, &job_tx, &row_tx))
+                };
+                Arc::clone(&dispatcher).run(job_rx, row_tx, crate::revocation::revoke).await;
+                producer.await.context("the input reader stopped unexpectedly")?;
+            }
+            Err(reason) => {
+                dispatcher.halt(reason);
+                drop(row_tx);
+            }
+        }
+        signals.abort();
+        if let Some(ticker) = ticker {
+            ticker.abort();
+        }
+        collector.await.context("the results writer stopped unexpectedly")
+    }
+}
+
+/// Pass two of the input, feeding the bounded job channel with what is not
+/// already finished.
 fn produce(
     plan: &Plan,
+    finished: &Finished,
     dispatcher: &Dispatcher,
     jobs: &mpsc::Sender<crate::input::Row>,
     rows: &mpsc::Sender<ResultRow>,
@@ -377,7 +449,9 @@ fn produce(
     };
     for job in stream {
         let sent = match job {
+            Ok(Job::Revoke(row)) if finished.contains(row.zone, row.cert) => true,
             Ok(Job::Revoke(row)) => jobs.blocking_send(row).is_ok(),
+            Ok(Job::Invalid(problem)) if finished.has_invalid_line(problem.line) => true,
             Ok(Job::Invalid(problem)) => rows.blocking_send(invalid_row(&problem)).is_ok(),
             Err(e) => {
                 dispatcher.halt(StopReason::Input(e.to_string()));
