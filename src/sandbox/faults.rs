@@ -140,7 +140,7 @@ impl Fault {
         match self.kind {
             FaultKind::Error => Some(Served::Reply(self.error_page(None))),
             FaultKind::Reset => Some(Served::Reset),
-            FaultKind::Malformed if self.form % 2 == 0 => Some(Served::Reply(Reply {
+            FaultKind::Malformed if self.form.is_multiple_of(2) => Some(Served::Reply(Reply {
                 status: StatusCode::BAD_GATEWAY,
                 content_type: JSON,
                 body: Vec::new(),
@@ -165,7 +165,7 @@ impl Fault {
             FaultKind::Slow => Served::Reply(reply),
             FaultKind::Malformed => {
                 let mut reply = reply;
-                let keep = if self.form % 2 == 0 { 0 } else { reply.body.len() / 2 };
+                let keep = if self.form.is_multiple_of(2) { 0 } else { reply.body.len() / 2 };
                 reply.body.truncate(keep);
                 Served::Reply(reply)
             }
@@ -178,7 +178,7 @@ impl Fault {
     fn error_page(self, replaced: Option<&Reply>) -> Reply {
         let status = [StatusCode::INTERNAL_SERVER_ERROR, StatusCode::BAD_GATEWAY, StatusCode::SERVICE_UNAVAILABLE]
             [usize::from(self.form % 3)];
-        let reply = if self.form % 2 == 0 {
+        let reply = if self.form.is_multiple_of(2) {
             Reply::error(status, INTERNAL_ERROR, "Internal server error, please try again")
         } else {
             Reply { status, content_type: "text/html", body: html_page(status).into_bytes(), ratelimit: None }
