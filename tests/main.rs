@@ -3,6 +3,7 @@
 mod support;
 
 mod input_errors;
+mod nothing_lost;
 mod openapi;
 mod pacing;
 mod parser_props;

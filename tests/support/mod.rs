@@ -64,7 +64,12 @@ pub fn input_csv(rows: usize) -> String {
 
 /// The cfrevoke binary with no Cloudflare settings inherited from the host.
 pub fn cfrevoke() -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::cargo_bin("cfrevoke").expect("binary");
+    assert_cmd::Command::from_std(cfrevoke_std())
+}
+
+/// The same, as a plain process to spawn, signal and kill.
+pub fn cfrevoke_std() -> std::process::Command {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("cfrevoke"));
     for var in ["CLOUDFLARE_API_TOKEN", "CLOUDFLARE_EMAIL", "CLOUDFLARE_API_KEY", "CLOUDFLARE_BASE_URL", "RUST_LOG"] {
         cmd.env_remove(var);
     }
@@ -247,7 +252,12 @@ impl SandboxProcess {
 
     /// `cfrevoke revoke INPUT` against this sandbox with its token and fast retries.
     pub fn revoke(&self, input: &Path, output: &Path) -> assert_cmd::Command {
-        let mut cmd = cfrevoke();
+        assert_cmd::Command::from_std(self.revoke_std(input, output))
+    }
+
+    /// The same, as a plain process to spawn, signal and kill.
+    pub fn revoke_std(&self, input: &Path, output: &Path) -> std::process::Command {
+        let mut cmd = cfrevoke_std();
         cmd.env("CLOUDFLARE_API_TOKEN", &self.token)
             .env("CLOUDFLARE_BASE_URL", &self.base_url)
             .arg("revoke")
@@ -274,4 +284,19 @@ impl Drop for SandboxProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Waits (up to 30 s) until the results file holds at least `rows` rows.
+pub fn wait_for_rows(path: &Path, rows: usize) {
+    let deadline = Instant::now() + std::time::Duration::from_secs(30);
+    while std::fs::read_to_string(path).map_or(0, |t| t.lines().count().saturating_sub(1)) < rows {
+        assert!(Instant::now() < deadline, "{} never reached {rows} rows", path.display());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// Sends a signal by name (`TERM`, `INT`, `KILL`) to a child process.
+pub fn signal(child: &std::process::Child, name: &str) {
+    let status = std::process::Command::new("kill").arg(format!("-{name}")).arg(child.id().to_string()).status();
+    assert!(status.expect("kill").success());
 }
