@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
+use crate::commands::reactivate::ReactivateArgs;
 use crate::commands::revoke::RevokeArgs;
 use crate::commands::sandbox::SandboxArgs;
 use crate::logging::Verbosity;
@@ -41,6 +42,10 @@ pub enum Command {
     // A later flag overrides an earlier one, so wrapper scripts can set defaults.
     #[command(args_override_self = true)]
     Revoke(Box<RevokeArgs>),
+    /// Undo a revoke run: reactivate the certificates its results file records as revoked, while
+    /// Cloudflare still allows it (only during pending_revocation).
+    #[command(args_override_self = true)]
+    Reactivate(Box<ReactivateArgs>),
     /// Serve a simulated Cloudflare client-certificate API on loopback, for demos, drills and tests.
     Sandbox(Box<SandboxArgs>),
 }

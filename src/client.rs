@@ -174,16 +174,30 @@ impl ApiClient {
     }
 
     pub async fn revoke(&self, zone: ZoneId, cert: CertId) -> Result<Reply, TransportError> {
-        self.send(Method::DELETE, self.base.certificate(zone, cert)).await
+        self.send(Method::DELETE, self.base.certificate(zone, cert), None).await
     }
 
     pub async fn get(&self, zone: ZoneId, cert: CertId) -> Result<Reply, TransportError> {
-        self.send(Method::GET, self.base.certificate(zone, cert)).await
+        self.send(Method::GET, self.base.certificate(zone, cert), None).await
     }
 
-    async fn send<T: DeserializeOwned>(&self, method: Method, url: Url) -> Result<Reply<T>, TransportError> {
+    /// The undo: only works while the certificate is `pending_revocation`.
+    pub async fn reactivate(&self, zone: ZoneId, cert: CertId) -> Result<Reply, TransportError> {
+        self.send(Method::PATCH, self.base.certificate(zone, cert), Some(r#"{"reactivate":true}"#)).await
+    }
+
+    async fn send<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: Url,
+        json: Option<&'static str>,
+    ) -> Result<Reply<T>, TransportError> {
         let started = std::time::Instant::now();
-        let response = self.http.request(method, url).send().await.map_err(|e| self.transport(&e))?;
+        let mut request = self.http.request(method, url);
+        if let Some(body) = json {
+            request = request.header(reqwest::header::CONTENT_TYPE, "application/json").body(body);
+        }
+        let response = request.send().await.map_err(|e| self.transport(&e))?;
         let status = response.status().as_u16();
         let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
         let cf_ray = header(headers::CF_RAY);

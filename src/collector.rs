@@ -34,21 +34,28 @@ impl Streak {
     }
 }
 
+/// What the collector adds to every row, and when it gives up on a run.
+pub struct Stamp {
+    pub run_id: String,
+    /// Identical failures in a row that stop the run (0: never).
+    pub same_failures: u32,
+}
+
 /// Writes rows until every sender is gone. A write error stops the run (rows
 /// not recorded are left for a resume) but the channel keeps draining so no
-/// worker blocks on a full channel. So does a streak of `same_failures`
-/// identical failures (0: never).
+/// worker blocks on a full channel. So does a streak of identical failures.
 pub fn collect(
     mut file: ResultsFile,
     mut rows: mpsc::Receiver<ResultRow>,
     progress: Arc<Progress>,
     dispatcher: Arc<Dispatcher>,
-    same_failures: u32,
+    stamp: Stamp,
 ) -> Tally {
     let mut tally = Tally::default();
     let mut broken = false;
-    let mut streak = Streak { limit: same_failures, count: 0, signature: None };
-    while let Some(row) = rows.blocking_recv() {
+    let mut streak = Streak { limit: stamp.same_failures, count: 0, signature: None };
+    while let Some(mut row) = rows.blocking_recv() {
+        row.run_id.clone_from(&stamp.run_id);
         if broken {
             continue;
         }
@@ -114,6 +121,8 @@ mod tests {
             cf_ray: String::new(),
             finished_at: String::new(),
             duration_ms: 0,
+            verified_status: None,
+            run_id: String::new(),
         }
     }
 

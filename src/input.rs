@@ -82,6 +82,16 @@ pub struct InputReader<R: BufRead> {
     fields: Fields,
     zone_col: usize,
     cert_col: usize,
+    /// Column index and accepted values of each [`Selection`].
+    selected: Vec<(usize, Vec<String>)>,
+}
+
+/// Keeps only rows whose `column` holds one of `values` (compared without
+/// case): how `reactivate` reads the rows of a results file that were revoked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    pub column: &'static str,
+    pub values: Vec<String>,
 }
 
 /// One line split into trimmed fields: the bytes, and where each field ends.
@@ -169,8 +179,20 @@ const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 impl<R: BufRead> InputReader<R> {
     pub fn new(source: R) -> Result<Self, InputError> {
-        let mut reader =
-            InputReader { source, line: 0, raw: Vec::new(), fields: Fields::default(), zone_col: 0, cert_col: 0 };
+        Self::selecting(source, &[])
+    }
+
+    /// A reader that passes over rows outside every `selection` like blank lines.
+    pub fn selecting(source: R, selections: &[Selection]) -> Result<Self, InputError> {
+        let mut reader = InputReader {
+            source,
+            line: 0,
+            raw: Vec::new(),
+            fields: Fields::default(),
+            zone_col: 0,
+            cert_col: 0,
+            selected: Vec::new(),
+        };
         loop {
             if !reader.next_line()? {
                 return Err(InputError::Header(Problem {
@@ -185,14 +207,30 @@ impl<R: BufRead> InputReader<R> {
                 break;
             }
         }
-        match (find_column(&reader.fields, ZONE_ALIASES), find_column(&reader.fields, CERT_ALIASES)) {
-            (Some(zone_col), Some(cert_col)) => Ok(InputReader { zone_col, cert_col, ..reader }),
-            _ => Err(InputError::Header(Problem {
-                line: reader.line,
-                column: None,
-                expected: header_hint(&reader.fields),
-            })),
+        let header_problem = |expected| InputError::Header(Problem { line: reader.line, column: None, expected });
+        let (Some(zone_col), Some(cert_col)) =
+            (find_column(&reader.fields, ZONE_ALIASES), find_column(&reader.fields, CERT_ALIASES))
+        else {
+            return Err(header_problem(header_hint(&reader.fields)));
+        };
+        let mut selected = Vec::new();
+        for selection in selections {
+            let column = match selection.column {
+                "zone_id" => Some(zone_col),
+                "certificate_id" => Some(cert_col),
+                name => find_column(&reader.fields, &[name]),
+            };
+            let column = column.ok_or_else(|| header_problem(format!("a column named {}", selection.column)))?;
+            selected.push((column, selection.values.iter().map(|v| v.to_ascii_lowercase()).collect()));
         }
+        Ok(InputReader { zone_col, cert_col, selected, ..reader })
+    }
+
+    fn is_selected(&self) -> bool {
+        self.selected.iter().all(|(column, values)| {
+            let field = self.fields.get(*column).unwrap_or_default();
+            values.iter().any(|v| field.eq_ignore_ascii_case(v.as_bytes()))
+        })
     }
 
     /// Reads and splits the next physical line; `false` at the end of input.
@@ -213,7 +251,7 @@ impl<R: BufRead> InputReader<R> {
     /// The next non-blank record, or `None` at the end of the input.
     pub fn next_record(&mut self) -> Result<Option<Record>, InputError> {
         while self.next_line()? {
-            if !self.fields.is_blank() {
+            if !self.fields.is_blank() && self.is_selected() {
                 return Ok(Some(self.check()));
             }
         }
@@ -315,6 +353,21 @@ mod tests {
         assert!(problems[0].starts_with("in.csv:3:2: expected a certificate ID"), "{}", problems[0]);
         assert!(problems[1].starts_with("in.csv:4:1: expected a zone ID"), "{}", problems[1]);
         assert!(problems[2].starts_with("in.csv:5:2: expected a certificate ID in column 2"), "{}", problems[2]);
+    }
+
+    #[test]
+    fn selections_keep_only_matching_rows() {
+        let text = format!("zone_id,certificate_id,outcome\n{Z},{C},revoked\n{Z},{C},FAILED\n{Z},{C},Revoked\n");
+        let keep = [Selection { column: "outcome", values: vec!["revoked".into()] }];
+        let mut reader = InputReader::selecting(text.as_bytes(), &keep).unwrap();
+        let mut lines = vec![];
+        while let Some(Record::Valid(row)) = reader.next_record().unwrap() {
+            lines.push(row.line);
+        }
+        assert_eq!(lines, vec![2, 4]);
+        let missing = [Selection { column: "status", values: vec![] }];
+        let err = InputReader::selecting(text.as_bytes(), &missing).err().unwrap();
+        assert!(err.located("r.csv").starts_with("r.csv:1: expected a column named status"));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! [`collector`] (results file, counts) → [`summary`].
 
 pub mod api;
+pub mod audit;
 pub mod cli;
 pub mod client;
 pub mod collector;
@@ -18,10 +19,12 @@ pub mod logging;
 pub mod plan;
 pub mod progress;
 pub mod rate;
+pub mod reactivation;
 pub mod results;
 pub mod resume;
 pub mod retry;
 pub mod revocation;
+pub mod run;
 pub mod sandbox;
 pub mod signals;
 pub mod summary;
@@ -33,6 +36,7 @@ use exit::ExitCode;
 pub fn run(cli: Cli) -> ExitCode {
     let outcome = match &cli.command {
         Command::Revoke(args) => commands::revoke::run(args, cli.verbosity, &cli.argv),
+        Command::Reactivate(args) => commands::reactivate::run(args, cli.verbosity, &cli.argv),
         Command::Sandbox(args) => commands::sandbox::run(args),
     };
     outcome.unwrap_or_else(|error| {

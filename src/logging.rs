@@ -32,8 +32,11 @@ pub struct Verbosity {
 }
 
 impl Verbosity {
+    /// Off a terminal (cron, CI) the default is warnings only: the summary
+    /// on stdout and the log file say the rest.
     fn level(&self) -> LevelFilter {
         match (self.verbose, self.quiet) {
+            (0, 0) if !std::io::stderr().is_terminal() => LevelFilter::WARN,
             (0, 0) => LevelFilter::INFO,
             (1, _) => LevelFilter::DEBUG,
             (v, _) if v > 1 => LevelFilter::TRACE,
@@ -54,8 +57,35 @@ pub fn open_log_file(path: &Path) -> anyhow::Result<File> {
     })
 }
 
+/// Writes JSON log lines with the run id as their first field, so every
+/// event, from whichever task, carries it. The JSON layer hands over one
+/// whole `{...}` line per write.
+struct RunIdWriter {
+    file: File,
+    prefix: Vec<u8>,
+}
+
+impl std::io::Write for RunIdWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match buf.strip_prefix(b"{") {
+            Some(rest) => {
+                let mut line = Vec::with_capacity(self.prefix.len() + rest.len());
+                line.extend_from_slice(&self.prefix);
+                line.extend_from_slice(rest);
+                self.file.write_all(&line)?;
+            }
+            None => self.file.write_all(buf)?,
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
 /// Builds the subscriber for one run.
-pub fn dispatch(verbosity: Verbosity, stderr: BarWriter, log_file: Option<File>) -> Dispatch {
+pub fn dispatch(verbosity: Verbosity, stderr: BarWriter, log_file: Option<File>, run_id: &str) -> Dispatch {
     let stderr_filter = match std::env::var("RUST_LOG") {
         Ok(spec) if !spec.trim().is_empty() => EnvFilter::new(spec),
         // Other crates (hyper, reqwest) only speak up with a warning, and the
@@ -71,13 +101,14 @@ pub fn dispatch(verbosity: Verbosity, stderr: BarWriter, log_file: Option<File>)
         .with_target(false)
         .with_writer(move || stderr.clone())
         .with_filter(stderr_filter);
+    let prefix = format!("{{\"run_id\":{},", serde_json::Value::from(run_id)).into_bytes();
     let json = log_file.map(|file| {
         tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(false)
-            .with_writer(Mutex::new(file))
+            .with_writer(Mutex::new(RunIdWriter { file, prefix }))
             .with_filter(Targets::new().with_target("cfrevoke", LevelFilter::DEBUG))
     });
     Dispatch::new(tracing_subscriber::registry().with(human).with(json))

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::ids::{CertId, ZoneId};
-use crate::input::{InputError, InputReader, Problem, Record, Row};
+use crate::input::{InputError, InputReader, Problem, Record, Row, Selection};
 
 /// How many problems are listed before the rest are only counted.
 pub const PROBLEMS_SHOWN: usize = 20;
@@ -61,6 +61,7 @@ pub struct Plan {
     /// The first valid row, used for the read-only credentials check.
     pub first: Option<Row>,
     keys: Vec<Key>,
+    selections: Vec<Selection>,
 }
 
 /// Feeds every byte read through SHA-256, and optionally copies it to a spool.
@@ -94,11 +95,16 @@ pub enum PlanError {
 impl Plan {
     /// Pass one over `input` (`-` for standard input).
     pub fn build(input: &Path) -> Result<Plan, PlanError> {
+        Plan::build_selecting(input, Vec::new())
+    }
+
+    /// Pass one over the rows of `input` that match every selection.
+    pub fn build_selecting(input: &Path, selections: Vec<Selection>) -> Result<Plan, PlanError> {
         if input == Path::new("-") {
             let spool = tempfile::NamedTempFile::new().map_err(PlanError::Spool)?;
             let writer = io::BufWriter::new(spool.reopen().map_err(PlanError::Spool)?);
             let tee = Tee { inner: io::stdin().lock(), hasher: Sha256::new(), copy: Some(writer) };
-            Plan::scan("<stdin>".into(), Source::Stdin(spool), tee)
+            Plan::scan("<stdin>".into(), Source::Stdin(spool), tee, selections)
         } else {
             let display = input.display().to_string();
             let file = File::open(input).map_err(|source| PlanError::Open { path: display.clone(), source })?;
@@ -107,13 +113,19 @@ impl Plan {
                 hasher: Sha256::new(),
                 copy: None,
             };
-            Plan::scan(display, Source::File(input.to_path_buf()), tee)
+            Plan::scan(display, Source::File(input.to_path_buf()), tee, selections)
         }
     }
 
-    fn scan<R: Read, W: Write>(display: String, source: Source, mut tee: Tee<R, W>) -> Result<Plan, PlanError> {
+    fn scan<R: Read, W: Write>(
+        display: String,
+        source: Source,
+        mut tee: Tee<R, W>,
+        selections: Vec<Selection>,
+    ) -> Result<Plan, PlanError> {
         let located = |e: InputError| PlanError::Input(e.located(&display));
-        let mut reader = InputReader::new(BufReader::with_capacity(1 << 16, &mut tee)).map_err(located)?;
+        let mut reader =
+            InputReader::selecting(BufReader::with_capacity(1 << 16, &mut tee), &selections).map_err(located)?;
         let mut plan = Plan {
             display: String::new(),
             source,
@@ -126,6 +138,7 @@ impl Plan {
             sha256: String::new(),
             first: None,
             keys: vec![],
+            selections,
         };
         while let Some(record) = reader.next_record().map_err(located)? {
             plan.rows += 1;
@@ -178,7 +191,7 @@ impl Plan {
     pub fn jobs(&self) -> Result<Jobs<'_>, PlanError> {
         let path = self.source.path();
         let file = File::open(path).map_err(|source| PlanError::Open { path: self.display.clone(), source })?;
-        let reader = InputReader::new(BufReader::with_capacity(1 << 16, file))
+        let reader = InputReader::selecting(BufReader::with_capacity(1 << 16, file), &self.selections)
             .map_err(|e| PlanError::Input(e.located(&self.display)))?;
         Ok(Jobs { reader, keys: &self.keys, seen: vec![0u64; self.keys.len().div_ceil(64)], display: &self.display })
     }

@@ -19,6 +19,11 @@ pub enum Outcome {
     NotFound,
     Failed,
     Invalid,
+    /// Reactivate: back to active (or already active again).
+    Reactivated,
+    /// Reactivate: the certificate had already reached `revoked`; Cloudflare
+    /// allows the undo only while it is `pending_revocation`.
+    TooLate,
 }
 
 impl Outcome {
@@ -32,12 +37,14 @@ impl Outcome {
             Outcome::NotFound => "not_found",
             Outcome::Failed => "failed",
             Outcome::Invalid => "invalid",
+            Outcome::Reactivated => "reactivated",
+            Outcome::TooLate => "too_late",
         }
     }
 
-    /// Whether the certificate is, as far as the API says, no longer usable.
+    /// Whether the row did what was asked of it.
     pub fn is_success(self) -> bool {
-        matches!(self, Outcome::Revoked | Outcome::AlreadyRevoked)
+        matches!(self, Outcome::Revoked | Outcome::AlreadyRevoked | Outcome::Reactivated)
     }
 }
 
@@ -56,6 +63,10 @@ pub struct ResultRow {
     pub cf_ray: String,
     pub finished_at: String,
     pub duration_ms: u64,
+    /// With `--verify`: the status read back after the DELETE.
+    pub verified_status: Option<&'static str>,
+    /// Which run wrote the row (resumed runs append to one file).
+    pub run_id: String,
 }
 
 /// Counts per outcome, for the summary, the log and the exit code.
@@ -66,6 +77,8 @@ pub struct Tally {
     pub not_found: u64,
     pub failed: u64,
     pub invalid: u64,
+    pub reactivated: u64,
+    pub too_late: u64,
 }
 
 impl Tally {
@@ -80,6 +93,8 @@ impl Tally {
             Outcome::NotFound => self.not_found,
             Outcome::Failed => self.failed,
             Outcome::Invalid => self.invalid,
+            Outcome::Reactivated => self.reactivated,
+            Outcome::TooLate => self.too_late,
         }
     }
 
@@ -90,16 +105,22 @@ impl Tally {
             Outcome::NotFound => &mut self.not_found,
             Outcome::Failed => &mut self.failed,
             Outcome::Invalid => &mut self.invalid,
+            Outcome::Reactivated => &mut self.reactivated,
+            Outcome::TooLate => &mut self.too_late,
         }
     }
 
     pub fn total(&self) -> u64 {
-        Outcome::ALL.iter().map(|o| self.get(*o)).sum()
+        self.succeeded() + self.unsuccessful()
     }
 
-    /// Rows that did not end in a revoked certificate.
+    fn succeeded(&self) -> u64 {
+        self.revoked + self.already_revoked + self.reactivated
+    }
+
+    /// Rows that did not do what was asked of them.
     pub fn unsuccessful(&self) -> u64 {
-        self.not_found + self.failed + self.invalid
+        self.not_found + self.failed + self.invalid + self.too_late
     }
 }
 
@@ -235,7 +256,7 @@ impl ResultsFile {
 
 /// Written explicitly because `serialize` only writes a header with the first
 /// row, and the file must be readable before then.
-pub const HEADER: [&str; 12] = [
+pub const HEADER: [&str; 14] = [
     "line",
     "zone_id",
     "certificate_id",
@@ -248,6 +269,8 @@ pub const HEADER: [&str; 12] = [
     "cf_ray",
     "finished_at",
     "duration_ms",
+    "verified_status",
+    "run_id",
 ];
 
 #[cfg(test)]
@@ -268,6 +291,8 @@ mod tests {
             cf_ray: "ray".into(),
             finished_at: "2026-11-27T00:00:00Z".into(),
             duration_ms: 12,
+            verified_status: None,
+            run_id: "r1".into(),
         }
     }
 
@@ -281,7 +306,7 @@ mod tests {
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(
             text.lines().nth(1).unwrap(),
-            "2,z,c,already_revoked,200,pending_revocation,1,,,ray,2026-11-27T00:00:00Z,12"
+            "2,z,c,already_revoked,200,pending_revocation,1,,,ray,2026-11-27T00:00:00Z,12,,r1"
         );
     }
 

@@ -2,21 +2,57 @@
 
 use std::sync::Arc;
 
-use crate::api::{codes, ClientCertificate};
+use crate::api::{codes, CertStatus, ClientCertificate};
 use crate::dispatcher::{Dispatcher, Request, Settled, StopReason};
 use crate::input::Row;
 use crate::results::{Outcome, ResultRow};
 
-/// Revokes one certificate. `None` when the run stopped before an outcome was
-/// known: the row is left for a resume.
-pub async fn revoke(dispatcher: Arc<Dispatcher>, row: Row) -> Option<ResultRow> {
+/// Revokes one certificate and, with `verify`, reads it back. `None` when the
+/// run stopped before an outcome was known: the row is left for a resume.
+pub async fn revoke(dispatcher: Arc<Dispatcher>, row: Row, verify: bool) -> Option<ResultRow> {
     let request = Request::for_row("DELETE", &row);
     let settled = dispatcher.send(&request, || dispatcher.client.revoke(row.zone, row.cert)).await?;
     let (outcome, error) = judge(&settled);
+    halt_on_401(&dispatcher, &settled);
+    let mut done = result_row(&row, &settled, outcome, error);
+    if verify && outcome.is_success() {
+        read_back(&dispatcher, &row, &mut done).await?;
+    }
+    Some(done)
+}
+
+/// A 401 means the token is dead: no point grinding through the rest.
+pub fn halt_on_401(dispatcher: &Dispatcher, settled: &Settled<ClientCertificate>) {
     if let Some(reply) = settled.answer.as_ref().ok().filter(|r| r.status == 401) {
         dispatcher.halt(StopReason::CredentialsRefused(reply.describe()));
     }
-    Some(result_row(&row, &settled, outcome, error))
+}
+
+/// `--verify`: a GET after the DELETE. `pending_revocation` or `revoked` is
+/// what a revoked certificate shows; one still `active` is a failure.
+async fn read_back(dispatcher: &Dispatcher, row: &Row, done: &mut ResultRow) -> Option<()> {
+    let request = Request::for_row("GET", row);
+    let settled = dispatcher.send(&request, || dispatcher.client.get(row.zone, row.cert)).await?;
+    halt_on_401(dispatcher, &settled);
+    let status = settled.answer.as_ref().ok().and_then(|r| r.body.as_ref().ok()).and_then(|e| e.result.as_ref());
+    match status.and_then(|c| c.status) {
+        Some(status @ (CertStatus::PendingRevocation | CertStatus::Revoked)) => {
+            done.verified_status = Some(status.as_str());
+        }
+        Some(status) => {
+            done.verified_status = Some(status.as_str());
+            done.outcome = Outcome::Failed;
+            done.error_message = format!("verification: still {} after the DELETE", status.as_str());
+        }
+        None => {
+            let why = match &settled.answer {
+                Ok(reply) => reply.describe(),
+                Err(e) => e.to_string(),
+            };
+            done.error_message = format!("verification failed: {why}");
+        }
+    }
+    Some(())
 }
 
 /// The outcome of a DELETE's last answer, and the error to record.
@@ -66,6 +102,8 @@ pub fn result_row(
         cf_ray: reply.and_then(|r| r.cf_ray.clone()).unwrap_or_default(),
         finished_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
         duration_ms: settled.started.elapsed().as_millis() as u64,
+        verified_status: None,
+        run_id: String::new(),
     }
 }
 

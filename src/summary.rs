@@ -8,10 +8,13 @@ use std::time::Duration;
 use crate::dispatcher::StopReason;
 use crate::exit::ExitCode;
 use crate::plan::Plan;
-use crate::results::{Outcome, Tally};
+use crate::results::Tally;
+use crate::run::Operation;
 
 pub struct Summary<'a> {
     pub plan: &'a Plan,
+    pub operation: Operation,
+    pub run_id: &'a str,
     pub tally: Tally,
     pub requests: u64,
     pub elapsed: Duration,
@@ -52,11 +55,14 @@ impl Summary<'_> {
         tracing::info!(
             target: crate::logging::AUDIT,
             event = "run_end",
+            run_id = self.run_id,
             revoked = self.tally.revoked,
             already_revoked = self.tally.already_revoked,
             not_found = self.tally.not_found,
             failed = self.tally.failed,
             invalid = self.tally.invalid,
+            reactivated = self.tally.reactivated,
+            too_late = self.tally.too_late,
             duplicates = self.plan.duplicates,
             not_attempted = self.not_attempted(),
             done_before = self.done_before,
@@ -66,6 +72,30 @@ impl Summary<'_> {
             exit_code = self.exit_code().code(),
             "run finished"
         );
+    }
+}
+
+impl Summary<'_> {
+    /// The machine-readable summary for `--summary-json` and `--json`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let counts: serde_json::Map<String, serde_json::Value> =
+            self.operation.outcomes().iter().map(|&o| (o.as_str().to_string(), self.tally.get(o).into())).collect();
+        serde_json::json!({
+            "run_id": self.run_id,
+            "operation": self.operation.verb(),
+            "exit_code": self.exit_code().code(),
+            "stopped": self.stop.as_ref().map(|s| format!("{s:?}")),
+            "counts": counts,
+            "done_earlier": self.done_before,
+            "not_attempted": self.not_attempted(),
+            "duplicates": self.plan.duplicates,
+            "requests": self.requests,
+            "elapsed_ms": self.elapsed.as_millis() as u64,
+            "input": self.plan.display,
+            "input_sha256": self.plan.sha256,
+            "results": self.results.display().to_string(),
+            "log": self.log.map(|p| p.display().to_string()),
+        })
     }
 }
 
@@ -84,10 +114,10 @@ impl fmt::Display for Summary<'_> {
         }
         writeln!(
             f,
-            "{} rows, {} unique certificates in {} zones ({} duplicates skipped)",
-            self.plan.rows, self.plan.unique, self.plan.zones, self.plan.duplicates
+            "run {}: {} rows, {} unique certificates in {} zones ({} duplicates skipped)",
+            self.run_id, self.plan.rows, self.plan.unique, self.plan.zones, self.plan.duplicates
         )?;
-        for outcome in Outcome::ALL {
+        for &outcome in self.operation.outcomes() {
             writeln!(f, "  {:<16} {:>8}", outcome.as_str(), self.tally.get(outcome))?;
         }
         if self.done_before > 0 {

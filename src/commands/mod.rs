@@ -1,4 +1,5 @@
 //! One module per subcommand.
 
+pub mod reactivate;
 pub mod revoke;
 pub mod sandbox;

@@ -1,0 +1,49 @@
+//! `cfrevoke reactivate`: the undo. Reactivates the certificates an earlier
+//! revoke run recorded as `revoked`, while Cloudflare still allows it.
+
+use std::path::PathBuf;
+
+use crate::exit::ExitCode;
+use crate::ids::{CertId, ZoneId};
+use crate::input::Selection;
+use crate::logging::Verbosity;
+use crate::run::{self, Operation, RunArgs, Spec};
+
+#[derive(Debug, clap::Args)]
+pub struct ReactivateArgs {
+    /// Results CSV of an earlier `cfrevoke revoke` run; its rows with outcome `revoked` are reactivated.
+    /// Cloudflare allows this only while a certificate is still pending_revocation: rows that already
+    /// reached `revoked` are reported as `too_late`.
+    pub results: PathBuf,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+
+    /// Only certificates in this zone (repeatable).
+    #[arg(long = "zone", value_name = "ZONE_ID")]
+    pub zones: Vec<ZoneId>,
+
+    /// Only this certificate (repeatable).
+    #[arg(long = "certificate", value_name = "CERT_ID")]
+    pub certificates: Vec<CertId>,
+}
+
+pub fn run(args: &ReactivateArgs, verbosity: Verbosity, argv: &[String]) -> anyhow::Result<ExitCode> {
+    let mut selections = vec![Selection { column: "outcome", values: vec!["revoked".into()] }];
+    if !args.zones.is_empty() {
+        selections.push(Selection { column: "zone_id", values: args.zones.iter().map(ToString::to_string).collect() });
+    }
+    if !args.certificates.is_empty() {
+        let values = args.certificates.iter().map(ToString::to_string).collect();
+        selections.push(Selection { column: "certificate_id", values });
+    }
+    let spec = Spec {
+        operation: Operation::Reactivate,
+        input: &args.results,
+        selections,
+        skip_invalid: false,
+        sandbox: false,
+        args: &args.run,
+    };
+    run::execute(&spec, verbosity, argv)
+}

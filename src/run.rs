@@ -1,0 +1,580 @@
+//! The engine every bulk command shares (revoke, reactivate): check the whole
+//! input, confirm, open the results, stream the rows through the dispatcher
+//! into the results file, and summarise.
+
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::sync::mpsc;
+
+use crate::audit;
+use crate::client::{ApiClient, BaseUrl, DEFAULT_BASE_URL};
+use crate::collector::{collect, Stamp};
+use crate::credentials::{self, Credentials, Secret};
+use crate::dispatcher::{Dispatcher, StopReason};
+use crate::exit::{usage, ExitCode};
+use crate::input::{Row, Selection};
+use crate::logging::{self, Verbosity};
+use crate::plan::{Job, Plan};
+use crate::progress::Progress;
+use crate::rate::{Pacer, Rate};
+use crate::results::{self, Outcome, ResultRow, ResultsError, ResultsFile};
+use crate::resume::Finished;
+use crate::retry::RetryPolicy;
+use crate::sandbox::{Sandbox, SandboxConfig};
+use crate::summary::Summary;
+
+/// Jobs and results queued between stages; bounds memory whatever the input size.
+const CHANNEL_DEPTH: usize = 1024;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Results CSV to create (never overwritten). Default: beside the input, <stem>.results.csv
+    /// (reactivate: <stem>.reactivated.csv); required when reading standard input.
+    #[arg(short, long, value_name = "PATH")]
+    pub output: Option<PathBuf>,
+
+    /// Append JSON-lines logs here: run start (settings, input SHA-256), every attempt, run end.
+    #[arg(long, value_name = "PATH")]
+    pub log_file: Option<PathBuf>,
+
+    /// API root. Plain http:// is refused except to a loopback address.
+    #[arg(long, env = "CLOUDFLARE_BASE_URL", default_value = DEFAULT_BASE_URL, value_name = "URL")]
+    pub base_url: BaseUrl,
+
+    /// Read the API token from the first line of this file instead of CLOUDFLARE_API_TOKEN.
+    #[arg(long, value_name = "PATH")]
+    pub api_token_file: Option<PathBuf>,
+
+    /// Most requests per window, e.g. 4/s, 100/m, 1200/5m. Every request counts (checks and retries too);
+    /// the pace stays 1% under it. Default: Cloudflare's quota per user, 1200/5m (lower it if other tools
+    /// share the token); with --sandbox, the sandbox's quota.
+    #[arg(long, value_name = "N/WINDOW")]
+    pub rate: Option<Rate>,
+
+    /// Requests in flight at once. The rate, not this, sets the pace; 16 covers slow answers and
+    /// retry waits at Cloudflare's quota without piling up connections.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024), value_name = "N")]
+    pub concurrency: u16,
+
+    /// Attempts per certificate, the first included, for 429, 5xx, 408 and connection errors.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=100), value_name = "N")]
+    pub max_attempts: u32,
+
+    /// First retry delay; it doubles (with jitter) up to --retry-max-delay. A Retry-After header wins.
+    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub retry_delay: Duration,
+
+    /// Longest backoff between two attempts.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub retry_max_delay: Duration,
+
+    /// Per-request timeout.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub timeout: Duration,
+
+    /// Continue an earlier run: append to its results file (repairing a torn last line), skipping every
+    /// pair it already finished (revoked, already_revoked, not_found) and retrying the rest.
+    #[arg(long)]
+    pub resume: bool,
+
+    /// Stop when this many certificates in a row fail the same way (say 403: the token lacks the
+    /// permission), leaving the rest for --resume. 0 never stops.
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub max_same_failures: u32,
+
+    /// Don't ask for confirmation (required when not on a terminal).
+    #[arg(short, long)]
+    pub yes: bool,
+
+    /// Check the input and print the plan; send nothing, need no credentials.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Also write the end-of-run summary as JSON here (counts per outcome, exit code, elapsed time,
+    /// run id, file paths), for monitoring.
+    #[arg(long, value_name = "PATH")]
+    pub summary_json: Option<PathBuf>,
+
+    /// Print that JSON summary as the last line of standard output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What a bulk command does to each row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    /// DELETE; with `verify`, read each certificate back afterwards.
+    Revoke { verify: bool },
+    /// PATCH `{"reactivate": true}`: the undo while Cloudflare still allows it.
+    Reactivate,
+}
+
+impl Operation {
+    pub fn verb(self) -> &'static str {
+        match self {
+            Operation::Revoke { .. } => "revoke",
+            Operation::Reactivate => "reactivate",
+        }
+    }
+
+    /// The outcomes this operation can record, in summary order.
+    pub fn outcomes(self) -> &'static [Outcome] {
+        match self {
+            Operation::Revoke { .. } => {
+                &[Outcome::Revoked, Outcome::AlreadyRevoked, Outcome::NotFound, Outcome::Failed, Outcome::Invalid]
+            }
+            Operation::Reactivate => &[Outcome::Reactivated, Outcome::TooLate, Outcome::NotFound, Outcome::Failed],
+        }
+    }
+
+    /// Requests per row when nothing goes wrong, for time estimates.
+    fn requests_per_row(self) -> f64 {
+        match self {
+            Operation::Revoke { verify: true } => 2.0,
+            _ => 1.0,
+        }
+    }
+
+    async fn perform(self, dispatcher: Arc<Dispatcher>, row: Row) -> Option<ResultRow> {
+        match self {
+            Operation::Revoke { verify } => crate::revocation::revoke(dispatcher, row, verify).await,
+            Operation::Reactivate => crate::reactivation::reactivate(dispatcher, row).await,
+        }
+    }
+}
+
+/// One bulk run, as a command describes it.
+pub struct Spec<'a> {
+    pub operation: Operation,
+    /// A CSV path, or `-` for standard input.
+    pub input: &'a Path,
+    /// Only rows matching these are taken (reactivate: the revoked rows of a results file).
+    pub selections: Vec<Selection>,
+    pub skip_invalid: bool,
+    /// Run against an in-process sandbox instead of the API.
+    pub sandbox: bool,
+    pub args: &'a RunArgs,
+}
+
+/// Where requests go: Cloudflare (or `--base-url`), or an in-process sandbox.
+enum Target {
+    Api { base: BaseUrl, credentials: Credentials },
+    Sandbox(Box<SandboxConfig>),
+}
+
+/// What every line says in a sandbox run, so nobody mistakes a rehearsal for the real thing.
+const SANDBOX_BANNER: &str = "[sandbox] ";
+
+/// Runs one bulk command from start to summary.
+pub fn execute(spec: &Spec<'_>, verbosity: Verbosity, argv: &[String]) -> anyhow::Result<ExitCode> {
+    let args = spec.args;
+    let output = output_path(spec)?;
+    let plan = Plan::build_selecting(spec.input, spec.selections.clone()).map_err(|e| usage(e.to_string()))?;
+    if plan.invalid > 0 && !spec.skip_invalid {
+        return Err(usage(format!(
+            "{}\n{} of {} rows are invalid; nothing was sent. Fix them, or pass --skip-invalid to {} the rest \
+             and record these as `invalid`.",
+            plan.problem_report(),
+            plan.invalid,
+            plan.rows,
+            spec.operation.verb()
+        )));
+    }
+    let sandbox_config = spec.sandbox.then(SandboxConfig::demo);
+    let rate = args.rate.unwrap_or_else(|| match &sandbox_config {
+        Some(config) => Rate { count: config.rate.quota, per: config.rate.window },
+        None => Rate::default(),
+    });
+    let banner = if spec.sandbox { SANDBOX_BANNER } else { "" };
+    if args.dry_run {
+        print!("{}", prefixed(banner, &describe_plan(&plan, spec, rate)));
+        println!("{banner}dry run: nothing was sent.");
+        return Ok(ExitCode::Success);
+    }
+    let target = match sandbox_config {
+        Some(mut config) => {
+            config.certs = plan.pairs()?;
+            Target::Sandbox(Box::new(config))
+        }
+        None => Target::Api {
+            base: args.base_url.clone(),
+            credentials: credentials::resolve(args.api_token_file.as_deref(), |k| std::env::var(k).ok())
+                .map_err(|e| usage(e.to_string()))?,
+        },
+    };
+    if let Target::Api { base, .. } = &target {
+        confirm(&plan, spec, base, rate)?;
+    }
+    let (results, finished) = open_results(&output, args.resume)?;
+    let done_before = plan.count_finished(&finished);
+    if finished.repaired > 0 {
+        eprintln!("{banner}repaired {}: cut off a torn last line ({} bytes)", output.display(), finished.repaired);
+    }
+    let log_file =
+        args.log_file.as_deref().map(logging::open_log_file).transpose().map_err(|e| usage(format!("{e:#}")))?;
+    let run_id = audit::run_id();
+    let total = plan.unique - done_before + if spec.skip_invalid { plan.invalid } else { 0 };
+    let progress = Arc::new(Progress::new(total, verbosity.is_quiet(), banner));
+    let dispatch = logging::dispatch(verbosity, progress.writer(), log_file, &run_id);
+    let _guard = tracing::dispatcher::set_default(&dispatch);
+    let runtime = logging::runtime(&dispatch)?;
+    let (base, credentials, sandbox) = match target {
+        Target::Api { base, credentials } => (base, credentials, None),
+        Target::Sandbox(config) => {
+            let sandbox = runtime.block_on(Sandbox::start(*config))?;
+            eprintln!("{banner}simulated Cloudflare API at {}: no real certificate is touched", sandbox.base_url());
+            let base = sandbox.base_url().parse()?;
+            (base, Credentials::Token(Secret::new(sandbox.token())), Some(sandbox))
+        }
+    };
+    let client = ApiClient::new(base.clone(), &credentials, args.timeout)?;
+    let retry = RetryPolicy {
+        max_attempts: args.max_attempts,
+        initial_delay: args.retry_delay,
+        max_delay: args.retry_max_delay,
+    };
+    let dispatcher = Arc::new(Dispatcher::new(client, Pacer::new(rate), retry, usize::from(args.concurrency)));
+    let settings = Settings { base: &base, rate, auth: credentials.scheme(), output: &output, run_id: &run_id };
+    log_start(&plan, spec, &settings, argv);
+    let started = Instant::now();
+    let plan = Arc::new(plan);
+    let pipeline = Pipeline {
+        plan: Arc::clone(&plan),
+        finished: Arc::new(finished),
+        dispatcher: Arc::clone(&dispatcher),
+        progress: Arc::clone(&progress),
+        same_failures: args.max_same_failures,
+        operation: spec.operation,
+        run_id: run_id.clone(),
+    };
+    let tally = runtime.block_on(pipeline.execute(results))?;
+    progress.finish();
+    let summary = Summary {
+        plan: &plan,
+        operation: spec.operation,
+        tally,
+        requests: dispatcher.requests.load(Ordering::Relaxed),
+        elapsed: started.elapsed(),
+        stop: dispatcher.stop_reason(),
+        results: &output,
+        log: args.log_file.as_deref(),
+        done_before,
+        resume_command: resume_command(argv, spec, &output),
+        run_id: &run_id,
+    };
+    summary.log();
+    print!("{}", prefixed(banner, &summary.to_string()));
+    if let Some(sandbox) = sandbox {
+        let journal = sandbox.journal();
+        println!(
+            "{banner}the sandbox saw {} requests ({} answered 429, {} faults injected); no real certificate was touched",
+            journal.requests,
+            journal.rate_limited,
+            journal.faults.error + journal.faults.reset + journal.faults.slow + journal.faults.malformed
+        );
+        runtime.block_on(sandbox.shutdown());
+    }
+    let json = summary.to_json();
+    if let Some(path) = &args.summary_json {
+        std::fs::write(path, format!("{json}\n"))
+            .with_context(|| format!("cannot write the summary to {}", path.display()))?;
+    }
+    if args.json {
+        println!("{json}");
+    }
+    Ok(summary.exit_code())
+}
+
+/// Opens the results file: new, or an earlier run's with `--resume`. A file
+/// locked by another run keeps its own error (and exit code 4).
+fn open_results(output: &Path, resume: bool) -> anyhow::Result<(ResultsFile, Finished)> {
+    let opened = if resume {
+        ResultsFile::resume(output)
+    } else {
+        ResultsFile::create(output).map(|file| (file, Finished::default()))
+    };
+    opened.map_err(|e| match e {
+        ResultsError::Locked(_) => anyhow::Error::from(e),
+        _ => usage(e.to_string()),
+    })
+}
+
+/// The command that continues this run: the command line as given, with
+/// `--resume` and an explicit `--output`, quoted for a POSIX shell.
+fn resume_command(argv: &[String], spec: &Spec<'_>, output: &Path) -> String {
+    let mut words: Vec<String> = if argv.is_empty() {
+        vec!["cfrevoke".into(), spec.operation.verb().into(), spec.input.display().to_string()]
+    } else {
+        argv.to_vec()
+    };
+    if spec.args.output.is_none() {
+        words.extend(["--output".into(), output.display().to_string()]);
+    }
+    if !spec.args.resume {
+        words.push("--resume".into());
+    }
+    words.iter().map(|w| shell_quote(w)).collect::<Vec<_>>().join(" ")
+}
+
+fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty() && word.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(&b));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+/// Puts `prefix` before every line of `text`.
+fn prefixed(prefix: &str, text: &str) -> String {
+    text.lines().map(|line| format!("{prefix}{line}\n")).collect()
+}
+
+fn output_path(spec: &Spec<'_>) -> anyhow::Result<PathBuf> {
+    if let Some(out) = &spec.args.output {
+        return Ok(out.clone());
+    }
+    if spec.input.as_os_str() == "-" {
+        return Err(usage("reading standard input needs --output PATH for the results file"));
+    }
+    let kind = match (spec.operation, spec.sandbox) {
+        (Operation::Reactivate, _) => "reactivated",
+        (Operation::Revoke { .. }, true) => "sandbox-results",
+        (Operation::Revoke { .. }, false) => "results",
+    };
+    results::default_path(spec.input, kind)
+        .ok_or_else(|| usage(format!("cannot derive a results path from {}: pass --output PATH", spec.input.display())))
+}
+
+fn describe_plan(plan: &Plan, spec: &Spec<'_>, rate: Rate) -> String {
+    let requests = plan.unique as f64 * spec.operation.requests_per_row();
+    let eta = Duration::from_secs_f64(requests / rate.per_second());
+    let mut out = format!(
+        "input {} (sha256 {})\n  {} rows: {} certificates to {} in {} zones, {} duplicates skipped, {} invalid\n  \
+         target {}\n  pace {} (about {:.2} requests/s): at least {}\n",
+        plan.display,
+        plan.sha256,
+        plan.rows,
+        plan.unique,
+        spec.operation.verb(),
+        plan.zones,
+        plan.duplicates,
+        plan.invalid,
+        if spec.sandbox { "the in-process sandbox".to_string() } else { spec.args.base_url.to_string() },
+        rate,
+        rate.per_second(),
+        humantime::format_duration(Duration::from_secs(eta.as_secs())),
+    );
+    if plan.invalid > 0 {
+        out.push_str(&plan.problem_report());
+        out.push('\n');
+    }
+    out
+}
+
+/// Asks before a run that changes certificates on a terminal; demands
+/// `--yes` elsewhere.
+fn confirm(plan: &Plan, spec: &Spec<'_>, base: &BaseUrl, rate: Rate) -> anyhow::Result<()> {
+    if spec.args.yes {
+        return Ok(());
+    }
+    let stdin = io::stdin();
+    if !stdin.is_terminal() || spec.input.as_os_str() == "-" {
+        return Err(usage(
+            "not on a terminal, so cfrevoke cannot ask for confirmation: pass --yes to go ahead without asking \
+             (try --dry-run first)",
+        ));
+    }
+    eprint!("{}", describe_plan(plan, spec, rate));
+    let verb = spec.operation.verb();
+    let (initial, rest) = verb.split_at(1);
+    eprint!(
+        "{}{rest} {} certificates in {} zones at {base}? Type yes to go on: ",
+        initial.to_uppercase(),
+        plan.unique,
+        plan.zones
+    );
+    io::stderr().flush().ok();
+    let mut answer = String::new();
+    stdin.lock().read_line(&mut answer).context("cannot read the confirmation")?;
+    match answer.trim().to_ascii_lowercase().as_str() {
+        "y" | "yes" => Ok(()),
+        _ => Err(usage("not confirmed: nothing was sent")),
+    }
+}
+
+/// The settings in force that are not plain flags, for the run-start event.
+struct Settings<'a> {
+    base: &'a BaseUrl,
+    rate: Rate,
+    auth: &'static str,
+    output: &'a Path,
+    run_id: &'a str,
+}
+
+/// The audit record of a run: who ran what, on which input, with which settings.
+fn log_start(plan: &Plan, spec: &Spec<'_>, settings: &Settings<'_>, argv: &[String]) {
+    let args = spec.args;
+    tracing::info!(
+        target: logging::AUDIT,
+        event = "run_start",
+        run_id = settings.run_id,
+        operation = spec.operation.verb(),
+        version = env!("CARGO_PKG_VERSION"),
+        operator = %audit::operator(),
+        command_line = %audit::command_line(argv),
+        input = %plan.display,
+        input_sha256 = %plan.sha256,
+        rows = plan.rows,
+        unique = plan.unique,
+        duplicates = plan.duplicates,
+        invalid = plan.invalid,
+        zones = plan.zones,
+        base_url = %settings.base,
+        sandbox = spec.sandbox,
+        auth = settings.auth,
+        rate = %settings.rate,
+        concurrency = args.concurrency,
+        max_attempts = args.max_attempts,
+        retry_delay_ms = args.retry_delay.as_millis() as u64,
+        retry_max_delay_ms = args.retry_max_delay.as_millis() as u64,
+        timeout_ms = args.timeout.as_millis() as u64,
+        skip_invalid = spec.skip_invalid,
+        resume = args.resume,
+        verify = matches!(spec.operation, Operation::Revoke { verify: true }),
+        max_same_failures = args.max_same_failures,
+        results = %settings.output.display(),
+        "run started"
+    );
+    tracing::info!(
+        "run {}: {} {} certificates in {} zones at {}, pace {} ({:.2} requests/s)",
+        settings.run_id,
+        spec.operation.verb(),
+        plan.unique,
+        plan.zones,
+        settings.base,
+        settings.rate,
+        settings.rate.per_second()
+    );
+}
+
+fn invalid_row(problem: &crate::input::Problem) -> ResultRow {
+    ResultRow {
+        line: problem.line,
+        zone_id: String::new(),
+        certificate_id: String::new(),
+        outcome: Outcome::Invalid,
+        http_status: None,
+        cert_status: None,
+        attempts: 0,
+        error_code: None,
+        error_message: match problem.column {
+            Some(col) => format!("column {col}: expected {}", problem.expected),
+            None => format!("expected {}", problem.expected),
+        },
+        cf_ray: String::new(),
+        finished_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+        duration_ms: 0,
+        verified_status: None,
+        run_id: String::new(),
+    }
+}
+
+/// The pipeline proper: input → jobs → dispatcher → collector.
+struct Pipeline {
+    plan: Arc<Plan>,
+    /// What an earlier run finished (empty without --resume).
+    finished: Arc<Finished>,
+    dispatcher: Arc<Dispatcher>,
+    progress: Arc<Progress>,
+    same_failures: u32,
+    operation: Operation,
+    run_id: String,
+}
+
+impl Pipeline {
+    async fn execute(self, results: ResultsFile) -> anyhow::Result<crate::results::Tally> {
+        let Pipeline { plan, finished, dispatcher, progress, same_failures, operation, run_id } = self;
+        let (row_tx, row_rx) = mpsc::channel::<ResultRow>(CHANNEL_DEPTH);
+        let collector = {
+            let (progress, dispatcher) = (Arc::clone(&progress), Arc::clone(&dispatcher));
+            let stamp = Stamp { run_id, same_failures };
+            tokio::task::spawn_blocking(move || collect(results, row_rx, progress, dispatcher, stamp))
+        };
+        let signals = tokio::spawn(crate::signals::watch(Arc::clone(&dispatcher)));
+        let ticker =
+            progress.is_visible().then(|| tokio::spawn(show_pauses(Arc::clone(&dispatcher), Arc::clone(&progress))));
+
+        let checked = match plan.first {
+            Some(first) => dispatcher.check_credentials(first).await,
+            None => Ok(()),
+        };
+        match checked {
+            Ok(()) => {
+                let (job_tx, job_rx) = mpsc::channel(CHANNEL_DEPTH);
+                let producer = {
+                    let (dispatcher, row_tx) = (Arc::clone(&dispatcher), row_tx.clone());
+                    tokio::task::spawn_blocking(move || produce(&plan, &finished, &dispatcher, &job_tx, &row_tx))
+                };
+                let work = move |dispatcher, row| operation.perform(dispatcher, row);
+                Arc::clone(&dispatcher).run(job_rx, row_tx, work).await;
+                producer.await.context("the input reader stopped unexpectedly")?;
+            }
+            Err(reason) => {
+                dispatcher.halt(reason);
+                drop(row_tx);
+            }
+        }
+        signals.abort();
+        if let Some(ticker) = ticker {
+            ticker.abort();
+        }
+        collector.await.context("the results writer stopped unexpectedly")
+    }
+}
+
+/// Pass two of the input, feeding the bounded job channel with what is not
+/// already finished.
+fn produce(
+    plan: &Plan,
+    finished: &Finished,
+    dispatcher: &Dispatcher,
+    jobs: &mpsc::Sender<crate::input::Row>,
+    rows: &mpsc::Sender<ResultRow>,
+) {
+    let stream = match plan.jobs() {
+        Ok(stream) => stream,
+        Err(e) => return dispatcher.halt(StopReason::Input(e.to_string())),
+    };
+    for job in stream {
+        let sent = match job {
+            Ok(Job::Revoke(row)) if finished.contains(row.zone, row.cert) => true,
+            Ok(Job::Revoke(row)) => jobs.blocking_send(row).is_ok(),
+            Ok(Job::Invalid(problem)) if finished.has_invalid_line(problem.line) => true,
+            Ok(Job::Invalid(problem)) => rows.blocking_send(invalid_row(&problem)).is_ok(),
+            Err(e) => {
+                dispatcher.halt(StopReason::Input(e.to_string()));
+                false
+            }
+        };
+        if !sent {
+            return;
+        }
+    }
+}
+
+/// Keeps the bar's "paused" countdown current while a rate-limit pause lasts.
+async fn show_pauses(dispatcher: Arc<Dispatcher>, progress: Arc<Progress>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        let left =
+            dispatcher.pacer.paused_until().map(|until| until.saturating_duration_since(tokio::time::Instant::now()));
+        progress.refresh(left);
+    }
+}
