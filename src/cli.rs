@@ -3,6 +3,9 @@
 
 use clap::{Parser, Subcommand};
 
+use crate::commands::completions::CompletionsArgs;
+use crate::commands::list::ListArgs;
+use crate::commands::man::ManArgs;
 use crate::commands::reactivate::ReactivateArgs;
 use crate::commands::revoke::RevokeArgs;
 use crate::commands::sandbox::SandboxArgs;
@@ -46,6 +49,13 @@ pub enum Command {
     /// Cloudflare still allows it (only during pending_revocation).
     #[command(args_override_self = true)]
     Reactivate(Box<ReactivateArgs>),
+    /// List client certificates from the API into a CSV that `revoke` reads unchanged.
+    #[command(args_override_self = true)]
+    List(Box<ListArgs>),
     /// Serve a simulated Cloudflare client-certificate API on loopback, for demos, drills and tests.
     Sandbox(Box<SandboxArgs>),
+    /// Write a shell completion script to standard output.
+    Completions(CompletionsArgs),
+    /// Write a roff man page to standard output.
+    Man(ManArgs),
 }

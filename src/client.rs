@@ -9,7 +9,7 @@ use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 
-use crate::api::{headers, ClientCertificate, Envelope};
+use crate::api::{headers, CertStatus, ClientCertificate, Envelope};
 use crate::credentials::Credentials;
 use crate::ids::{CertId, ZoneId};
 
@@ -67,16 +67,33 @@ impl BaseUrl {
         self.0.host_str().is_some_and(|h| h.eq_ignore_ascii_case("api.cloudflare.com"))
     }
 
-    /// The URL of one certificate. IDs are formatted from validated binary
-    /// values, so the path has exactly this shape whatever the input held.
-    fn certificate(&self, zone: ZoneId, cert: CertId) -> Url {
+    /// A zone's certificate collection. IDs are formatted from validated
+    /// binary values, so the path has exactly this shape whatever the input held.
+    fn collection(&self, zone: ZoneId) -> Url {
         let mut url = self.0.clone();
         url.path_segments_mut().expect("http(s) URLs have paths").pop_if_empty().extend([
             "zones",
             &zone.to_string(),
             "client_certificates",
-            &cert.to_string(),
         ]);
+        url
+    }
+
+    /// The URL of one certificate.
+    fn certificate(&self, zone: ZoneId, cert: CertId) -> Url {
+        let mut url = self.collection(zone);
+        url.path_segments_mut().expect("http(s) URLs have paths").push(&cert.to_string());
+        url
+    }
+
+    /// One page of a zone's certificates. `status` is always sent, `all`
+    /// included, so the answer never rests on an undocumented default.
+    fn page(&self, zone: ZoneId, status: Option<CertStatus>, page: u32, per_page: u32) -> Url {
+        let mut url = self.collection(zone);
+        url.query_pairs_mut()
+            .append_pair("status", status.map_or("all", CertStatus::as_str))
+            .append_pair("page", &page.to_string())
+            .append_pair("per_page", &per_page.to_string());
         url
     }
 }
@@ -181,6 +198,18 @@ impl ApiClient {
         self.send(Method::GET, self.base.certificate(zone, cert), None).await
     }
 
+    /// One page of a zone's certificates, `None` for every status. The API
+    /// takes `per_page` from 5 to 50.
+    pub async fn list_page(
+        &self,
+        zone: ZoneId,
+        status: Option<CertStatus>,
+        page: u32,
+        per_page: u32,
+    ) -> Result<Reply<Vec<ClientCertificate>>, TransportError> {
+        self.send(Method::GET, self.base.page(zone, status, page, per_page), None).await
+    }
+
     /// The undo: only works while the certificate is `pending_revocation`.
     pub async fn reactivate(&self, zone: ZoneId, cert: CertId) -> Result<Reply, TransportError> {
         self.send(Method::PATCH, self.base.certificate(zone, cert), Some(r#"{"reactivate":true}"#)).await
@@ -277,6 +306,17 @@ mod tests {
             "https://api.cloudflare.com/client/v4/zones/023e105f4ecef8ad9ca31a8372d0c353/client_certificates/568b6b74-7b0c-4755-8840-4e3b8c24adeb"
         );
         assert_eq!(base.to_string(), "https://api.cloudflare.com/client/v4");
+    }
+
+    #[test]
+    fn page_urls_carry_status_and_paging() {
+        let base: BaseUrl = "http://127.0.0.1:9/client/v4".parse().unwrap();
+        let zone = "023e105f4ecef8ad9ca31a8372d0c353".parse().unwrap();
+        assert_eq!(
+            base.page(zone, Some(CertStatus::PendingRevocation), 3, 50).as_str(),
+            "http://127.0.0.1:9/client/v4/zones/023e105f4ecef8ad9ca31a8372d0c353/client_certificates?status=pending_revocation&page=3&per_page=50"
+        );
+        assert!(base.page(zone, None, 1, 5).as_str().ends_with("/client_certificates?status=all&page=1&per_page=5"));
     }
 
     #[test]

@@ -40,6 +40,17 @@ pub fn usage(message: impl Into<String>) -> anyhow::Error {
     UsageError(message.into()).into()
 }
 
+/// The API refused the credentials (401/403): reported with exit code 3, so
+/// a script can tell a dead token from a flaky network.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct RefusedError(pub String);
+
+/// Shorthand for returning a [`RefusedError`] through `anyhow`.
+pub fn refused(message: impl Into<String>) -> anyhow::Error {
+    RefusedError(message.into()).into()
+}
+
 /// The exit code for an error that reached the top.
 pub fn code_for(error: &anyhow::Error) -> ExitCode {
     let locked = |e: &(dyn std::error::Error + 'static)| {
@@ -49,6 +60,8 @@ pub fn code_for(error: &anyhow::Error) -> ExitCode {
         ExitCode::Locked
     } else if error.chain().any(|e| e.is::<UsageError>()) {
         ExitCode::Usage
+    } else if error.chain().any(|e| e.is::<RefusedError>()) {
+        ExitCode::CredentialsRefused
     } else {
         ExitCode::RowsFailed
     }

@@ -12,19 +12,19 @@ use anyhow::Context;
 use tokio::sync::mpsc;
 
 use crate::audit;
-use crate::client::{ApiClient, BaseUrl, DEFAULT_BASE_URL};
+use crate::client::BaseUrl;
 use crate::collector::{collect, Stamp};
-use crate::credentials::{self, Credentials, Secret};
+use crate::commands::api_args::ApiArgs;
+use crate::credentials::{Credentials, Secret};
 use crate::dispatcher::{Dispatcher, StopReason};
 use crate::exit::{usage, ExitCode};
 use crate::input::{Row, Selection};
 use crate::logging::{self, Verbosity};
 use crate::plan::{Job, Plan};
 use crate::progress::Progress;
-use crate::rate::{Pacer, Rate};
+use crate::rate::Rate;
 use crate::results::{self, Outcome, ResultRow, ResultsError, ResultsFile};
 use crate::resume::Finished;
-use crate::retry::RetryPolicy;
 use crate::sandbox::{Sandbox, SandboxConfig};
 use crate::summary::Summary;
 
@@ -42,40 +42,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH")]
     pub log_file: Option<PathBuf>,
 
-    /// API root. Plain http:// is refused except to a loopback address.
-    #[arg(long, env = "CLOUDFLARE_BASE_URL", default_value = DEFAULT_BASE_URL, value_name = "URL")]
-    pub base_url: BaseUrl,
-
-    /// Read the API token from the first line of this file instead of CLOUDFLARE_API_TOKEN.
-    #[arg(long, value_name = "PATH")]
-    pub api_token_file: Option<PathBuf>,
-
-    /// Most requests per window, e.g. 4/s, 100/m, 1200/5m. Every request counts (checks and retries too);
-    /// the pace stays 1% under it. Default: Cloudflare's quota per user, 1200/5m (lower it if other tools
-    /// share the token); with --sandbox, the sandbox's quota.
-    #[arg(long, value_name = "N/WINDOW")]
-    pub rate: Option<Rate>,
+    #[command(flatten)]
+    pub api: ApiArgs,
 
     /// Requests in flight at once. The rate, not this, sets the pace; 16 covers slow answers and
     /// retry waits at Cloudflare's quota without piling up connections.
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024), value_name = "N")]
     pub concurrency: u16,
-
-    /// Attempts per certificate, the first included, for 429, 5xx, 408 and connection errors.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=100), value_name = "N")]
-    pub max_attempts: u32,
-
-    /// First retry delay; it doubles (with jitter) up to --retry-max-delay. A Retry-After header wins.
-    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
-    pub retry_delay: Duration,
-
-    /// Longest backoff between two attempts.
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, value_name = "DURATION")]
-    pub retry_max_delay: Duration,
-
-    /// Per-request timeout.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
-    pub timeout: Duration,
 
     /// Continue an earlier run: append to its results file (repairing a torn last line), skipping every
     /// pair it already finished (revoked, already_revoked, not_found) and retrying the rest.
@@ -186,7 +159,7 @@ pub fn execute(spec: &Spec<'_>, verbosity: Verbosity, argv: &[String]) -> anyhow
         )));
     }
     let sandbox_config = spec.sandbox.then(SandboxConfig::demo);
-    let rate = args.rate.unwrap_or_else(|| match &sandbox_config {
+    let rate = args.api.rate.unwrap_or_else(|| match &sandbox_config {
         Some(config) => Rate { count: config.rate.quota, per: config.rate.window },
         None => Rate::default(),
     });
@@ -201,11 +174,7 @@ pub fn execute(spec: &Spec<'_>, verbosity: Verbosity, argv: &[String]) -> anyhow
             config.certs = plan.pairs()?;
             Target::Sandbox(Box::new(config))
         }
-        None => Target::Api {
-            base: args.base_url.clone(),
-            credentials: credentials::resolve(args.api_token_file.as_deref(), |k| std::env::var(k).ok())
-                .map_err(|e| usage(e.to_string()))?,
-        },
+        None => Target::Api { base: args.api.base_url.clone(), credentials: args.api.credentials()? },
     };
     if let Target::Api { base, .. } = &target {
         confirm(&plan, spec, base, rate)?;
@@ -232,13 +201,7 @@ pub fn execute(spec: &Spec<'_>, verbosity: Verbosity, argv: &[String]) -> anyhow
             (base, Credentials::Token(Secret::new(sandbox.token())), Some(sandbox))
         }
     };
-    let client = ApiClient::new(base.clone(), &credentials, args.timeout)?;
-    let retry = RetryPolicy {
-        max_attempts: args.max_attempts,
-        initial_delay: args.retry_delay,
-        max_delay: args.retry_max_delay,
-    };
-    let dispatcher = Arc::new(Dispatcher::new(client, Pacer::new(rate), retry, usize::from(args.concurrency)));
+    let dispatcher = Arc::new(args.api.dispatcher(base.clone(), &credentials, rate, usize::from(args.concurrency))?);
     let settings = Settings { base: &base, rate, auth: credentials.scheme(), output: &output, run_id: &run_id };
     log_start(&plan, spec, &settings, argv);
     let started = Instant::now();
@@ -365,7 +328,7 @@ fn describe_plan(plan: &Plan, spec: &Spec<'_>, rate: Rate) -> String {
         plan.zones,
         plan.duplicates,
         plan.invalid,
-        if spec.sandbox { "the in-process sandbox".to_string() } else { spec.args.base_url.to_string() },
+        if spec.sandbox { "the in-process sandbox".to_string() } else { spec.args.api.base_url.to_string() },
         rate,
         rate.per_second(),
         humantime::format_duration(Duration::from_secs(eta.as_secs())),
@@ -440,10 +403,10 @@ fn log_start(plan: &Plan, spec: &Spec<'_>, settings: &Settings<'_>, argv: &[Stri
         auth = settings.auth,
         rate = %settings.rate,
         concurrency = args.concurrency,
-        max_attempts = args.max_attempts,
-        retry_delay_ms = args.retry_delay.as_millis() as u64,
-        retry_max_delay_ms = args.retry_max_delay.as_millis() as u64,
-        timeout_ms = args.timeout.as_millis() as u64,
+        max_attempts = args.api.max_attempts,
+        retry_delay_ms = args.api.retry_delay.as_millis() as u64,
+        retry_max_delay_ms = args.api.retry_max_delay.as_millis() as u64,
+        timeout_ms = args.api.timeout.as_millis() as u64,
         skip_invalid = spec.skip_invalid,
         resume = args.resume,
         verify = matches!(spec.operation, Operation::Revoke { verify: true }),

@@ -2,7 +2,9 @@
 
 mod support;
 
+mod completions;
 mod input_errors;
+mod list;
 mod nothing_lost;
 mod openapi;
 mod pacing;

@@ -250,31 +250,28 @@ impl SandboxProcess {
         serde_json::from_slice(&body).expect("journal JSON")
     }
 
-    /// `cfrevoke revoke INPUT` against this sandbox with its token and fast retries.
+    /// `cfrevoke SUBCOMMAND` against this sandbox with its token and fast retries.
+    pub fn command(&self, subcommand: &str) -> assert_cmd::Command {
+        assert_cmd::Command::from_std(self.command_std(subcommand))
+    }
+
+    /// The same, as a plain process to spawn, signal and kill.
+    pub fn command_std(&self, subcommand: &str) -> std::process::Command {
+        let mut cmd = cfrevoke_std();
+        cmd.env("CLOUDFLARE_API_TOKEN", &self.token).env("CLOUDFLARE_BASE_URL", &self.base_url).arg(subcommand);
+        cmd.args(["--rate", "2000/s", "--retry-delay", "5ms", "--retry-max-delay", "50ms", "--timeout", "2s"]);
+        cmd
+    }
+
+    /// `cfrevoke revoke INPUT` against this sandbox, without asking.
     pub fn revoke(&self, input: &Path, output: &Path) -> assert_cmd::Command {
         assert_cmd::Command::from_std(self.revoke_std(input, output))
     }
 
-    /// The same, as a plain process to spawn, signal and kill.
+    /// The same, as a plain process.
     pub fn revoke_std(&self, input: &Path, output: &Path) -> std::process::Command {
-        let mut cmd = cfrevoke_std();
-        cmd.env("CLOUDFLARE_API_TOKEN", &self.token)
-            .env("CLOUDFLARE_BASE_URL", &self.base_url)
-            .arg("revoke")
-            .arg(input)
-            .arg("--output")
-            .arg(output)
-            .args([
-                "--yes",
-                "--rate",
-                "2000/s",
-                "--retry-delay",
-                "5ms",
-                "--retry-max-delay",
-                "50ms",
-                "--timeout",
-                "2s",
-            ]);
+        let mut cmd = self.command_std("revoke");
+        cmd.arg(input).arg("--output").arg(output).arg("--yes");
         cmd
     }
 }

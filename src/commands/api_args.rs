@@ -1,0 +1,75 @@
+//! The flags of every command that talks to the API: where, as whom, how
+//! fast and how persistently. One definition, flattened into each command,
+//! so `list` and `revoke` cannot drift apart in defaults or meaning.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::client::{ApiClient, BaseUrl, DEFAULT_BASE_URL};
+use crate::credentials::{self, Credentials};
+use crate::dispatcher::Dispatcher;
+use crate::exit::usage;
+use crate::rate::{Pacer, Rate};
+use crate::retry::RetryPolicy;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ApiArgs {
+    /// API root. Plain http:// is refused except to a loopback address.
+    #[arg(long, env = "CLOUDFLARE_BASE_URL", default_value = DEFAULT_BASE_URL, value_name = "URL")]
+    pub base_url: BaseUrl,
+
+    /// Read the API token from the first line of this file instead of CLOUDFLARE_API_TOKEN.
+    #[arg(long, value_name = "PATH")]
+    pub api_token_file: Option<PathBuf>,
+
+    /// Most requests per window, e.g. 4/s, 100/m, 1200/5m. Every request counts (checks and retries too);
+    /// the pace stays 1% under it. Default: Cloudflare's quota per user, 1200/5m (lower it if other tools
+    /// share the token); with revoke --sandbox, the sandbox's quota.
+    #[arg(long, value_name = "N/WINDOW")]
+    pub rate: Option<Rate>,
+
+    /// Attempts per request, the first included, for 429, 5xx, 408 and connection errors.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=100), value_name = "N")]
+    pub max_attempts: u32,
+
+    /// First retry delay; it doubles (with jitter) up to --retry-max-delay. A Retry-After header wins.
+    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub retry_delay: Duration,
+
+    /// Longest backoff between two attempts.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub retry_max_delay: Duration,
+
+    /// Per-request timeout.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub timeout: Duration,
+}
+
+impl ApiArgs {
+    /// The credentials from `--api-token-file` or the environment; missing
+    /// ones are the user's to fix (exit code 2), before anything is sent.
+    pub fn credentials(&self) -> anyhow::Result<Credentials> {
+        credentials::resolve(self.api_token_file.as_deref(), |k| std::env::var(k).ok())
+            .map_err(|e| usage(e.to_string()))
+    }
+
+    pub fn retry(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: self.max_attempts,
+            initial_delay: self.retry_delay,
+            max_delay: self.retry_max_delay,
+        }
+    }
+
+    /// A dispatcher for `base`: a fresh pacer at `rate`, these retries and timeout.
+    pub fn dispatcher(
+        &self,
+        base: BaseUrl,
+        credentials: &Credentials,
+        rate: Rate,
+        concurrency: usize,
+    ) -> anyhow::Result<Dispatcher> {
+        let client = ApiClient::new(base, credentials, self.timeout)?;
+        Ok(Dispatcher::new(client, Pacer::new(rate), self.retry(), concurrency))
+    }
+}

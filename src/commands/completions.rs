@@ -1,0 +1,23 @@
+//! `cfrevoke completions <shell>`: tab completion generated from the same
+//! clap definition that parses the command line, so it can never offer a
+//! flag that does not exist.
+
+use clap::CommandFactory;
+use clap_complete::Shell;
+
+use crate::cli::Cli;
+use crate::exit::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    /// The shell to write a completion script for.
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+pub fn run(args: &CompletionsArgs) -> anyhow::Result<ExitCode> {
+    let mut command = Cli::command();
+    let name = command.get_name().to_string();
+    clap_complete::generate(args.shell, &mut command, name, &mut std::io::stdout());
+    Ok(ExitCode::Success)
+}

@@ -1,0 +1,42 @@
+//! `cfrevoke man [COMMAND]`: a roff man page generated from the clap
+//! definition, so the page and `--help` always say the same thing.
+
+use std::io::Write;
+
+use anyhow::Context;
+use clap::CommandFactory;
+
+use crate::cli::Cli;
+use crate::exit::{usage, ExitCode};
+
+#[derive(Debug, clap::Args)]
+pub struct ManArgs {
+    /// Write the page of this subcommand (cfrevoke-COMMAND(1)) instead of cfrevoke(1).
+    #[arg(value_name = "COMMAND")]
+    pub command: Option<String>,
+}
+
+pub fn run(args: &ManArgs) -> anyhow::Result<ExitCode> {
+    let mut out = std::io::stdout().lock();
+    clap_mangen::Man::new(page(args.command.as_deref())?).render(&mut out).context("cannot write the man page")?;
+    out.flush().context("cannot write the man page")?;
+    Ok(ExitCode::Success)
+}
+
+/// The command a page describes. Subcommands are taken from the built tree,
+/// where clap has named them `cfrevoke-COMMAND` and given them what the top
+/// level propagates, such as the version.
+fn page(subcommand: Option<&str>) -> anyhow::Result<clap::Command> {
+    let mut root = Cli::command();
+    root.build();
+    let Some(name) = subcommand else {
+        return Ok(root);
+    };
+    match root.find_subcommand(name) {
+        Some(sub) => Ok(sub.clone()),
+        None => {
+            let known: Vec<&str> = root.get_subcommands().map(clap::Command::get_name).collect();
+            Err(usage(format!("no subcommand {name:?}; expected one of {}", known.join(", "))))
+        }
+    }
+}
