@@ -13,10 +13,12 @@ use tokio::time::Instant;
 /// Cloudflare's documented quota per user: 1200 requests per 5 minutes.
 pub const CLOUDFLARE_QUOTA: &str = "1200/5m";
 
-/// The pace is kept this fraction below the quota so that network jitter (two
-/// requests sent a full interval apart arriving a little closer) can never push
-/// a window over the limit as the server counts it.
+/// The pace is kept this fraction below the quota, and at least
+/// [`MIN_HEADROOM`] per window, so that network and scheduling jitter (two
+/// requests sent a full interval apart arriving a little closer) cannot push a
+/// window over the limit as the server counts it.
 const HEADROOM: f64 = 0.01;
+const MIN_HEADROOM: Duration = Duration::from_millis(50);
 
 /// A quota: at most `count` requests in any window of `per`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +30,8 @@ pub struct Rate {
 impl Rate {
     /// The spacing between requests that keeps every window within the quota.
     pub fn interval(&self) -> Duration {
-        self.per.mul_f64((1.0 + HEADROOM) / f64::from(self.count))
+        let window = self.per.mul_f64(1.0 + HEADROOM).max(self.per + MIN_HEADROOM);
+        window / self.count
     }
 
     /// Requests per second at the paced interval, for estimates and summaries.
@@ -148,6 +151,12 @@ mod tests {
         let rate = Rate::default();
         let per_window = rate.per.as_secs_f64() / rate.interval().as_secs_f64();
         assert!(per_window <= 1200.0 && per_window > 1180.0, "{per_window}");
+    }
+
+    #[test]
+    fn short_windows_keep_a_fixed_margin() {
+        let rate: Rate = "20/1s".parse().unwrap();
+        assert_eq!(rate.interval(), Duration::from_micros(52_500));
     }
 
     #[tokio::test(start_paused = true)]
