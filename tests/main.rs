@@ -12,3 +12,4 @@ mod parser_props;
 mod revoke;
 mod sandbox;
 mod secrets;
+mod toolkit;
