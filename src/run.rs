@@ -359,8 +359,8 @@ fn confirm(plan: &Plan, spec: &Spec<'_>, base: &BaseUrl, rate: Rate) -> anyhow::
     eprint!(
         "{}{rest} {} certificates in {} zones at {base}? Type yes to go on: ",
         initial.to_uppercase(),
-        plan.unique,
-        plan.zones
+        thousands(plan.unique),
+        thousands(plan.zones)
     );
     io::stderr().flush().ok();
     let mut answer = String::new();
@@ -369,6 +369,19 @@ fn confirm(plan: &Plan, spec: &Spec<'_>, base: &BaseUrl, rate: Rate) -> anyhow::
         "y" | "yes" => Ok(()),
         _ => Err(usage("not confirmed: nothing was sent")),
     }
+}
+
+/// `5000` → `5,000`: a confirmation is read in a hurry.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// The settings in force that are not plain flags, for the run-start event.
@@ -539,5 +552,26 @@ async fn show_pauses(dispatcher: Arc<Dispatcher>, progress: Arc<Progress>) {
         let left =
             dispatcher.pacer.paused_until().map(|until| until.saturating_duration_since(tokio::time::Instant::now()));
         progress.refresh(left);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_read_at_a_glance() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(5000), "5,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn resume_commands_survive_a_shell() {
+        assert_eq!(shell_quote("in.csv"), "in.csv");
+        assert_eq!(shell_quote("my certs.csv"), "'my certs.csv'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
     }
 }
