@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use crate::api::{headers, CertStatus, ClientCertificate, Envelope};
 use crate::credentials::Credentials;
 use crate::ids::{CertId, ZoneId};
+use crate::quota::{self, Policy, Remaining};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.cloudflare.com/client/v4";
 pub const USER_AGENT: &str =
@@ -104,12 +105,22 @@ pub struct Reply<T = ClientCertificate> {
     pub status: u16,
     pub cf_ray: Option<String>,
     pub retry_after: Option<Duration>,
+    /// The `Ratelimit` and `Ratelimit-Policy` headers, where well-formed.
+    pub remaining: Option<Remaining>,
+    pub policy: Option<Policy>,
     /// The envelope, or why the body could not be read as one.
     pub body: Result<Envelope<T>, String>,
     pub latency: Duration,
 }
 
 impl<T> Reply<T> {
+    /// An answer with just a status and a body, for unit tests of what
+    /// answers mean.
+    #[cfg(test)]
+    pub(crate) fn bare(status: u16, body: Result<Envelope<T>, String>) -> Self {
+        Reply { status, cf_ray: None, retry_after: None, remaining: None, policy: None, body, latency: Duration::ZERO }
+    }
+
     /// The API's first error code and message; without an envelope, why the
     /// body could not be read.
     pub fn error(&self) -> (Option<i64>, String) {
@@ -231,6 +242,8 @@ impl ApiClient {
         let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
         let cf_ray = header(headers::CF_RAY);
         let retry_after = header(headers::RETRY_AFTER).and_then(|v| parse_retry_after(&v, SystemTime::now()));
+        let remaining = header(headers::RATELIMIT).and_then(|v| quota::parse_ratelimit(&v));
+        let policy = header(headers::RATELIMIT_POLICY).and_then(|v| quota::parse_policy(&v));
         let bytes = response.bytes().await.map_err(|e| self.transport(&e))?;
         let body = serde_json::from_slice(&bytes).map_err(|e| {
             if bytes.is_empty() {
@@ -239,7 +252,7 @@ impl ApiClient {
                 format!("response body is not the API's JSON envelope ({e})")
             }
         });
-        Ok(Reply { status, cf_ray, retry_after, body, latency: started.elapsed() })
+        Ok(Reply { status, cf_ray, retry_after, remaining, policy, body, latency: started.elapsed() })
     }
 
     fn transport(&self, err: &reqwest::Error) -> TransportError {

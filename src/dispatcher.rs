@@ -154,6 +154,13 @@ impl Dispatcher {
             let started = *started.get_or_insert_with(Instant::now);
             let attempts = schedule.attempt();
             let answer = send().await;
+            match &answer {
+                // A 429's `Ratelimit` describes the block, not the window;
+                // the pause it starts is what governs.
+                Ok(reply) if reply.status == 429 => self.pacer.answered(None, reply.policy),
+                Ok(reply) => self.pacer.answered(reply.remaining, reply.policy),
+                Err(_) => self.pacer.answered(None, None),
+            }
             let retry = match &answer {
                 Ok(reply) => transient(reply),
                 Err(_) => Some(Transient { rate_limited: false, after: None }),
@@ -305,7 +312,7 @@ mod tests {
     use crate::api::{ClientCertificate, Envelope};
 
     pub(crate) fn reply(status: u16, body: Result<Envelope<ClientCertificate>, String>) -> Reply {
-        Reply { status, cf_ray: None, retry_after: None, body, latency: Duration::ZERO }
+        Reply::bare(status, body)
     }
 
     fn err(code: i64) -> Result<Envelope<ClientCertificate>, String> {

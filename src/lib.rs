@@ -23,6 +23,7 @@ pub mod listing;
 pub mod logging;
 pub mod plan;
 pub mod progress;
+pub mod quota;
 pub mod rate;
 pub mod reactivation;
 pub mod results;

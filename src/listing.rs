@@ -127,7 +127,7 @@ impl Pages {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
 
     use super::*;
     use crate::api::Envelope;
@@ -173,13 +173,7 @@ mod tests {
         answer: Result<(u16, Envelope<Vec<ClientCertificate>>), TransportError>,
         gave_up: bool,
     ) -> Settled<Vec<ClientCertificate>> {
-        let answer = answer.map(|(status, envelope)| Reply {
-            status,
-            cf_ray: None,
-            retry_after: None,
-            body: Ok(envelope),
-            latency: Duration::ZERO,
-        });
+        let answer = answer.map(|(status, envelope)| Reply::bare(status, Ok(envelope)));
         Settled { answer, attempts: 4, gave_up, started: Instant::now() }
     }
 

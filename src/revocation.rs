@@ -109,7 +109,7 @@ pub fn result_row(
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
 
     use super::*;
     use crate::api::Envelope;
@@ -120,7 +120,7 @@ mod tests {
         body: Result<Envelope<ClientCertificate>, String>,
         gave_up: bool,
     ) -> Settled<ClientCertificate> {
-        let answer = Ok(Reply { status, cf_ray: None, retry_after: None, body, latency: Duration::ZERO });
+        let answer = Ok(Reply::bare(status, body));
         Settled { answer, attempts: 3, gave_up, started: Instant::now() }
     }
 

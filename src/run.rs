@@ -22,7 +22,7 @@ use crate::input::{Row, Selection};
 use crate::logging::{self, Verbosity};
 use crate::plan::{Job, Plan};
 use crate::progress::Progress;
-use crate::rate::Rate;
+use crate::rate::Pace;
 use crate::results::{self, Outcome, ResultRow, ResultsError, ResultsFile};
 use crate::resume::Finished;
 use crate::sandbox::{Sandbox, SandboxConfig};
@@ -159,13 +159,10 @@ pub fn execute(spec: &Spec<'_>, verbosity: Verbosity, argv: &[String]) -> anyhow
         )));
     }
     let sandbox_config = spec.sandbox.then(SandboxConfig::demo);
-    let rate = args.api.rate.unwrap_or_else(|| match &sandbox_config {
-        Some(config) => Rate { count: config.rate.quota, per: config.rate.window },
-        None => Rate::default(),
-    });
+    let pace = args.api.rate;
     let banner = if spec.sandbox { SANDBOX_BANNER } else { "" };
     if args.dry_run {
-        print!("{}", prefixed(banner, &describe_plan(&plan, spec, rate)));
+        print!("{}", prefixed(banner, &describe_plan(&plan, spec, pace)));
         println!("{banner}dry run: nothing was sent.");
         return Ok(ExitCode::Success);
     }
@@ -177,7 +174,7 @@ pub fn execute(spec: &Spec<'_>, verbosity: Verbosity, argv: &[String]) -> anyhow
         None => Target::Api { base: args.api.base_url.clone(), credentials: args.api.credentials()? },
     };
     if let Target::Api { base, .. } = &target {
-        confirm(&plan, spec, base, rate)?;
+        confirm(&plan, spec, base, pace)?;
     }
     let (results, finished) = open_results(&output, args.resume)?;
     let done_before = plan.count_finished(&finished);
@@ -201,8 +198,8 @@ pub fn execute(spec: &Spec<'_>, verbosity: Verbosity, argv: &[String]) -> anyhow
             (base, Credentials::Token(Secret::new(sandbox.token())), Some(sandbox))
         }
     };
-    let dispatcher = Arc::new(args.api.dispatcher(base.clone(), &credentials, rate, usize::from(args.concurrency))?);
-    let settings = Settings { base: &base, rate, auth: credentials.scheme(), output: &output, run_id: &run_id };
+    let dispatcher = Arc::new(args.api.dispatcher(base.clone(), &credentials, pace, usize::from(args.concurrency))?);
+    let settings = Settings { base: &base, pace, auth: credentials.scheme(), output: &output, run_id: &run_id };
     log_start(&plan, spec, &settings, argv);
     let started = Instant::now();
     let plan = Arc::new(plan);
@@ -314,12 +311,13 @@ fn output_path(spec: &Spec<'_>) -> anyhow::Result<PathBuf> {
         .ok_or_else(|| usage(format!("cannot derive a results path from {}: pass --output PATH", spec.input.display())))
 }
 
-fn describe_plan(plan: &Plan, spec: &Spec<'_>, rate: Rate) -> String {
+fn describe_plan(plan: &Plan, spec: &Spec<'_>, pace: Pace) -> String {
     let requests = plan.unique as f64 * spec.operation.requests_per_row();
+    let rate = pace.initial();
     let eta = Duration::from_secs_f64(requests / rate.per_second());
     let mut out = format!(
         "input {} (sha256 {})\n  {} rows: {} certificates to {} in {} zones, {} duplicates skipped, {} invalid\n  \
-         target {}\n  pace {} (about {:.2} requests/s): at least {}\n",
+         target {}\n  pace {} (about {:.2} requests/s at {}): at least {}\n",
         plan.display,
         plan.sha256,
         plan.rows,
@@ -329,8 +327,9 @@ fn describe_plan(plan: &Plan, spec: &Spec<'_>, rate: Rate) -> String {
         plan.duplicates,
         plan.invalid,
         if spec.sandbox { "the in-process sandbox".to_string() } else { spec.args.api.base_url.to_string() },
-        rate,
+        pace,
         rate.per_second(),
+        rate,
         humantime::format_duration(Duration::from_secs(eta.as_secs())),
     );
     if plan.invalid > 0 {
@@ -342,7 +341,7 @@ fn describe_plan(plan: &Plan, spec: &Spec<'_>, rate: Rate) -> String {
 
 /// Asks before a run that changes certificates on a terminal; demands
 /// `--yes` elsewhere.
-fn confirm(plan: &Plan, spec: &Spec<'_>, base: &BaseUrl, rate: Rate) -> anyhow::Result<()> {
+fn confirm(plan: &Plan, spec: &Spec<'_>, base: &BaseUrl, pace: Pace) -> anyhow::Result<()> {
     if spec.args.yes {
         return Ok(());
     }
@@ -353,7 +352,7 @@ fn confirm(plan: &Plan, spec: &Spec<'_>, base: &BaseUrl, rate: Rate) -> anyhow::
              (try --dry-run first)",
         ));
     }
-    eprint!("{}", describe_plan(plan, spec, rate));
+    eprint!("{}", describe_plan(plan, spec, pace));
     let verb = spec.operation.verb();
     let (initial, rest) = verb.split_at(1);
     eprint!(
@@ -376,7 +375,7 @@ fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -387,7 +386,7 @@ fn thousands(n: u64) -> String {
 /// The settings in force that are not plain flags, for the run-start event.
 struct Settings<'a> {
     base: &'a BaseUrl,
-    rate: Rate,
+    pace: Pace,
     auth: &'static str,
     output: &'a Path,
     run_id: &'a str,
@@ -414,7 +413,7 @@ fn log_start(plan: &Plan, spec: &Spec<'_>, settings: &Settings<'_>, argv: &[Stri
         base_url = %settings.base,
         sandbox = spec.sandbox,
         auth = settings.auth,
-        rate = %settings.rate,
+        rate = %settings.pace,
         concurrency = args.concurrency,
         max_attempts = args.api.max_attempts,
         retry_delay_ms = args.api.retry_delay.as_millis() as u64,
@@ -428,14 +427,13 @@ fn log_start(plan: &Plan, spec: &Spec<'_>, settings: &Settings<'_>, argv: &[Stri
         "run started"
     );
     tracing::info!(
-        "run {}: {} {} certificates in {} zones at {}, pace {} ({:.2} requests/s)",
+        "run {}: {} {} certificates in {} zones at {}, pace {}",
         settings.run_id,
         spec.operation.verb(),
         plan.unique,
         plan.zones,
         settings.base,
-        settings.rate,
-        settings.rate.per_second()
+        settings.pace
     );
 }
 

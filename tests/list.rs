@@ -105,7 +105,8 @@ async fn generated_zones_from_a_zones_file_ride_out_faults_and_a_429() {
 #[tokio::test(flavor = "multi_thread")]
 async fn status_goes_to_the_api_and_defaults_to_active() {
     let work = Workdir::new();
-    let sandbox = serving(&work, 30, &["--revoke-delay", "10m"]);
+    // Several runs share this sandbox; pacing is tested elsewhere.
+    let sandbox = serving(&work, 30, &["--revoke-delay", "10m", "--no-rate-limit"]);
     let some = work.write("some.csv", input_csv(5));
     let out = run(sandbox.revoke(&some, &work.path("results.csv"))).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -124,7 +125,7 @@ async fn status_goes_to_the_api_and_defaults_to_active() {
 #[tokio::test(flavor = "multi_thread")]
 async fn common_name_ca_and_dates_narrow_the_listing() {
     let work = Workdir::new();
-    let sandbox = serving(&work, 120, &[]);
+    let sandbox = serving(&work, 120, &["--no-rate-limit"]);
     let all = listed(&work, &sandbox, "all.csv", &[]).await;
 
     // Upper case and `?` against lower-case names: "device-3?*".
@@ -155,7 +156,7 @@ async fn common_name_ca_and_dates_narrow_the_listing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_output_is_revoke_input_as_it_is() {
     let work = Workdir::new();
-    let sandbox = serving(&work, 70, &[]);
+    let sandbox = serving(&work, 70, &["--no-rate-limit"]);
     let rows = listed(&work, &sandbox, "list.csv", &[]).await;
     let mut dry_run = cfrevoke();
     dry_run.arg("revoke").arg(work.path("list.csv")).arg("--dry-run");

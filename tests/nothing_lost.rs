@@ -34,7 +34,10 @@ fn finish(child: std::process::Child) -> Output {
 async fn kill_9_mid_run_then_resume_finishes_every_row_once() {
     let work = Workdir::new();
     let input = work.write("in.csv", input_csv(150));
-    let sandbox = SandboxProcess::start(&input, &["--latency-mean", "20ms", "--revoke-delay", "200ms"]);
+    // Without a rate limit: the resumed run would otherwise (rightly) count the
+    // killed run's requests as another consumer's and pace below the quota.
+    let flags = ["--latency-mean", "20ms", "--revoke-delay", "200ms", "--no-rate-limit"];
+    let sandbox = SandboxProcess::start(&input, &flags);
     let out = work.path("out.csv");
     let mut first = sandbox.revoke_std(&input, &out);
     let mut child = first.args(["--rate", "100/s"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
@@ -64,7 +67,7 @@ async fn kill_9_mid_run_then_resume_finishes_every_row_once() {
 async fn sigterm_drains_in_flight_requests_and_prints_the_resume_command() {
     let work = Workdir::new();
     let input = work.write("in.csv", input_csv(200));
-    let sandbox = SandboxProcess::start(&input, &["--latency-mean", "30ms"]);
+    let sandbox = SandboxProcess::start(&input, &["--latency-mean", "30ms", "--no-rate-limit"]);
     let out = work.path("out.csv");
     let mut cmd = sandbox.revoke_std(&input, &out);
     let child = cmd.args(["--rate", "50/s"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
@@ -147,9 +150,11 @@ async fn thirty_percent_transient_faults_still_revoke_every_row_once() {
 async fn a_429_storm_with_a_block_period_is_ridden_out() {
     let work = Workdir::new();
     let input = work.write("in.csv", input_csv(45));
-    let sandbox = SandboxProcess::start(&input, &["--quota", "15", "--window", "1s", "--block", "1s"]);
+    // No Ratelimit headers to pace by, and a pace far above the quota: the
+    // run meets block after block.
+    let flags = ["--quota", "15", "--window", "1s", "--block", "1s", "--hide-ratelimit-headers"];
+    let sandbox = SandboxProcess::start(&input, &flags);
     let mut cmd = sandbox.revoke(&input, &work.path("out.csv"));
-    // Far faster than the quota: the run meets block after block.
     cmd.args(["--rate", "500/s", "--concurrency", "8"]);
     let out = run(cmd).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

@@ -38,3 +38,20 @@ async fn requests_never_exceed_the_quota_in_any_window() {
     // The pace is also not needlessly slow: the quota is nearly used.
     assert!(most >= 18, "only {most} requests in the busiest window");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn auto_pace_shares_the_quota_with_another_consumer_without_a_429() {
+    let work = Workdir::new();
+    let input = work.write("in.csv", input_csv(90));
+    // 60 per second, half of it spent by another tool on the same token.
+    let flags = ["--quota", "60", "--window", "1s", "--block", "30s", "--background-load", "30"];
+    let sandbox = SandboxProcess::start(&input, &flags);
+    let mut cmd = sandbox.revoke(&input, &work.path("out.csv"));
+    cmd.args(["--rate", "auto", "--concurrency", "8"]);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let journal = sandbox.journal().await;
+    assert_eq!(journal.rate_limited, 0, "a 429 would block the account, the other tool included");
+    assert_eq!(journal.revocations, 90);
+    assert!(journal.max_in_window.unwrap() <= 60);
+}

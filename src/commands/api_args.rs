@@ -9,7 +9,7 @@ use crate::client::{ApiClient, BaseUrl, DEFAULT_BASE_URL};
 use crate::credentials::{self, Credentials};
 use crate::dispatcher::Dispatcher;
 use crate::exit::usage;
-use crate::rate::{Pacer, Rate};
+use crate::rate::{Pace, Pacer};
 use crate::retry::RetryPolicy;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -22,11 +22,12 @@ pub struct ApiArgs {
     #[arg(long, value_name = "PATH")]
     pub api_token_file: Option<PathBuf>,
 
-    /// Most requests per window, e.g. 4/s, 100/m, 1200/5m. Every request counts (checks and retries too);
-    /// the pace stays 1% under it. Default: Cloudflare's quota per user, 1200/5m (lower it if other tools
-    /// share the token); with revoke --sandbox, the sandbox's quota.
-    #[arg(long, value_name = "N/WINDOW")]
-    pub rate: Option<Rate>,
+    /// Most requests per window, e.g. 4/s, 100/m, 1200/5m, or auto: Cloudflare's quota per user
+    /// (1200/5m) until the API announces its own in Ratelimit-Policy. Every request counts (checks and
+    /// retries too) and the pace stays 1% under the quota. Whatever the rate, when the Ratelimit header
+    /// says little is left, the rest is spread over the time to the reset.
+    #[arg(long, default_value = "auto", value_name = "N/WINDOW|auto")]
+    pub rate: Pace,
 
     /// Attempts per request, the first included, for 429, 5xx, 408 and connection errors.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=100), value_name = "N")]
@@ -61,15 +62,15 @@ impl ApiArgs {
         }
     }
 
-    /// A dispatcher for `base`: a fresh pacer at `rate`, these retries and timeout.
+    /// A dispatcher for `base`: a fresh pacer at `pace`, these retries and timeout.
     pub fn dispatcher(
         &self,
         base: BaseUrl,
         credentials: &Credentials,
-        rate: Rate,
+        pace: Pace,
         concurrency: usize,
     ) -> anyhow::Result<Dispatcher> {
         let client = ApiClient::new(base, credentials, self.timeout)?;
-        Ok(Dispatcher::new(client, Pacer::new(rate), self.retry(), concurrency))
+        Ok(Dispatcher::new(client, Pacer::new(pace), self.retry(), concurrency))
     }
 }

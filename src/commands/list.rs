@@ -117,7 +117,7 @@ pub fn run(args: &ListArgs, verbosity: Verbosity) -> anyhow::Result<ExitCode> {
     let dispatch = logging::dispatch(verbosity, Progress::new(0, true, "").writer(), None, &audit::run_id());
     let _guard = tracing::dispatcher::set_default(&dispatch);
     let runtime = logging::runtime(&dispatch)?;
-    let rate = args.api.rate.unwrap_or_default();
+    let rate = args.api.rate;
     // One request at a time: pages of a zone depend on each other, and the
     // rate, not concurrency, is what limits a listing.
     let dispatcher = Arc::new(args.api.dispatcher(args.api.base_url.clone(), &credentials, rate, 1)?);

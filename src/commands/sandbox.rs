@@ -58,6 +58,9 @@ pub struct SandboxArgs {
     /// Turn rate limiting off entirely.
     #[arg(long)]
     pub no_rate_limit: bool,
+    /// Send no Ratelimit/Ratelimit-Policy headers: clients learn the quota only from 429s.
+    #[arg(long)]
+    pub hide_ratelimit_headers: bool,
     /// Requests per second another consumer spends from the same quota.
     #[arg(long, value_name = "PER_SECOND")]
     pub background_load: Option<f64>,
@@ -130,6 +133,7 @@ impl SandboxArgs {
         set(&mut rate.block, self.block);
         set(&mut rate.background_load, self.background_load.map(Some));
         set(&mut rate.force_429_after, self.force_429_after.map(Some));
+        rate.advertise &= !self.hide_ratelimit_headers;
 
         let faults = &mut config.faults;
         set(&mut faults.latency_mean, self.latency_mean);

@@ -69,7 +69,7 @@ impl Sandbox {
         let credentials = origin.credentials();
         let (token, email, key) =
             (credentials.token().to_string(), credentials.email().to_string(), credentials.key().to_string());
-        let policy = (config.rate.quota > 0).then(|| config.rate.policy_header());
+        let policy = (config.rate.quota > 0 && config.rate.advertise).then(|| config.rate.policy_header());
         let policy = policy.map(|p| HeaderValue::from_str(&p)).transpose()?;
         let shared = Arc::new(Shared::new(origin, policy, config.faults.slow_delay));
         let stop = CancellationToken::new();

@@ -24,6 +24,10 @@ pub struct RateLimit {
     /// After this many admitted requests the next one is answered 429 and the
     /// user blocked, once, whatever the quota: shows a pause in a short demo.
     pub force_429_after: Option<u64>,
+    /// Whether answers carry `Ratelimit` and `Ratelimit-Policy`. Off, a
+    /// client learns the quota only from 429s, as behind a proxy that strips
+    /// unfamiliar headers.
+    pub advertise: bool,
 }
 
 impl Default for RateLimit {
@@ -36,6 +40,7 @@ impl Default for RateLimit {
             block: Duration::from_secs(300),
             background_load: None,
             force_429_after: None,
+            advertise: true,
         }
     }
 }
@@ -235,8 +240,7 @@ mod tests {
             quota,
             window: Duration::from_millis(window_ms),
             block: Duration::from_millis(block_ms),
-            background_load: None,
-            force_429_after: None,
+            ..RateLimit::default()
         }
     }
 

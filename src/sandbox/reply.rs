@@ -66,7 +66,8 @@ impl Reply {
     }
 
     /// `ray` is the cf-ray header, `policy` the Ratelimit-Policy value sent
-    /// alongside every Ratelimit header. Retry-After goes only on 429s.
+    /// alongside every Ratelimit header (neither without `policy`).
+    /// Retry-After goes only on 429s, always.
     pub(crate) fn into_response(self, ray: Option<&str>, policy: Option<&HeaderValue>) -> Response<Body> {
         let mut response = Response::new(Body::from(self.body));
         *response.status_mut() = self.status;
@@ -77,8 +78,8 @@ impl Reply {
             set(map, CF_RAY, HeaderValue::from_str(ray).ok());
         }
         if let Some(verdict) = self.ratelimit {
-            set(map, RATELIMIT, HeaderValue::from_str(&verdict.header()).ok());
             if let Some(policy) = policy {
+                set(map, RATELIMIT, HeaderValue::from_str(&verdict.header()).ok());
                 set(map, RATELIMIT_POLICY, Some(policy.clone()));
             }
             if let (StatusCode::TOO_MANY_REQUESTS, Verdict::Limited { retry_after }) = (self.status, verdict) {
@@ -140,12 +141,22 @@ mod tests {
 
     #[test]
     fn retry_after_only_on_429() {
+        let policy = HeaderValue::from_static("\"default\";q=10;w=2");
         let response = Reply::error(StatusCode::NOT_FOUND, 7000, "No route for the URI")
             .with_ratelimit(Some(Verdict::Limited { retry_after: 3 }))
-            .into_response(None, None);
+            .into_response(None, Some(&policy));
         assert!(response.headers().get("retry-after").is_none());
         assert_eq!(response.headers()["ratelimit"], "\"default\";r=0;t=3");
-        let quiet = Reply::ok(1).into_response(None, None);
+        let quiet = Reply::ok(1).into_response(None, Some(&policy));
         assert!(quiet.headers().get("ratelimit").is_none());
+    }
+
+    #[test]
+    fn hidden_headers_still_say_when_to_retry() {
+        let response = Reply::error(StatusCode::TOO_MANY_REQUESTS, 971, "slow down")
+            .with_ratelimit(Some(Verdict::Limited { retry_after: 3 }))
+            .into_response(None, None);
+        assert!(response.headers().get("ratelimit").is_none() && response.headers().get("ratelimit-policy").is_none());
+        assert_eq!(response.headers()["retry-after"], "3");
     }
 }

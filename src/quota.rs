@@ -1,0 +1,109 @@
+//! Cloudflare's rate-limit headers, read defensively:
+//! `Ratelimit: "default";r=50;t=30` (r requests remaining, t seconds until
+//! the window resets) and `Ratelimit-Policy: "default";q=1200;w=300` (q
+//! requests per w seconds). Absent, malformed or unfamiliar values yield
+//! `None` and so change nothing.
+
+use std::time::Duration;
+
+/// The longest `t` or `w` taken at face value: a day is far beyond any
+/// window Cloudflare documents, and a larger value is more likely garbage.
+const MAX_SECONDS: u64 = 86_400;
+
+/// What is left of the current window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Remaining {
+    pub requests: u32,
+    pub reset: Duration,
+}
+
+/// The quota itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    pub quota: u32,
+    pub window: Duration,
+}
+
+/// The integer parameters of each comma-separated item, by name.
+fn items(value: &str) -> impl Iterator<Item = Vec<(String, u64)>> + '_ {
+    value.split(',').map(|item| {
+        item.split(';')
+            .skip(1)
+            .filter_map(|param| {
+                let (key, number) = param.split_once('=')?;
+                Some((key.trim().to_ascii_lowercase(), number.trim().parse::<u64>().ok()?))
+            })
+            .collect()
+    })
+}
+
+fn param(params: &[(String, u64)], key: &str) -> Option<u64> {
+    params.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+}
+
+/// The tightest `r`/`t` pair offered (fewest requests left), if any item is
+/// well-formed.
+pub fn parse_ratelimit(value: &str) -> Option<Remaining> {
+    items(value)
+        .filter_map(|params| {
+            let requests = u32::try_from(param(&params, "r")?).ok()?;
+            let reset = param(&params, "t").filter(|t| *t <= MAX_SECONDS)?;
+            Some(Remaining { requests, reset: Duration::from_secs(reset) })
+        })
+        .min_by_key(|r| r.requests)
+}
+
+/// The most restrictive policy offered (lowest requests per second).
+pub fn parse_policy(value: &str) -> Option<Policy> {
+    items(value)
+        .filter_map(|params| {
+            let quota = u32::try_from(param(&params, "q")?).ok().filter(|q| *q > 0)?;
+            let window = param(&params, "w").filter(|w| (1..=MAX_SECONDS).contains(w))?;
+            Some(Policy { quota, window: Duration::from_secs(window) })
+        })
+        .min_by(|a, b| {
+            let rate = |p: &Policy| f64::from(p.quota) / p.window.as_secs_f64();
+            rate(a).total_cmp(&rate(b))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn reads_the_documented_forms() {
+        assert_eq!(
+            parse_ratelimit("\"default\";r=50;t=30"),
+            Some(Remaining { requests: 50, reset: Duration::from_secs(30) })
+        );
+        assert_eq!(parse_policy("\"burst\";q=100;w=60"), Some(Policy { quota: 100, window: Duration::from_secs(60) }));
+    }
+
+    #[test]
+    fn tolerates_spacing_case_unknown_params_and_several_items() {
+        assert_eq!(parse_ratelimit(" default ; R = 7 ; T=2 ; x=1").map(|r| r.requests), Some(7));
+        assert_eq!(parse_ratelimit("\"a\";r=90;t=60, \"b\";r=3;t=1").map(|r| r.requests), Some(3));
+        let tightest = parse_policy("\"default\";q=1200;w=300, \"burst\";q=100;w=60").unwrap();
+        assert_eq!((tightest.quota, tightest.window.as_secs()), (100, 60));
+    }
+
+    #[test]
+    fn malformed_values_change_nothing() {
+        for bad in ["", "r=5;t=3", "\"d\";r=-1;t=3", "\"d\";r=5", "\"d\";r=five;t=3", "\"d\";r=5;t=99999999"] {
+            assert_eq!(parse_ratelimit(bad), None, "{bad}");
+        }
+        for bad in ["", "\"d\";q=0;w=60", "\"d\";q=10;w=0", "\"d\";q=10", "\"d\";q=1e3;w=60"] {
+            assert_eq!(parse_policy(bad), None, "{bad}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_headers_never_panic(value in "\\PC{0,64}") {
+            let _ = parse_ratelimit(&value);
+            let _ = parse_policy(&value);
+        }
+    }
+}
