@@ -29,6 +29,58 @@ pub(crate) fn key(zone: ZoneId, cert: CertId) -> Key {
     k
 }
 
+/// Sorts keys that agree on their first `from` bytes into byte order, as
+/// `sort_unstable` would. A comparison sort moves each 33-byte key some twenty
+/// times and calls `memcmp` for every comparison: a third of pass one's time
+/// for a million rows. This is an in-place MSD radix sort (American flag
+/// sort) instead: it skips the bytes all keys share, puts each key into one of
+/// 256 buckets by the first byte that differs, and recurses, leaving only
+/// small buckets to a comparison sort. It needs no memory beyond a few
+/// kilobytes of stack per level, and there are at most 33 levels.
+fn sort_keys(keys: &mut [Key], from: usize) {
+    /// Below this a comparison sort is quicker than another radix pass.
+    const SMALL: usize = 48;
+    if keys.len() <= SMALL {
+        keys.sort_unstable();
+        return;
+    }
+    let first = keys[0];
+    let mut varies = [0u8; 33];
+    for key in keys.iter() {
+        for ((v, a), b) in varies[from..].iter_mut().zip(&key[from..]).zip(&first[from..]) {
+            *v |= a ^ b;
+        }
+    }
+    let Some(byte) = (from..33).find(|&i| varies[i] != 0) else {
+        return; // all equal
+    };
+    // Where each bucket ends, then where the next key of each goes.
+    let mut ends = [0usize; 256];
+    for key in keys.iter() {
+        ends[usize::from(key[byte])] += 1;
+    }
+    let mut total = 0;
+    for end in &mut ends {
+        total += *end;
+        *end = total;
+    }
+    let mut next = [0usize; 256];
+    next[1..].copy_from_slice(&ends[..255]);
+    // Swap each key into its bucket; the key swapped back is placed next.
+    for bucket in 0..256 {
+        while next[bucket] < ends[bucket] {
+            let home = usize::from(keys[next[bucket]][byte]);
+            keys.swap(next[bucket], next[home]);
+            next[home] += 1;
+        }
+    }
+    let mut start = 0;
+    for end in ends {
+        sort_keys(&mut keys[start..end], byte + 1);
+        start = end;
+    }
+}
+
 /// Where the rows come from: a file, or standard input spooled to disk.
 pub enum Source {
     File(PathBuf),
@@ -164,7 +216,7 @@ impl Plan {
                 "{display}: expected at least one row of zone_id,certificate_id after the header; the input has none"
             )));
         }
-        plan.keys.sort_unstable();
+        sort_keys(&mut plan.keys, 0);
         let valid = plan.keys.len() as u64;
         plan.keys.dedup();
         plan.keys.shrink_to_fit();
@@ -310,6 +362,26 @@ mod tests {
             .collect();
         assert_eq!(lines, vec![2, 3, 5, 6]);
         assert!(matches!(jobs[2], Job::Invalid(_)));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn keys_sort_as_sort_unstable_does(
+            keys in proptest::collection::vec(proptest::collection::vec(0u8..3, 33), 0..400),
+            zone in proptest::array::uniform16(proptest::num::u8::ANY),
+        ) {
+            // Few byte values and a shared zone: long runs of equal bytes,
+            // buckets of every size and many duplicates, as real inputs have.
+            let mut keys: Vec<Key> = keys.iter().map(|k| k.as_slice().try_into().unwrap()).collect();
+            for (i, key) in keys.iter_mut().enumerate().filter(|(i, _)| i % 3 != 0) {
+                key[..16].copy_from_slice(&zone);
+                key[20] = (i % 7) as u8;
+            }
+            let mut expected = keys.clone();
+            expected.sort_unstable();
+            sort_keys(&mut keys, 0);
+            proptest::prop_assert_eq!(keys, expected);
+        }
     }
 
     #[test]

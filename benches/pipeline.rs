@@ -1,0 +1,96 @@
+//! End to end: `cfrevoke revoke` driven in-process against the in-process
+//! sandbox, with no latency, no faults and no rate limit, so what is
+//! measured is cfrevoke's own cost per certificate (plus the sandbox's, which
+//! shares the machine). Target: at least 15,000 certificates per second on 2
+//! cores.
+//!
+//! Every iteration gets a fresh sandbox seeded with certificates never
+//! revoked, and a fresh results path (results are never overwritten); only
+//! the run itself is timed.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+
+use cfrevoke::cli::Cli;
+use cfrevoke::exit::ExitCode;
+use cfrevoke::sandbox::{RateLimit, Sandbox, SandboxConfig};
+
+const CERTS: usize = 20_000;
+const ZONES: usize = 20;
+/// Requests in flight. The default of 16 is sized for Cloudflare's quota and
+/// latency; these show where local throughput levels off.
+const CONCURRENCY: [u16; 5] = [8, 16, 32, 64, 128];
+
+/// Starts a sandbox of fresh certificates on `runtime` and writes them as
+/// the run's input.
+fn fresh_sandbox(runtime: &tokio::runtime::Runtime, seed: u64, input: &Path) -> Sandbox {
+    let config = SandboxConfig {
+        generate: CERTS,
+        zones: ZONES,
+        seed,
+        rate: RateLimit { quota: 0, ..RateLimit::default() },
+        ..SandboxConfig::default()
+    };
+    let sandbox = runtime.block_on(Sandbox::start(config)).expect("sandbox starts");
+    let mut csv = String::from("zone_id,certificate_id\n");
+    for (zone, cert) in sandbox.certificates() {
+        csv.push_str(&format!("{zone},{cert}\n"));
+    }
+    std::fs::write(input, csv).expect("input written");
+    sandbox
+}
+
+fn pipeline(c: &mut Criterion) {
+    // The sandbox serves from a runtime of its own, in the background;
+    // `cfrevoke::run` builds another for the client, as the binary does.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let token_file = dir.path().join("token");
+    let mut group = c.benchmark_group("pipeline");
+    group.sample_size(10).throughput(Throughput::Elements(CERTS as u64));
+    let mut runs = 0u64;
+    for concurrency in CONCURRENCY {
+        group.bench_with_input(BenchmarkId::new("revoke_20k", concurrency), &concurrency, |b, &concurrency| {
+            b.iter_custom(|iterations| {
+                let mut elapsed = Duration::ZERO;
+                for _ in 0..iterations {
+                    runs += 1;
+                    let input = dir.path().join(format!("in-{runs}.csv"));
+                    let output = dir.path().join(format!("out-{runs}.csv"));
+                    let sandbox = fresh_sandbox(&runtime, runs, &input);
+                    std::fs::write(&token_file, sandbox.token()).expect("token written");
+                    let cli = Cli::parse_from([
+                        "cfrevoke",
+                        "revoke",
+                        input.to_str().expect("UTF-8 path"),
+                        "--output",
+                        output.to_str().expect("UTF-8 path"),
+                        "--base-url",
+                        &sandbox.base_url(),
+                        "--api-token-file",
+                        token_file.to_str().expect("UTF-8 path"),
+                        "--rate",
+                        "1000000/s",
+                        "--concurrency",
+                        &concurrency.to_string(),
+                        "--yes",
+                        "-q",
+                    ]);
+                    let started = Instant::now();
+                    assert_eq!(cfrevoke::run(cli), ExitCode::Success);
+                    elapsed += started.elapsed();
+                    assert_eq!(sandbox.journal().rate_limited, 0);
+                    runtime.block_on(sandbox.shutdown());
+                }
+                elapsed
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, pipeline);
+criterion_main!(benches);
