@@ -195,10 +195,12 @@ impl Budget {
     fn sent(&mut self, now: Instant, marks: Marks) {
         self.in_flight += 1;
         self.first_sent.get_or_insert(now);
-        self.sends.push_back(now);
-        // Before the API names its window, Cloudflare's documented one.
-        let window = self.policy.map_or(Duration::from_secs(300), |p| p.window);
-        self.forget_before(now.checked_sub(window).unwrap_or(now));
+        // Kept only once the API has named its window: without one there is
+        // no share to work out, and a million sends would cost 16 MB.
+        if let Some(policy) = self.policy {
+            self.sends.push_back(now);
+            self.forget_before(now.checked_sub(policy.window).unwrap_or(now));
+        }
         self.next = match self.spendable(now, marks) {
             Some((spendable, reset_at)) if spendable > 0 && spendable < marks.low => {
                 Some(now + reset_at.saturating_duration_since(now) / spendable)
@@ -406,7 +408,7 @@ mod tests {
     #[test]
     fn a_plentiful_budget_costs_nothing() {
         let now = Instant::now();
-        let mut budget = Budget::default();
+        let mut budget = Budget { policy: policy(1001), ..Budget::default() };
         assert_eq!(budget.earliest(now, MARKS), now, "nothing known yet");
         budget.sent(now, MARKS);
         budget.answered(remaining(1000, 300), policy(1001), now, MARKS);
@@ -419,7 +421,7 @@ mod tests {
     #[test]
     fn a_low_budget_is_spread_until_the_reset() {
         let now = Instant::now();
-        let mut budget = Budget::default();
+        let mut budget = Budget { policy: policy(12), ..Budget::default() };
         budget.sent(now, MARKS);
         budget.answered(remaining(11, 10), policy(12), now, MARKS);
         // 11 left, one kept in reserve: each request pushes the next one out.
@@ -439,7 +441,7 @@ mod tests {
     #[test]
     fn an_empty_budget_waits_for_the_reset_and_stale_news_is_dropped() {
         let now = Instant::now();
-        let mut budget = Budget::default();
+        let mut budget = Budget { policy: policy(2), ..Budget::default() };
         budget.sent(now, MARKS);
         budget.answered(remaining(1, 30), policy(2), now, MARKS);
         let reset = now + Duration::from_secs(30);
