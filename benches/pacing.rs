@@ -11,12 +11,11 @@
 //!
 //! `cargo bench --bench pacing` takes about 12 seconds.
 
+mod common;
+
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
-use clap::Parser;
-
-use cfrevoke::cli::Cli;
 use cfrevoke::exit::ExitCode;
 use cfrevoke::sandbox::{Faults, RateLimit, Sandbox, SandboxConfig};
 
@@ -56,25 +55,9 @@ fn main() {
         let sandbox = runtime.block_on(Sandbox::start(config)).expect("sandbox starts");
         let input = dir.path().join(format!("in-{case}.csv"));
         let output = dir.path().join(format!("out-{case}.csv"));
-        write_input(&sandbox, &input);
-        let token = dir.path().join("token");
-        std::fs::write(&token, sandbox.token()).expect("token written");
+        common::write_input(&sandbox, &input);
         let rate = format!("{quota}/{}ms", window.as_millis());
-        let cli = Cli::parse_from([
-            "cfrevoke",
-            "revoke",
-            input.to_str().expect("UTF-8 path"),
-            "--output",
-            output.to_str().expect("UTF-8 path"),
-            "--base-url",
-            &sandbox.base_url(),
-            "--api-token-file",
-            token.to_str().expect("UTF-8 path"),
-            "--rate",
-            &rate,
-            "--yes",
-            "-q",
-        ]);
+        let cli = common::revoke(&sandbox, &input, &output, &dir.path().join("token"), &["--rate", &rate]);
         let started = Instant::now();
         let code = cfrevoke::run(cli);
         let elapsed = started.elapsed();
@@ -117,12 +100,4 @@ fn first_attempts(results: &Path) -> (u64, Duration) {
         .collect();
     let (first, last) = (starts.iter().min().expect("rows"), starts.iter().max().expect("rows"));
     (starts.len() as u64, last.duration_since(*first).expect("ordered"))
-}
-
-fn write_input(sandbox: &Sandbox, path: &Path) {
-    let mut csv = String::from("zone_id,certificate_id\n");
-    for (zone, cert) in sandbox.certificates() {
-        csv.push_str(&format!("{zone},{cert}\n"));
-    }
-    std::fs::write(path, csv).expect("input written");
 }

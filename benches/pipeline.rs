@@ -8,13 +8,13 @@
 //! revoked, and a fresh results path (results are never overwritten); only
 //! the run itself is timed.
 
+mod common;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
-use cfrevoke::cli::Cli;
 use cfrevoke::exit::ExitCode;
 use cfrevoke::sandbox::{RateLimit, Sandbox, SandboxConfig};
 
@@ -35,11 +35,7 @@ fn fresh_sandbox(runtime: &tokio::runtime::Runtime, seed: u64, input: &Path) -> 
         ..SandboxConfig::default()
     };
     let sandbox = runtime.block_on(Sandbox::start(config)).expect("sandbox starts");
-    let mut csv = String::from("zone_id,certificate_id\n");
-    for (zone, cert) in sandbox.certificates() {
-        csv.push_str(&format!("{zone},{cert}\n"));
-    }
-    std::fs::write(input, csv).expect("input written");
+    common::write_input(&sandbox, input);
     sandbox
 }
 
@@ -61,24 +57,8 @@ fn pipeline(c: &mut Criterion) {
                     let input = dir.path().join(format!("in-{runs}.csv"));
                     let output = dir.path().join(format!("out-{runs}.csv"));
                     let sandbox = fresh_sandbox(&runtime, runs, &input);
-                    std::fs::write(&token_file, sandbox.token()).expect("token written");
-                    let cli = Cli::parse_from([
-                        "cfrevoke",
-                        "revoke",
-                        input.to_str().expect("UTF-8 path"),
-                        "--output",
-                        output.to_str().expect("UTF-8 path"),
-                        "--base-url",
-                        &sandbox.base_url(),
-                        "--api-token-file",
-                        token_file.to_str().expect("UTF-8 path"),
-                        "--rate",
-                        "1000000/s",
-                        "--concurrency",
-                        &concurrency.to_string(),
-                        "--yes",
-                        "-q",
-                    ]);
+                    let flags = ["--rate", "1000000/s", "--concurrency", &concurrency.to_string()];
+                    let cli = common::revoke(&sandbox, &input, &output, &token_file, &flags);
                     let started = Instant::now();
                     assert_eq!(cfrevoke::run(cli), ExitCode::Success);
                     elapsed += started.elapsed();
