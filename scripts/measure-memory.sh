@@ -3,20 +3,17 @@
 # `cfrevoke sandbox` (a separate process, so only cfrevoke's own memory is
 # measured). Needs /usr/bin/time (Debian package `time`). Loopback only.
 set -euo pipefail
+. "$(dirname "$0")/sandbox.sh"
 rows=${1:-1000000}
 bin=${BIN:-target/release/cfrevoke}
 work=$(mktemp -d)
-trap 'kill "$sandbox" 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill "${sandbox:-}" 2>/dev/null; rm -rf "$work"' EXIT
 python3 - "$rows" > "$work/big.csv" <<'PY'
 import sys
 print("zone_id,certificate_id")
 for i in range(int(sys.argv[1])):
     print(f"{0x1000 + i % 40:032x},{(0x9e3779b97f4a7c15 * (i + 1)) % (1 << 128):032x}")
 PY
-"$bin" sandbox --listen 127.0.0.1:0 --certs "$work/big.csv" --no-rate-limit > "$work/sandbox.out" 2>/dev/null &
-sandbox=$!
-until grep -q '^token=' "$work/sandbox.out" 2>/dev/null; do sleep 0.2; done
-url=$(sed -n 's/^base_url=//p' "$work/sandbox.out")
-token=$(sed -n 's/^token=//p' "$work/sandbox.out")
+start_sandbox --certs "$work/big.csv" --no-rate-limit
 CLOUDFLARE_API_TOKEN=$token /usr/bin/time -v "$bin" revoke "$work/big.csv" --base-url "$url" \
   --rate 1000000/s --yes -q -o "$work/out.csv" 2>&1 >/dev/null | grep -E "Maximum resident|Elapsed|User time|System time"

@@ -113,6 +113,13 @@ pub struct Reply<T = ClientCertificate> {
     pub latency: Duration,
 }
 
+impl Reply<ClientCertificate> {
+    /// The certificate status the answer reports, if it carried one.
+    pub fn cert_status(&self) -> Option<CertStatus> {
+        self.body.as_ref().ok()?.result.as_ref()?.status
+    }
+}
+
 impl<T> Reply<T> {
     /// An answer with just a status and a body, for unit tests of what
     /// answers mean.

@@ -48,5 +48,5 @@ pub async fn reactivate(dispatcher: Arc<Dispatcher>, row: Row) -> Option<ResultR
 async fn current_status(dispatcher: &Dispatcher, row: &Row) -> Option<Option<CertStatus>> {
     let request = Request::for_row("GET", row);
     let settled = dispatcher.send(&request, || dispatcher.client.get(row.zone, row.cert)).await?;
-    Some(settled.answer.ok().and_then(|r| r.body.ok()).and_then(|e| e.result).and_then(|c| c.status))
+    Some(settled.answer.ok().and_then(|r| r.cert_status()))
 }

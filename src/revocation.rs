@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::api::{codes, CertStatus, ClientCertificate};
+use crate::client::Reply;
 use crate::dispatcher::{Dispatcher, Request, Settled, StopReason};
 use crate::input::Row;
 use crate::results::{Outcome, ResultRow};
@@ -34,8 +35,7 @@ async fn read_back(dispatcher: &Dispatcher, row: &Row, done: &mut ResultRow) -> 
     let request = Request::for_row("GET", row);
     let settled = dispatcher.send(&request, || dispatcher.client.get(row.zone, row.cert)).await?;
     halt_on_401(dispatcher, &settled);
-    let status = settled.answer.as_ref().ok().and_then(|r| r.body.as_ref().ok()).and_then(|e| e.result.as_ref());
-    match status.and_then(|c| c.status) {
+    match settled.answer.as_ref().ok().and_then(Reply::cert_status) {
         Some(status @ (CertStatus::PendingRevocation | CertStatus::Revoked)) => {
             done.verified_status = Some(status.as_str());
         }
@@ -91,11 +91,7 @@ pub fn result_row(
         certificate_id: row.cert.to_string(),
         outcome,
         http_status: reply.map(|r| r.status),
-        cert_status: reply
-            .and_then(|r| r.body.as_ref().ok())
-            .and_then(|e| e.result.as_ref())
-            .and_then(|c| c.status)
-            .map(|s| s.as_str()),
+        cert_status: reply.and_then(Reply::cert_status).map(CertStatus::as_str),
         attempts: settled.attempts,
         error_code: error.0,
         error_message: error.1,
@@ -113,7 +109,6 @@ mod tests {
 
     use super::*;
     use crate::api::Envelope;
-    use crate::client::Reply;
 
     fn settled(
         status: u16,
