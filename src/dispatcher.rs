@@ -126,16 +126,15 @@ impl Dispatcher {
         self.reason.lock().expect("stop reason lock").clone()
     }
 
-    /// Waits for the pacer, or returns `false` if the run is stopping.
-    async fn paced(&self) -> bool {
-        let go = tokio::select! {
-            () = self.pacer.ready() => true,
-            () = self.stop.cancelled() => false,
+    /// Waits for the pacer and returns when the request was let go, or
+    /// `None` if the run is stopping.
+    async fn paced(&self) -> Option<tokio::time::Instant> {
+        let sent = tokio::select! {
+            sent = self.pacer.ready() => sent,
+            () = self.stop.cancelled() => return None,
         };
-        if go {
-            self.requests.fetch_add(1, Ordering::Relaxed);
-        }
-        go
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        Some(sent)
     }
 
     /// Sends a request until it gets a final answer or attempts run out,
@@ -148,18 +147,14 @@ impl Dispatcher {
         let mut schedule = self.retry.schedule();
         let mut started = None;
         loop {
-            if !self.paced().await {
-                return None;
-            }
+            let sent = self.paced().await?;
             let started = *started.get_or_insert_with(Instant::now);
             let attempts = schedule.attempt();
             let answer = send().await;
             match &answer {
-                // A 429's `Ratelimit` describes the block, not the window;
-                // the pause it starts is what governs.
-                Ok(reply) if reply.status == 429 => self.pacer.answered(None, reply.policy),
-                Ok(reply) => self.pacer.answered(reply.remaining, reply.policy),
-                Err(_) => self.pacer.answered(None, None),
+                Ok(reply) if reply.status == 429 => self.pacer.refused(reply.policy),
+                Ok(reply) => self.pacer.answered(sent, reply.remaining, reply.policy),
+                Err(_) => self.pacer.answered(sent, None, None),
             }
             let retry = match &answer {
                 Ok(reply) => transient(reply),

@@ -116,11 +116,24 @@ impl FromStr for Pace {
     }
 }
 
-/// Burst of one: GCRA then spaces every request by `interval`, so no window
-/// of `per` can ever hold more than `count` requests.
+/// GCRA spaces requests by `interval`. It lets through `floor(per /
+/// interval) + burst` requests in any window of `per` at most, so a burst of
+/// two is allowed where the headroom holds a whole interval. That slack is
+/// what keeps the pace: with a burst of one, a worker woken a fraction of a
+/// millisecond late restarts the schedule from its own late start, and the
+/// lateness of every wake-up adds up to a percent of the quota lost.
 fn limiter(rate: Rate) -> Arc<DefaultDirectRateLimiter> {
-    let quota = Quota::with_period(rate.interval()).expect("interval is non-zero").allow_burst(NonZeroU32::MIN);
+    let quota = Quota::with_period(rate.interval()).expect("interval is non-zero").allow_burst(burst(rate));
     Arc::new(RateLimiter::direct(quota))
+}
+
+fn burst(rate: Rate) -> NonZeroU32 {
+    let whole_intervals = rate.per.as_nanos() / rate.interval().as_nanos();
+    if whole_intervals + 2 <= u128::from(rate.count) {
+        NonZeroU32::new(2).expect("two is not zero")
+    } else {
+        NonZeroU32::MIN
+    }
 }
 
 /// Where the budget starts to bind, in requests of the window.
@@ -130,116 +143,236 @@ struct Marks {
     low: u32,
     /// Never spent: rounding in the server's count.
     reserve: u32,
-    /// Left unused when sharing the quota with another tool, whose use
-    /// between two answers this run cannot see.
-    headroom: u32,
+    /// The limiter's spacing: whether this run alone could outrun the quota.
+    interval: Duration,
 }
 
 impl Marks {
     fn of(rate: Rate) -> Marks {
-        Marks { low: (rate.count / 20).max(2), reserve: 1, headroom: (rate.count / 5).max(1) }
+        Marks { low: (rate.count / 20).max(2), reserve: 1, interval: rate.interval() }
     }
 }
 
-/// What the API last said about the current window, and what is in flight.
-/// Two things follow from it. When little is left, the rest is spread over
-/// the time to the reset rather than spent at once and answered with a 429
-/// (which blocks the whole account for minutes). And when the API counts
-/// more requests than this run sent, another tool shares the quota: this
-/// run then paces at what the other leaves, so neither pushes the account
-/// over.
+/// One of this run's answered requests. The server counted it at some moment
+/// between the two instants, so it has surely left a sliding window by
+/// `answered + window`, and was surely still in it until `sent + window`.
+#[derive(Debug, Clone, Copy)]
+struct Counted {
+    sent: Instant,
+    answered: Instant,
+}
+
+/// What the latest answer said about the window: `left` requests as the
+/// server counted when it handled the request behind it.
+#[derive(Debug, Clone, Copy)]
+struct Snapshot {
+    left: u32,
+    reset_at: Instant,
+    /// The request the answer was for.
+    of: Counted,
+    /// This run's requests the server may not have counted yet when it
+    /// handled that one: in flight then, or answered while it was.
+    owed: u32,
+    /// Requests sent since.
+    sent_since: u32,
+}
+
+/// What the API last said about the current window, and what this run sent
+/// since. Three things follow from it.
+///
+/// The `Ratelimit` header's reset counts whole seconds, so on a sliding
+/// window it says "1" while this run's oldest request leaves within
+/// milliseconds. Each of this run's requests is known to have left the
+/// window by its answer plus the window, which frees its slot long before
+/// the header admits it: that is what lets a run at the full quota keep its
+/// pace when arrivals bunch up.
+///
+/// When the API counts more requests than this run sent, another tool shares
+/// the quota: this run then paces at what the other leaves, so neither
+/// pushes the account over. And only then (or when `--rate` asks for more
+/// than the API allows) is a low budget spread over the time to the reset
+/// rather than spent: alone at its own pace, this run cannot outrun a window.
 #[derive(Debug, Default)]
 struct Budget {
-    /// Requests left and when the window resets, as last answered.
-    left: Option<(u32, Instant)>,
-    /// Sent and not yet answered: the server may not have counted them yet.
+    snapshot: Option<Snapshot>,
+    /// Let through the budget and waiting for the limiter.
+    queued: u32,
+    /// Sent and not yet answered.
     in_flight: u32,
     /// The earliest the next request may go while the budget is spread.
     next: Option<Instant>,
-    /// This run's requests in the last window, oldest first.
-    sends: VecDeque<Instant>,
+    /// This run's answered requests that may still count in the window or
+    /// may yet free a slot, in the order answered. Kept only once the API has
+    /// named its window, and bounded by what one window holds.
+    ours: VecDeque<Counted>,
+    /// The latest slot reserved for a request to go out.
+    last_sent: Option<Instant>,
     /// The spacing that leaves other consumers their observed share.
     share: Option<Duration>,
     /// The quota the API last announced: what its counts are out of.
     policy: Option<Policy>,
-    /// This run's first request: before a whole window has passed, others'
-    /// use so far is only part of what they will use in one.
+    /// This run's first request, and others' count in the first answer to
+    /// name the quota. A tool already at work when this run started shows
+    /// its whole use in that first count. One that starts with this run does
+    /// not: until a whole window has passed, its use since then is only part
+    /// of what it will use in one, and is scaled up to match.
     first_sent: Option<Instant>,
+    others_at_first: Option<u32>,
 }
 
 impl Budget {
-    /// The budget as of `now`, if the last answer's window has not reset.
+    /// Whether a low budget is spread: when another tool shares the quota,
+    /// or when this run's own pace is faster than the quota allows.
+    fn crowded(&self, marks: Marks) -> bool {
+        let outpaces = self.policy.is_some_and(|p| marks.interval * p.quota < p.window);
+        self.share.is_some() || outpaces
+    }
+
+    /// This run's requests that were surely counted in `snapshot` and
+    /// surely still in the window then: the slots they free are not in its
+    /// count. As `answered` indexes, oldest first.
+    fn in_snapshot(&self, snapshot: &Snapshot, window: Duration) -> impl Iterator<Item = &Counted> {
+        let horizon = snapshot.of.answered.checked_sub(window);
+        let from = horizon.map_or(0, |h| self.ours.partition_point(|c| c.answered <= h));
+        let to = self.ours.partition_point(|c| c.answered <= snapshot.of.sent);
+        self.ours.range(from..to.max(from)).filter(move |c| horizon.is_none_or(|h| c.sent > h))
+    }
+
+    /// The budget as of `now`, if the last answer's window has not reset,
+    /// and when this run's next counted request surely leaves the window.
     fn spendable(&self, now: Instant, marks: Marks) -> Option<(u32, Instant)> {
-        let (left, reset_at) = self.left.filter(|&(_, reset_at)| reset_at > now)?;
-        Some((left.saturating_sub(self.in_flight + marks.reserve), reset_at))
+        let snapshot = self.snapshot.filter(|s| s.reset_at > now)?;
+        let mut freed = 0;
+        let mut next_free = snapshot.reset_at;
+        // With another tool at work, a slot this run frees may well go to
+        // that tool: then only the reset (or a fresh answer) frees any.
+        if let Some(policy) = self.policy.filter(|_| !self.crowded(marks)) {
+            for counted in self.in_snapshot(&snapshot, policy.window) {
+                let leaves = counted.answered + policy.window;
+                if leaves <= now {
+                    freed += 1;
+                } else {
+                    next_free = next_free.min(leaves);
+                    break;
+                }
+            }
+        }
+        let spent = snapshot.owed + snapshot.sent_since + marks.reserve;
+        Some(((snapshot.left + freed).saturating_sub(spent), next_free))
     }
 
     /// When the budget lets the next request go: no sooner than others'
-    /// share allows; below the low mark, the next spread slot; at zero, the
-    /// reset (the first answer after it tells how much the reset freed).
+    /// share allows; at zero, when a slot surely frees; when crowded and
+    /// below the low mark, the next spread slot.
     fn earliest(&self, now: Instant, marks: Marks) -> Instant {
-        let shared = match (self.share, self.sends.back()) {
-            (Some(share), Some(&last)) => (last + share).max(now),
+        let shared = match (self.share, self.last_sent) {
+            (Some(share), Some(last)) => (last + share).max(now),
             _ => now,
         };
         match self.spendable(now, marks) {
             None => shared,
-            Some((0, reset_at)) => reset_at.max(shared),
-            Some((spendable, _)) if spendable >= marks.low => shared,
+            Some((0, next_free)) => next_free.max(shared),
+            Some((spendable, _)) if spendable >= marks.low || !self.crowded(marks) => shared,
             Some(_) => self.next.map_or(shared, |next| next.max(shared)),
         }
     }
 
-    /// Counts a request sent at `now`; below the low mark, the next one is
-    /// spaced so what is left lasts until the reset.
-    fn sent(&mut self, now: Instant, marks: Marks) {
-        self.in_flight += 1;
+    /// Counts a request let through at `now`, to be sent once the limiter
+    /// allows; when crowded and below the low mark, the next one is spaced
+    /// so what is left lasts until the reset.
+    fn claimed(&mut self, now: Instant, marks: Marks) {
+        self.queued += 1;
         self.first_sent.get_or_insert(now);
-        // Kept only once the API has named its window: without one there is
-        // no share to work out, and a million sends would cost 16 MB.
-        if let Some(policy) = self.policy {
-            self.sends.push_back(now);
-            self.forget_before(now.checked_sub(policy.window).unwrap_or(now));
+        if let Some(snapshot) = &mut self.snapshot {
+            snapshot.sent_since += 1;
         }
         self.next = match self.spendable(now, marks) {
-            Some((spendable, reset_at)) if spendable > 0 && spendable < marks.low => {
+            Some((spendable, _)) if spendable > 0 && spendable < marks.low && self.crowded(marks) => {
+                let reset_at = self.snapshot.map_or(now, |s| s.reset_at);
                 Some(now + reset_at.saturating_duration_since(now) / spendable)
             }
             _ => None,
         };
     }
 
-    /// Drops this run's sends that have left the window.
-    fn forget_before(&mut self, start: Instant) {
-        while self.sends.front().is_some_and(|&at| at < start) {
-            self.sends.pop_front();
-        }
+    /// The earliest a claimed request may go out while sharing the quota
+    /// (reserved, so that no two go out together), or `now`.
+    fn reserve_slot(&mut self, now: Instant) -> Instant {
+        let slot = match (self.share, self.last_sent) {
+            (Some(share), Some(last)) => (last + share).max(now),
+            _ => now,
+        };
+        self.last_sent = Some(slot);
+        slot
     }
 
-    /// Records an answer (its rate-limit headers, if it had any) to a sent
-    /// request.
-    fn answered(&mut self, remaining: Option<Remaining>, policy: Option<Policy>, now: Instant, marks: Marks) {
+    /// A claimed request goes out.
+    fn let_go(&mut self) {
+        self.queued = self.queued.saturating_sub(1);
+        self.in_flight += 1;
+    }
+
+    /// A claimed request will not go out after all. Until the next answer
+    /// the budget stays one lower than it could be.
+    fn abandoned(&mut self) {
+        self.queued = self.queued.saturating_sub(1);
+    }
+
+    /// Records a 429: the server refused the request without counting it.
+    fn refused(&mut self, policy: Option<Policy>) {
         self.in_flight = self.in_flight.saturating_sub(1);
         self.policy = policy.or(self.policy);
-        let Some(remaining) = remaining else {
-            return;
-        };
-        self.left = Some((remaining.requests, now + remaining.reset));
-        // Who else spends the quota can be told only against the quota the
-        // API counts with.
+    }
+
+    /// Records the answer (its rate-limit headers, if it had any) to a
+    /// request sent at `sent`, or that it got none.
+    fn answered(
+        &mut self,
+        sent: Instant,
+        remaining: Option<Remaining>,
+        policy: Option<Policy>,
+        now: Instant,
+        marks: Marks,
+    ) {
+        self.refused(policy);
+        let of = Counted { sent, answered: now };
+        if let Some(remaining) = remaining {
+            // Answered after this request was sent: perhaps not yet counted
+            // when the server handled it.
+            let answered_since = self.ours.len() - self.ours.partition_point(|c| c.answered <= sent);
+            let owed = self.in_flight + self.queued + answered_since as u32;
+            let reset_at = now + remaining.reset;
+            self.snapshot = Some(Snapshot { left: remaining.requests, reset_at, of, owed, sent_since: 0 });
+        }
+        // Who else spends the quota, and which slots free, can be told only
+        // against the window the API counts in.
         let Some(policy) = self.policy else {
             return;
         };
-        self.forget_before(now.checked_sub(policy.window).unwrap_or(now));
-        // What the server counted that this run did not send (some of ours
-        // in flight may not be counted yet: others come out a little low,
-        // which the headroom covers).
+        self.ours.push_back(of);
+        // Gone from every window this answer (or, without one, the latest
+        // that can still matter) describes.
+        let horizon = if remaining.is_some() { Some(sent) } else { now.checked_sub(policy.window) };
+        while self.ours.front().zip(horizon).is_some_and(|(c, h)| c.answered + policy.window <= h) {
+            self.ours.pop_front();
+        }
+        let Some(remaining) = remaining else {
+            return;
+        };
+        // What the server counted that this run did not send. Anything of
+        // this run's that may still be in the window counts as ours, so
+        // others come out low rather than high; the headroom covers that.
         let counted = policy.quota.saturating_sub(remaining.requests);
-        let ours = self.sends.len() as u32;
+        let ours = self.in_flight + self.ours.len() as u32;
+        let others = counted.saturating_sub(ours);
+        let before = *self.others_at_first.get_or_insert(others);
         let seen_for = self.first_sent.map_or(policy.window, |first| now.saturating_duration_since(first));
-        let part = (seen_for.as_secs_f64() / policy.window.as_secs_f64()).clamp(0.3, 1.0);
-        let others = (f64::from(counted.saturating_sub(ours)) / part).ceil() as u32;
-        let room = policy.quota.saturating_sub(others + marks.headroom).max(1);
+        let part = (seen_for.as_secs_f64() / policy.window.as_secs_f64()).clamp(0.05, 1.0);
+        let others = others.max((f64::from(others.saturating_sub(before)) / part).ceil() as u32);
+        // Left unused when sharing: the other tool's use between two answers
+        // cannot be seen.
+        let headroom = (policy.quota / 10).max(1);
+        let room = policy.quota.saturating_sub(others + headroom).max(1);
         self.share = (others > marks.reserve).then(|| policy.window / room);
     }
 }
@@ -269,39 +402,67 @@ impl Pacer {
         self.limiter.read().expect("limiter lock").0
     }
 
-    /// Waits until a request may be sent, and counts it as in flight.
-    pub async fn ready(&self) {
+    /// Waits until a request may be sent, counts it as in flight, and
+    /// returns when it was let go (for [`Self::answered`]).
+    pub async fn ready(&self) -> Instant {
         loop {
             if let Some(until) = self.paused_until() {
                 tokio::time::sleep_until(until).await;
                 continue;
             }
-            // The budget is waited for before the limiter, never after, so
-            // the limiter's spacing holds between the requests actually sent.
             let (rate, limiter) = self.limiter.read().expect("limiter lock").clone();
             let marks = Marks::of(rate);
-            let at = self.budget.lock().expect("budget lock").earliest(Instant::now(), marks);
-            if at > Instant::now() {
+            // The budget is claimed before the limiter is waited for, so
+            // that workers queueing at the limiter never share one free
+            // slot, and the limiter's spacing holds between the requests
+            // actually sent.
+            let wait = {
+                let now = Instant::now();
+                let mut budget = self.budget.lock().expect("budget lock");
+                let at = budget.earliest(now, marks);
+                if at <= now {
+                    budget.claimed(now, marks);
+                }
+                (at > now).then_some(at)
+            };
+            if let Some(at) = wait {
                 tokio::time::sleep_until(at).await;
                 continue;
             }
             limiter.until_ready().await;
-            // A 429 seen by another worker while this one waited for the
-            // limiter means the slot it got is not safe to use.
+            // Claims made before another tool showed up go out at the
+            // spacing that leaves it its share, too.
+            let slot = self.budget.lock().expect("budget lock").reserve_slot(Instant::now());
+            tokio::time::sleep_until(slot).await;
+            // A 429 seen by another worker while this one waited means the
+            // slot it got is not safe to use.
+            let mut budget = self.budget.lock().expect("budget lock");
             if self.paused_until().is_some() {
+                budget.abandoned();
                 continue;
             }
-            self.budget.lock().expect("budget lock").sent(Instant::now(), marks);
-            return;
+            budget.let_go();
+            return Instant::now();
         }
     }
 
     /// Takes in what an answer said about the quota (nothing, for a request
-    /// that got no answer). Under `auto`, a newly announced policy becomes
-    /// the pace.
-    pub fn answered(&self, remaining: Option<Remaining>, policy: Option<Policy>) {
+    /// that got no answer) for the request let go at `sent`.
+    pub fn answered(&self, sent: Instant, remaining: Option<Remaining>, policy: Option<Policy>) {
+        self.adopt(policy);
         let marks = Marks::of(self.rate());
-        self.budget.lock().expect("budget lock").answered(remaining, policy, Instant::now(), marks);
+        self.budget.lock().expect("budget lock").answered(sent, remaining, policy, Instant::now(), marks);
+    }
+
+    /// Takes in a 429. Its `Ratelimit` describes the block, not the window,
+    /// and the request was not counted; the pause it starts is what governs.
+    pub fn refused(&self, policy: Option<Policy>) {
+        self.budget.lock().expect("budget lock").refused(policy);
+        self.adopt(policy);
+    }
+
+    /// Under `auto`, a newly announced policy becomes the pace.
+    fn adopt(&self, policy: Option<Policy>) {
         let (Pace::Auto, Some(policy)) = (self.pace, policy) else {
             return;
         };
@@ -363,6 +524,16 @@ mod tests {
     }
 
     #[test]
+    fn a_burst_of_two_only_where_the_headroom_holds_an_interval() {
+        for (rate, burst) in [("4/s", 1), ("20/1s", 1), ("100/2s", 2), ("250/5s", 2), ("1200/5m", 2)] {
+            let rate: Rate = rate.parse().unwrap();
+            assert_eq!(super::burst(rate).get(), burst, "{rate}");
+            let most = rate.per.as_nanos() / rate.interval().as_nanos() + u128::from(burst);
+            assert!(most <= u128::from(rate.count), "{rate}: {most} in one window");
+        }
+    }
+
+    #[test]
     fn short_windows_keep_a_fixed_margin() {
         let rate: Rate = "20/1s".parse().unwrap();
         assert_eq!(rate.interval(), Duration::from_micros(52_500));
@@ -379,7 +550,20 @@ mod tests {
         Some(Remaining { requests, reset: Duration::from_secs(reset_secs) })
     }
 
-    const MARKS: Marks = Marks { low: 120, reserve: 1, headroom: 1 };
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    fn send(budget: &mut Budget, at: Instant, marks: Marks) {
+        budget.claimed(at, marks);
+        assert_eq!(budget.reserve_slot(at), at, "the test sends no sooner than the share allows");
+        budget.let_go();
+    }
+
+    /// A run whose own pace could never outrun the quota.
+    const ALONE: Marks = Marks { low: 120, reserve: 1, interval: Duration::from_secs(300) };
+    /// A run whose `--rate` asks for more than the API allows.
+    const OUTPACING: Marks = Marks { interval: Duration::from_millis(1), ..ALONE };
 
     /// An announced quota per 300 s.
     fn policy(quota: u32) -> Option<Policy> {
@@ -389,64 +573,131 @@ mod tests {
     #[test]
     fn another_consumer_is_left_its_share() {
         let now = Instant::now();
-        let mut budget =
-            Budget { policy: policy(100), first_sent: Some(now - Duration::from_secs(600)), ..Budget::default() };
+        let mut budget = Budget { policy: policy(100), first_sent: Some(now - ms(600_000)), ..Budget::default() };
         for i in 0..10 {
-            budget.sent(now + Duration::from_millis(i), MARKS);
+            send(&mut budget, now + ms(i), ALONE);
         }
-        for _ in 0..10 {
-            budget.answered(None, None, now + Duration::from_millis(10), MARKS);
+        for i in 0..9 {
+            budget.answered(now + ms(i), None, None, now + ms(10), ALONE);
         }
         // The server counts 60 of 100 used; this run sent 10: another tool
-        // used 50, so this run paces at what the other leaves: 49 per 300 s.
-        let seen = now + Duration::from_millis(20);
-        budget.answered(remaining(40, 300), None, seen, MARKS);
-        let last = now + Duration::from_millis(9);
-        assert_eq!(budget.earliest(seen, MARKS), last + Duration::from_secs(300) / 49);
+        // used 50, so this run paces at what the other leaves, less a tenth
+        // of the quota: 40 per 300 s.
+        let seen = now + ms(20);
+        budget.answered(now + ms(9), remaining(40, 300), None, seen, ALONE);
+        assert_eq!(budget.earliest(seen, ALONE), now + ms(9) + Duration::from_secs(300) / 40);
+    }
+
+    #[test]
+    fn a_tool_that_starts_with_this_run_is_expected_to_keep_going() {
+        let t0 = Instant::now();
+        let mut budget = Budget::default();
+        send(&mut budget, t0, ALONE);
+        budget.answered(t0, remaining(99, 300), policy(100), t0, ALONE);
+        assert_eq!(budget.earliest(t0, ALONE), t0, "nobody else yet");
+        // A fifth of the window in, another tool has used 15: it will use 75
+        // in a whole one at that pace, which leaves this run 15 once a tenth
+        // of the quota is kept as headroom.
+        let later = t0 + Duration::from_secs(60);
+        send(&mut budget, later, ALONE);
+        budget.answered(later, remaining(83, 300), None, later, ALONE);
+        assert_eq!(budget.earliest(later, ALONE), later + Duration::from_secs(300) / 15);
     }
 
     #[test]
     fn a_plentiful_budget_costs_nothing() {
         let now = Instant::now();
-        let mut budget = Budget { policy: policy(1001), ..Budget::default() };
-        assert_eq!(budget.earliest(now, MARKS), now, "nothing known yet");
-        budget.sent(now, MARKS);
-        budget.answered(remaining(1000, 300), policy(1001), now, MARKS);
+        let mut budget = Budget::default();
+        assert_eq!(budget.earliest(now, ALONE), now, "nothing known yet");
+        send(&mut budget, now, ALONE);
+        budget.answered(now, remaining(1000, 300), policy(1001), now, ALONE);
         for _ in 0..500 {
-            assert_eq!(budget.earliest(now, MARKS), now, "well above the low mark");
-            budget.sent(now, MARKS);
+            assert_eq!(budget.earliest(now, ALONE), now, "well above the low mark");
+            send(&mut budget, now, ALONE);
+        }
+    }
+
+    /// Sends one request at `now`, answered at once with `left` of `quota`
+    /// left and the window resetting in `reset` seconds, then as many more as
+    /// the budget lets go before the reset; returns the gaps between them.
+    fn spend_the_rest(left: u32, quota: u32, reset: u64, marks: Marks) -> Vec<Duration> {
+        let now = Instant::now();
+        let mut budget = Budget::default();
+        send(&mut budget, now, marks);
+        budget.answered(now, remaining(left, reset), policy(quota), now, marks);
+        let mut at = now;
+        let mut gaps = vec![];
+        loop {
+            let next = budget.earliest(at, marks);
+            if next >= now + Duration::from_secs(reset) {
+                return gaps;
+            }
+            gaps.push(next - at);
+            send(&mut budget, next, marks);
+            at = next;
         }
     }
 
     #[test]
-    fn a_low_budget_is_spread_until_the_reset() {
-        let now = Instant::now();
-        let mut budget = Budget { policy: policy(12), ..Budget::default() };
-        budget.sent(now, MARKS);
-        budget.answered(remaining(11, 10), policy(12), now, MARKS);
+    fn a_low_budget_is_spread_until_the_reset_when_the_pace_could_outrun_it() {
         // 11 left, one kept in reserve: each request pushes the next one out.
-        let mut at = now;
-        let mut gaps = vec![];
-        for _ in 0..9 {
-            let next = budget.earliest(at, MARKS);
-            gaps.push(next - at);
-            budget.sent(next, MARKS);
-            at = next;
-        }
+        let gaps = spend_the_rest(11, 12, 10, OUTPACING);
+        assert_eq!(gaps.len(), 9, "{gaps:?}");
         assert_eq!(gaps[0], Duration::ZERO);
-        assert!(gaps[1..].iter().all(|g| *g >= Duration::from_millis(900)), "{gaps:?}");
-        assert!(at <= now + Duration::from_secs(10), "the budget lasts until the reset");
+        assert!(gaps[1..].iter().all(|g| *g >= ms(900)), "{gaps:?}");
+    }
+
+    #[test]
+    fn alone_at_its_own_pace_a_run_spends_a_low_budget_as_the_limiter_allows() {
+        let gaps = spend_the_rest(11, 12, 10, ALONE);
+        assert_eq!(gaps, vec![Duration::ZERO; 10], "the limiter alone spaces these");
     }
 
     #[test]
     fn an_empty_budget_waits_for_the_reset_and_stale_news_is_dropped() {
         let now = Instant::now();
-        let mut budget = Budget { policy: policy(2), ..Budget::default() };
-        budget.sent(now, MARKS);
-        budget.answered(remaining(1, 30), policy(2), now, MARKS);
+        let mut budget = Budget::default();
+        send(&mut budget, now, ALONE);
+        budget.answered(now, remaining(1, 30), policy(2), now, ALONE);
         let reset = now + Duration::from_secs(30);
-        assert_eq!(budget.earliest(now, MARKS), reset);
-        assert_eq!(budget.earliest(reset, MARKS), reset, "a reset budget no longer binds");
+        assert_eq!(budget.earliest(now, ALONE), reset);
+        assert_eq!(budget.earliest(reset, ALONE), reset, "a reset budget no longer binds");
+    }
+
+    #[test]
+    fn a_full_window_frees_a_slot_as_this_runs_oldest_request_leaves_it() {
+        // 3 per second; the header's reset is in whole seconds.
+        let t0 = Instant::now();
+        let window = Some(Policy { quota: 3, window: Duration::from_secs(1) });
+        let mut budget = Budget::default();
+        for (i, left) in [2, 1, 0].into_iter().enumerate() {
+            let sent = t0 + ms(20 * i as u64);
+            send(&mut budget, sent, ALONE);
+            budget.answered(sent, remaining(left, 1), window, sent + ms(10), ALONE);
+        }
+        // The first request surely left at its answer plus the window, 40 ms
+        // before the header's reset; one slot stays in reserve, so the
+        // second's leaving is what lets the next request go.
+        assert_eq!(budget.earliest(t0 + ms(50), ALONE), t0 + ms(1010));
+        assert_eq!(budget.earliest(t0 + ms(1010), ALONE), t0 + ms(1030));
+        assert_eq!(budget.earliest(t0 + ms(1030), ALONE), t0 + ms(1030));
+        send(&mut budget, t0 + ms(1030), ALONE);
+        assert_eq!(budget.earliest(t0 + ms(1030), ALONE), t0 + ms(1050), "the third frees the next");
+    }
+
+    #[test]
+    fn requests_answered_after_another_was_sent_may_be_missing_from_its_count() {
+        let t0 = Instant::now();
+        let mut budget = Budget::default();
+        send(&mut budget, t0, ALONE);
+        send(&mut budget, t0 + ms(1), ALONE);
+        // The second is answered first; the first's answer, which arrives
+        // later, may have been counted before the second arrived.
+        budget.answered(t0 + ms(1), remaining(5, 300), policy(7), t0 + ms(2), ALONE);
+        budget.answered(t0, remaining(6, 300), policy(7), t0 + ms(3), ALONE);
+        assert_eq!(budget.spendable(t0 + ms(3), ALONE).map(|(n, _)| n), Some(4), "6 less the second, less reserve");
+        send(&mut budget, t0 + ms(4), ALONE);
+        assert_eq!(budget.spendable(t0 + ms(4), ALONE).map(|(n, _)| n), Some(3));
     }
 
     #[test]
@@ -454,17 +705,27 @@ mod tests {
         let policy = Some(Policy { quota: 60, window: Duration::from_secs(3) });
         let auto = Pacer::new(Pace::Auto);
         assert_eq!(auto.rate(), Rate::default());
-        auto.answered(None, policy);
+        auto.answered(Instant::now(), None, policy);
         assert_eq!(auto.rate(), Rate { count: 60, per: Duration::from_secs(3) });
         let fixed = Pacer::new(Pace::Fixed("4/s".parse().unwrap()));
-        fixed.answered(None, policy);
+        fixed.refused(policy);
         assert_eq!(fixed.rate(), "4/s".parse().unwrap());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn workers_that_see_the_same_free_slot_take_it_once() {
+        let pacer = Pacer::new("1000/s".parse().unwrap());
+        let start = pacer.ready().await;
+        // One left after the reserve.
+        pacer.answered(start, remaining(2, 10), policy(3));
+        let (a, b) = tokio::join!(pacer.ready(), pacer.ready());
+        let reset = start + Duration::from_secs(10);
+        assert!(a.min(b) < start + ms(100) && a.max(b) >= reset, "{:?}", (a - start, b - start));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_pause_holds_back_ready_until_it_ends() {
         let pacer = Pacer::new("1000/s".parse().unwrap());
-        pacer.answered(None, None);
         let start = Instant::now();
         assert!(pacer.pause_for(Duration::from_secs(90)));
         assert!(!pacer.pause_for(Duration::from_secs(5)));
