@@ -24,30 +24,24 @@ pub struct Policy {
     pub window: Duration,
 }
 
-/// The integer parameters of each comma-separated item, by name.
-fn items(value: &str) -> impl Iterator<Item = Vec<(String, u64)>> + '_ {
-    value.split(',').map(|item| {
-        item.split(';')
-            .skip(1)
-            .filter_map(|param| {
-                let (key, number) = param.split_once('=')?;
-                Some((key.trim().to_ascii_lowercase(), number.trim().parse::<u64>().ok()?))
-            })
-            .collect()
+/// Integer parameter `key` of one comma-separated item
+/// (`"name";key=value;...`), the name matched without regard to case. Read
+/// on every answer, so it allocates nothing.
+fn param(item: &str, key: &str) -> Option<u64> {
+    item.split(';').skip(1).find_map(|param| {
+        let (name, number) = param.split_once('=')?;
+        name.trim().eq_ignore_ascii_case(key).then(|| number.trim().parse().ok())?
     })
-}
-
-fn param(params: &[(String, u64)], key: &str) -> Option<u64> {
-    params.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
 }
 
 /// The tightest `r`/`t` pair offered (fewest requests left), if any item is
 /// well-formed.
 pub fn parse_ratelimit(value: &str) -> Option<Remaining> {
-    items(value)
-        .filter_map(|params| {
-            let requests = u32::try_from(param(&params, "r")?).ok()?;
-            let reset = param(&params, "t").filter(|t| *t <= MAX_SECONDS)?;
+    value
+        .split(',')
+        .filter_map(|item| {
+            let requests = u32::try_from(param(item, "r")?).ok()?;
+            let reset = param(item, "t").filter(|t| *t <= MAX_SECONDS)?;
             Some(Remaining { requests, reset: Duration::from_secs(reset) })
         })
         .min_by_key(|r| r.requests)
@@ -55,10 +49,11 @@ pub fn parse_ratelimit(value: &str) -> Option<Remaining> {
 
 /// The most restrictive policy offered (lowest requests per second).
 pub fn parse_policy(value: &str) -> Option<Policy> {
-    items(value)
-        .filter_map(|params| {
-            let quota = u32::try_from(param(&params, "q")?).ok().filter(|q| *q > 0)?;
-            let window = param(&params, "w").filter(|w| (1..=MAX_SECONDS).contains(w))?;
+    value
+        .split(',')
+        .filter_map(|item| {
+            let quota = u32::try_from(param(item, "q")?).ok().filter(|q| *q > 0)?;
+            let window = param(item, "w").filter(|w| (1..=MAX_SECONDS).contains(w))?;
             Some(Policy { quota, window: Duration::from_secs(window) })
         })
         .min_by(|a, b| {

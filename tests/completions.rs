@@ -33,3 +33,20 @@ fn man_pages_are_roff_for_the_tool_and_each_subcommand() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("revoke, reactivate, list"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_reader_that_stops_early_is_not_an_error() {
+    for args in [["completions", "zsh"], ["man", "revoke"]] {
+        let mut child = cfrevoke_std()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // As `| head` does once it has its lines.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        assert!(out.stderr.is_empty(), "{args:?}: {}", stderr(&out));
+    }
+}

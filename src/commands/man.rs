@@ -1,8 +1,6 @@
 //! `cfrevoke man [COMMAND]`: a roff man page generated from the clap
 //! definition, so the page and `--help` always say the same thing.
 
-use std::io::Write;
-
 use anyhow::Context;
 use clap::CommandFactory;
 
@@ -17,10 +15,9 @@ pub struct ManArgs {
 }
 
 pub fn run(args: &ManArgs) -> anyhow::Result<ExitCode> {
-    let mut out = std::io::stdout().lock();
-    clap_mangen::Man::new(page(args.command.as_deref())?).render(&mut out).context("cannot write the man page")?;
-    out.flush().context("cannot write the man page")?;
-    Ok(ExitCode::Success)
+    let mut roff = Vec::new();
+    clap_mangen::Man::new(page(args.command.as_deref())?).render(&mut roff).context("cannot render the man page")?;
+    super::print_generated(&roff, "man page")
 }
 
 /// The command a page describes. Subcommands are taken from the built tree,
