@@ -171,9 +171,9 @@ struct Snapshot {
     /// The request the answer was for.
     of: Counted,
     /// This run's requests the server may not have counted yet when it
-    /// handled that one: in flight then, or answered while it was.
+    /// handled that one: queued or in flight then, or answered while it was.
     owed: u32,
-    /// Requests sent since.
+    /// Requests let through the budget since.
     sent_since: u32,
 }
 
@@ -189,9 +189,12 @@ struct Snapshot {
 ///
 /// When the API counts more requests than this run sent, another tool shares
 /// the quota: this run then paces at what the other leaves, so neither
-/// pushes the account over. And only then (or when `--rate` asks for more
-/// than the API allows) is a low budget spread over the time to the reset
-/// rather than spent: alone at its own pace, this run cannot outrun a window.
+/// pushes the account over. Then the slots this run frees may go to the
+/// other tool, so only the reset (or a fresh answer) frees any.
+///
+/// And only when crowded like that (or when `--rate` asks for more than the
+/// API allows) is a low budget spread over the time to the reset rather than
+/// spent: alone at its own pace, this run cannot outrun a window.
 #[derive(Debug, Default)]
 struct Budget {
     snapshot: Option<Snapshot>,
