@@ -14,6 +14,7 @@ pub mod client;
 pub mod collector;
 pub mod commands;
 pub mod credentials;
+pub mod disk;
 pub mod dispatcher;
 pub mod exit;
 pub mod glob;

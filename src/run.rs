@@ -16,6 +16,7 @@ use crate::client::BaseUrl;
 use crate::collector::{collect, Stamp};
 use crate::commands::api_args::ApiArgs;
 use crate::credentials::{Credentials, Secret};
+use crate::disk;
 use crate::dispatcher::{Dispatcher, StopReason};
 use crate::exit::{usage, ExitCode};
 use crate::input::{Row, Selection};
@@ -188,6 +189,9 @@ pub fn execute(spec: &Spec<'_>, verbosity: Verbosity, argv: &[String]) -> anyhow
     let progress = Arc::new(Progress::new(total, verbosity.is_quiet(), banner));
     let dispatch = logging::dispatch(verbosity, progress.writer(), log_file, &run_id);
     let _guard = tracing::dispatcher::set_default(&dispatch);
+    for shortfall in disk::shortfalls(total, &output, args.log_file.as_deref()) {
+        tracing::warn!("{shortfall}");
+    }
     let runtime = logging::runtime(&dispatch)?;
     let (base, credentials, sandbox) = match target {
         Target::Api { base, credentials } => (base, credentials, None),
