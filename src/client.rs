@@ -9,7 +9,7 @@ use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 
-use crate::api::{headers, CertStatus, ClientCertificate, Envelope};
+use crate::api::{headers, CertStatus, CertificateState, ClientCertificate, Envelope};
 use crate::credentials::Credentials;
 use crate::ids::{CertId, ZoneId};
 use crate::quota::{self, Policy, Remaining};
@@ -101,7 +101,7 @@ impl BaseUrl {
 
 /// What one request brought back; `T` is the envelope's `result`.
 #[derive(Debug)]
-pub struct Reply<T = ClientCertificate> {
+pub struct Reply<T = CertificateState> {
     pub status: u16,
     pub cf_ray: Option<String>,
     pub retry_after: Option<Duration>,
@@ -113,10 +113,10 @@ pub struct Reply<T = ClientCertificate> {
     pub latency: Duration,
 }
 
-impl Reply<ClientCertificate> {
+impl Reply<CertificateState> {
     /// The certificate status the answer reports, if it carried one.
     pub fn cert_status(&self) -> Option<CertStatus> {
-        self.body.as_ref().ok()?.result.as_ref()?.status
+        self.body.as_ref().ok()?.result?.status
     }
 }
 

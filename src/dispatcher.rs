@@ -313,13 +313,13 @@ fn log_attempt<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{ClientCertificate, Envelope};
+    use crate::api::{CertificateState, Envelope};
 
-    pub(crate) fn reply(status: u16, body: Result<Envelope<ClientCertificate>, String>) -> Reply {
+    pub(crate) fn reply(status: u16, body: Result<Envelope<CertificateState>, String>) -> Reply {
         Reply::bare(status, body)
     }
 
-    fn err(code: i64) -> Result<Envelope<ClientCertificate>, String> {
+    fn err(code: i64) -> Result<Envelope<CertificateState>, String> {
         Ok(Envelope::error(code, "msg"))
     }
 
@@ -335,7 +335,7 @@ mod tests {
 
     #[test]
     fn final_answers_are_not() {
-        assert!(transient(&reply(200, Ok(Envelope::ok(ClientCertificate::default())))).is_none());
+        assert!(transient(&reply(200, Ok(Envelope::ok(CertificateState::default())))).is_none());
         for (status, code) in [(400, 1407), (404, 1415), (403, 9109), (401, 10000), (400, 1002)] {
             assert!(transient(&reply(status, err(code))).is_none(), "{status}");
         }
