@@ -9,7 +9,7 @@ use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 
-use crate::api::{headers, CertStatus, ClientCertificate, Envelope};
+use crate::api::{headers, CertStatus, CertificateState, ClientCertificate, Envelope};
 use crate::credentials::Credentials;
 use crate::ids::{CertId, ZoneId};
 use crate::quota::{self, Policy, Remaining};
@@ -68,29 +68,26 @@ impl BaseUrl {
         self.0.host_str().is_some_and(|h| h.eq_ignore_ascii_case("api.cloudflare.com"))
     }
 
-    /// A zone's certificate collection. IDs are formatted from validated
-    /// binary values, so the path has exactly this shape whatever the input held.
-    fn collection(&self, zone: ZoneId) -> Url {
+    /// A zone's certificate collection, `rest` appended to the path. IDs are
+    /// formatted from validated binary values (hex digits and dashes), so the
+    /// path has exactly this shape whatever the input held and needs no
+    /// percent-encoding: it is written out whole and only it is parsed, not
+    /// the scheme and host again, nor segment by segment.
+    fn collection(&self, zone: ZoneId, rest: std::fmt::Arguments<'_>) -> Url {
         let mut url = self.0.clone();
-        url.path_segments_mut().expect("http(s) URLs have paths").pop_if_empty().extend([
-            "zones",
-            &zone.to_string(),
-            "client_certificates",
-        ]);
+        url.set_path(&format!("{}/zones/{zone}/client_certificates{rest}", self.0.path().trim_end_matches('/')));
         url
     }
 
     /// The URL of one certificate.
     fn certificate(&self, zone: ZoneId, cert: CertId) -> Url {
-        let mut url = self.collection(zone);
-        url.path_segments_mut().expect("http(s) URLs have paths").push(&cert.to_string());
-        url
+        self.collection(zone, format_args!("/{cert}"))
     }
 
     /// One page of a zone's certificates. `status` is always sent, `all`
     /// included, so the answer never rests on an undocumented default.
     fn page(&self, zone: ZoneId, status: Option<CertStatus>, page: u32, per_page: u32) -> Url {
-        let mut url = self.collection(zone);
+        let mut url = self.collection(zone, format_args!(""));
         url.query_pairs_mut()
             .append_pair("status", status.map_or("all", CertStatus::as_str))
             .append_pair("page", &page.to_string())
@@ -101,7 +98,7 @@ impl BaseUrl {
 
 /// What one request brought back; `T` is the envelope's `result`.
 #[derive(Debug)]
-pub struct Reply<T = ClientCertificate> {
+pub struct Reply<T = CertificateState> {
     pub status: u16,
     pub cf_ray: Option<String>,
     pub retry_after: Option<Duration>,
@@ -113,10 +110,10 @@ pub struct Reply<T = ClientCertificate> {
     pub latency: Duration,
 }
 
-impl Reply<ClientCertificate> {
+impl Reply<CertificateState> {
     /// The certificate status the answer reports, if it carried one.
     pub fn cert_status(&self) -> Option<CertStatus> {
-        self.body.as_ref().ok()?.result.as_ref()?.status
+        self.body.as_ref().ok()?.result?.status
     }
 }
 

@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 
 use crate::dispatcher::{Dispatcher, StopReason};
 use crate::progress::Progress;
-use crate::results::{Outcome, ResultRow, ResultsFile, Tally};
+use crate::results::{Outcome, ResultRow, ResultsError, ResultsFile, Tally};
 
 /// Consecutive identical failures: when every certificate fails the same way
 /// (say 403 because the token lacks the permission), the problem is the
@@ -41,10 +41,19 @@ pub struct Stamp {
     pub same_failures: u32,
 }
 
+/// Rows taken off the channel at most at once: a burst is written with a
+/// few write calls, and the batch's buffer stays small.
+const BATCH: usize = 256;
+
 /// Writes rows until every sender is gone. A write error stops the run (rows
 /// not recorded are left for a resume) but the channel keeps draining so no
 /// worker blocks on a full channel. So does a streak of identical failures.
-pub fn collect(
+///
+/// A task on the runtime rather than a thread of its own: a row then reaches
+/// it without waking another thread. It takes whatever rows are waiting,
+/// writes them and flushes once, never waiting for more, so each row still
+/// reaches the OS as soon as it is done.
+pub async fn collect(
     mut file: ResultsFile,
     mut rows: mpsc::Receiver<ResultRow>,
     progress: Arc<Progress>,
@@ -54,53 +63,76 @@ pub fn collect(
     let mut tally = Tally::default();
     let mut broken = false;
     let mut streak = Streak { limit: stamp.same_failures, count: 0, signature: None };
-    while let Some(mut row) = rows.blocking_recv() {
-        row.run_id.clone_from(&stamp.run_id);
-        if broken {
-            continue;
+    let mut batch = Vec::with_capacity(BATCH);
+    while rows.recv_many(&mut batch, BATCH).await > 0 {
+        if !broken {
+            if let Err(e) = write(&mut file, &mut batch, &stamp.run_id) {
+                tracing::error!(error = %e, "results file write failed; stopping the run");
+                dispatcher.halt(StopReason::Output(e.to_string()));
+                broken = true;
+            }
         }
-        if let Err(e) = file.write(&row) {
-            tracing::error!(error = %e, "results file write failed; stopping the run");
-            dispatcher.halt(StopReason::Output(e.to_string()));
-            broken = true;
-            continue;
+        if !broken {
+            for row in &batch {
+                tally.add(row.outcome);
+                progress.row_done(row.outcome);
+                observe(row, &mut streak, &dispatcher);
+            }
         }
-        tally.add(row.outcome);
-        progress.row_done(row.outcome);
-        if streak.observe(&row) {
-            let why = format!(
-                "{} certificates in a row failed the same way (HTTP {}, code {}: {}); the rest are left for --resume",
-                streak.count,
-                row.http_status.map_or("-".into(), |s| s.to_string()),
-                row.error_code.map_or("-".into(), |c| c.to_string()),
-                row.error_message
-            );
-            tracing::error!("{why}");
-            dispatcher.halt(StopReason::Systemic { status: row.http_status, why });
-        }
-        if !row.outcome.is_success() {
-            tracing::warn!(line = row.line, outcome = row.outcome.as_str(), reason = %row.error_message, "certificate not revoked");
-        }
-        tracing::debug!(
-            target: "cfrevoke::row",
-            line = row.line,
-            zone_id = %row.zone_id,
-            certificate_id = %row.certificate_id,
-            outcome = row.outcome.as_str(),
-            http_status = row.http_status,
-            attempts = row.attempts,
-            error_code = row.error_code,
-            error_message = %row.error_message,
-            cf_ray = %row.cf_ray,
-            "row finished"
-        );
+        batch.clear();
     }
     if !broken {
-        if let Err(e) = file.sync() {
+        if let Err(e) = tokio::task::block_in_place(|| file.sync()) {
             dispatcher.halt(StopReason::Output(e.to_string()));
         }
     }
     tally
+}
+
+/// Hands a batch to the OS in one go. The fsync about once a second can take
+/// a while, so the runtime is told this worker thread is blocked meanwhile.
+fn write(file: &mut ResultsFile, batch: &mut [ResultRow], run_id: &str) -> Result<(), ResultsError> {
+    for row in batch.iter_mut() {
+        run_id.clone_into(&mut row.run_id);
+        file.append(row)?;
+    }
+    file.flush()?;
+    if file.sync_due() {
+        tokio::task::block_in_place(|| file.sync())?;
+    }
+    Ok(())
+}
+
+/// What a written row means beyond its line in the file: the streak that
+/// stops a run, and the log.
+fn observe(row: &ResultRow, streak: &mut Streak, dispatcher: &Dispatcher) {
+    if streak.observe(row) {
+        let why = format!(
+            "{} certificates in a row failed the same way (HTTP {}, code {}: {}); the rest are left for --resume",
+            streak.count,
+            row.http_status.map_or("-".into(), |s| s.to_string()),
+            row.error_code.map_or("-".into(), |c| c.to_string()),
+            row.error_message
+        );
+        tracing::error!("{why}");
+        dispatcher.halt(StopReason::Systemic { status: row.http_status, why });
+    }
+    if !row.outcome.is_success() {
+        tracing::warn!(line = row.line, outcome = row.outcome.as_str(), reason = %row.error_message, "certificate not revoked");
+    }
+    tracing::debug!(
+        target: "cfrevoke::row",
+        line = row.line,
+        zone_id = %row.zone_id,
+        certificate_id = %row.certificate_id,
+        outcome = row.outcome.as_str(),
+        http_status = row.http_status,
+        attempts = row.attempts,
+        error_code = row.error_code,
+        error_message = %row.error_message,
+        cf_ray = %row.cf_ray,
+        "row finished"
+    );
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -17,6 +17,7 @@ use crate::api::codes;
 use crate::client::{ApiClient, Reply, TransportError};
 use crate::ids::{CertId, ZoneId};
 use crate::input::Row;
+use crate::queue::Queue;
 use crate::rate::Pacer;
 use crate::results::ResultRow;
 use crate::retry::{RetryPolicy, RetrySchedule};
@@ -225,43 +226,46 @@ impl Dispatcher {
         }
     }
 
-    /// Runs `work` on every job from `jobs`, at most `concurrency` at a time,
-    /// until the channel closes or the run is stopped. Jobs still queued when
-    /// it stops are not taken: they have no results row and a resume does them.
-    pub async fn run<W, Fut>(self: Arc<Self>, mut jobs: mpsc::Receiver<Row>, results: mpsc::Sender<ResultRow>, work: W)
+    /// Runs `work` on every job from `jobs` with `concurrency` workers, until
+    /// the queue is empty or the run is stopped. Jobs still queued when it
+    /// stops are not taken: they have no results row and a resume does them.
+    ///
+    /// The workers are long-lived tasks that take the next job as they finish
+    /// one, rather than a task spawned per job from a coordinating loop: that
+    /// loop ran on the caller's thread, so every job cost handoffs between
+    /// threads (a permit back, a task out) besides its request.
+    pub async fn run<W, Fut>(self: Arc<Self>, jobs: Queue, results: mpsc::Sender<ResultRow>, work: W)
     where
-        W: Fn(Arc<Dispatcher>, Row) -> Fut,
+        W: Fn(Arc<Dispatcher>, Row) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Option<ResultRow>> + Send + 'static,
     {
-        let permits = Arc::new(Semaphore::new(self.concurrency));
-        let mut tasks = JoinSet::new();
-        loop {
-            let permit = tokio::select! {
-                permit = permits.clone().acquire_owned() => permit.expect("semaphore is never closed"),
-                () = self.stop.cancelled() => break,
-            };
-            let row = tokio::select! {
-                row = jobs.recv() => match row {
-                    Some(row) => row,
-                    None => break,
-                },
-                () = self.stop.cancelled() => break,
-            };
-            let job = work(Arc::clone(&self), row);
-            let results = results.clone();
-            tasks.spawn(async move {
-                if let Some(done) = job.await {
-                    // The collector only goes away once every sender is gone.
-                    let _ = results.send(done).await;
+        let jobs = Arc::new(tokio::sync::Mutex::new(jobs));
+        let work = Arc::new(work);
+        let mut workers = JoinSet::new();
+        for _ in 0..self.concurrency {
+            let (dispatcher, jobs, work, results) =
+                (Arc::clone(&self), Arc::clone(&jobs), Arc::clone(&work), results.clone());
+            workers.spawn(async move {
+                while let Some(row) = dispatcher.next_job(&jobs).await {
+                    if let Some(done) = work(Arc::clone(&dispatcher), row).await {
+                        // The collector only goes away once every sender is gone.
+                        let _ = results.send(done).await;
+                    }
                 }
-                drop(permit);
             });
-            while let Some(joined) = tasks.try_join_next() {
-                surface_panic(joined);
-            }
         }
-        while let Some(joined) = tasks.join_next().await {
+        drop(results);
+        while let Some(joined) = workers.join_next().await {
             surface_panic(joined);
+        }
+    }
+
+    /// The next job, or `None` once the queue is empty or the run is stopping.
+    async fn next_job(&self, jobs: &tokio::sync::Mutex<Queue>) -> Option<Row> {
+        tokio::select! {
+            biased;
+            () = self.stop.cancelled() => None,
+            row = async { jobs.lock().await.next().await } => row,
         }
     }
 }
@@ -304,13 +308,13 @@ fn log_attempt<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{ClientCertificate, Envelope};
+    use crate::api::{CertificateState, Envelope};
 
-    pub(crate) fn reply(status: u16, body: Result<Envelope<ClientCertificate>, String>) -> Reply {
+    pub(crate) fn reply(status: u16, body: Result<Envelope<CertificateState>, String>) -> Reply {
         Reply::bare(status, body)
     }
 
-    fn err(code: i64) -> Result<Envelope<ClientCertificate>, String> {
+    fn err(code: i64) -> Result<Envelope<CertificateState>, String> {
         Ok(Envelope::error(code, "msg"))
     }
 
@@ -326,7 +330,7 @@ mod tests {
 
     #[test]
     fn final_answers_are_not() {
-        assert!(transient(&reply(200, Ok(Envelope::ok(ClientCertificate::default())))).is_none());
+        assert!(transient(&reply(200, Ok(Envelope::ok(CertificateState::default())))).is_none());
         for (status, code) in [(400, 1407), (404, 1415), (403, 9109), (401, 10000), (400, 1002)] {
             assert!(transient(&reply(status, err(code))).is_none(), "{status}");
         }

@@ -132,19 +132,41 @@ impl CertId {
     }
 }
 
+/// The 32 lowercase hex digits of a value. IDs are formatted on every
+/// request's path (its URL, its results row, the sandbox's answer), where
+/// `{:032x}` of a `u128` and a temporary `String` per UUID cost more than the
+/// bookkeeping around them.
+fn hex32(bits: u128) -> [u8; 32] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 32];
+    for (pair, byte) in out.chunks_exact_mut(2).zip(bits.to_be_bytes()) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0xf)];
+    }
+    out
+}
+
+fn ascii(digits: &[u8]) -> &str {
+    std::str::from_utf8(digits).expect("hex digits and dashes are ASCII")
+}
+
 impl fmt::Display for ZoneId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:032x}", self.0)
+        f.write_str(ascii(&hex32(self.0)))
     }
 }
 
 impl fmt::Display for CertId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hex = hex32(self.bits);
         if !self.uuid {
-            return write!(f, "{:032x}", self.bits);
+            return f.write_str(ascii(&hex));
         }
-        let hex = format!("{:032x}", self.bits);
-        write!(f, "{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
+        let mut uuid = [b'-'; 36];
+        for (from, to) in [(0..8, 0), (8..12, 9), (12..16, 14), (16..20, 19), (20..32, 24)] {
+            uuid[to..to + from.len()].copy_from_slice(&hex[from]);
+        }
+        f.write_str(ascii(&uuid))
     }
 }
 

@@ -1,7 +1,7 @@
 //! cfrevoke: bulk revocation of Cloudflare API Shield mTLS client certificates.
 //!
 //! Data flows one way: [`plan`] (input checked, deduped) → jobs over a bounded
-//! channel → [`dispatcher`] (pacing, concurrency, retry) → [`client`] →
+//! [`queue`] → [`dispatcher`] (pacing, concurrency, retry) → [`client`] →
 //! [`collector`] (results file, counts) → [`summary`]. `list` builds that
 //! input: [`listing`] pages through the same dispatcher, [`cert_filter`] keeps
 //! what the filters describe.
@@ -24,6 +24,7 @@ pub mod listing;
 pub mod logging;
 pub mod plan;
 pub mod progress;
+pub mod queue;
 pub mod quota;
 pub mod rate;
 pub mod reactivation;

@@ -163,8 +163,8 @@ pub struct ResultsFile {
 }
 
 /// How often rows written to the operating system are also forced to disk.
-/// Each row reaches the OS (and so survives a crash of the process) as it is
-/// written; this bounds what a power cut can take.
+/// Each row reaches the OS (and so survives a crash of the process) as soon
+/// as it is flushed; this bounds what a power cut can take.
 const SYNC_EVERY: Duration = Duration::from_secs(1);
 
 /// Takes the file's advisory lock, or explains who has it.
@@ -226,19 +226,21 @@ impl ResultsFile {
         &self.path
     }
 
-    /// Appends one row and hands it to the operating system; about once a
-    /// second, also to the disk.
-    pub fn write(&mut self, row: &ResultRow) -> Result<(), ResultsError> {
-        self.csv.serialize(row).map_err(|e| self.write_error(e.into()))?;
-        self.flush()?;
-        if self.synced.elapsed() >= SYNC_EVERY {
-            self.sync()?;
-        }
-        Ok(())
+    /// Appends one row to the buffer; [`ResultsFile::flush`] hands it to the
+    /// operating system.
+    pub fn append(&mut self, row: &ResultRow) -> Result<(), ResultsError> {
+        self.csv.serialize(row).map_err(|e| self.write_error(e.into()))
     }
 
-    fn flush(&mut self) -> Result<(), ResultsError> {
+    /// Hands every row appended so far to the operating system, in one write
+    /// call when they fit the buffer.
+    pub fn flush(&mut self) -> Result<(), ResultsError> {
         self.csv.flush().map_err(|e| self.write_error(e))
+    }
+
+    /// Whether it is time to force the rows to disk (about once a second).
+    pub fn sync_due(&self) -> bool {
+        self.synced.elapsed() >= SYNC_EVERY
     }
 
     /// Forces the rows to stable storage.
@@ -302,7 +304,8 @@ mod tests {
         let path = dir.path().join("r.csv");
         let mut file = ResultsFile::create(&path).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{}\n", HEADER.join(",")));
-        file.write(&row(Outcome::AlreadyRevoked)).unwrap();
+        file.append(&row(Outcome::AlreadyRevoked)).unwrap();
+        file.flush().unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(
             text.lines().nth(1).unwrap(),

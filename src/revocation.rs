@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::api::{codes, CertStatus, ClientCertificate};
+use crate::api::{codes, CertStatus, CertificateState};
 use crate::client::Reply;
 use crate::dispatcher::{Dispatcher, Request, Settled, StopReason};
 use crate::input::Row;
@@ -23,7 +23,7 @@ pub async fn revoke(dispatcher: Arc<Dispatcher>, row: Row, verify: bool) -> Opti
 }
 
 /// A 401 means the token is dead: no point grinding through the rest.
-pub fn halt_on_401(dispatcher: &Dispatcher, settled: &Settled<ClientCertificate>) {
+pub fn halt_on_401(dispatcher: &Dispatcher, settled: &Settled<CertificateState>) {
     if let Some(reply) = settled.answer.as_ref().ok().filter(|r| r.status == 401) {
         dispatcher.halt(StopReason::CredentialsRefused(reply.describe()));
     }
@@ -56,7 +56,7 @@ async fn read_back(dispatcher: &Dispatcher, row: &Row, done: &mut ResultRow) -> 
 }
 
 /// The outcome of a DELETE's last answer, and the error to record.
-fn judge(settled: &Settled<ClientCertificate>) -> (Outcome, (Option<i64>, String)) {
+fn judge(settled: &Settled<CertificateState>) -> (Outcome, (Option<i64>, String)) {
     let reply = match &settled.answer {
         Err(e) => return (Outcome::Failed, (None, format!("gave up after {} attempt(s): {e}", settled.attempts))),
         Ok(reply) => reply,
@@ -80,7 +80,7 @@ fn judge(settled: &Settled<ClientCertificate>) -> (Outcome, (Option<i64>, String
 /// The results row for a settled request.
 pub fn result_row(
     row: &Row,
-    settled: &Settled<ClientCertificate>,
+    settled: &Settled<CertificateState>,
     outcome: Outcome,
     error: (Option<i64>, String),
 ) -> ResultRow {
@@ -112,20 +112,20 @@ mod tests {
 
     fn settled(
         status: u16,
-        body: Result<Envelope<ClientCertificate>, String>,
+        body: Result<Envelope<CertificateState>, String>,
         gave_up: bool,
-    ) -> Settled<ClientCertificate> {
+    ) -> Settled<CertificateState> {
         let answer = Ok(Reply::bare(status, body));
         Settled { answer, attempts: 3, gave_up, started: Instant::now() }
     }
 
-    fn err(code: i64) -> Result<Envelope<ClientCertificate>, String> {
+    fn err(code: i64) -> Result<Envelope<CertificateState>, String> {
         Ok(Envelope::error(code, "msg"))
     }
 
     #[test]
     fn answers_map_to_outcomes() {
-        let ok = Ok(Envelope::ok(ClientCertificate::default()));
+        let ok = Ok(Envelope::ok(CertificateState::default()));
         assert_eq!(judge(&settled(200, ok, false)).0, Outcome::Revoked);
         assert_eq!(judge(&settled(400, err(1407), false)).0, Outcome::AlreadyRevoked);
         assert_eq!(judge(&settled(404, err(1415), false)).0, Outcome::NotFound);

@@ -23,6 +23,7 @@ use crate::input::{Row, Selection};
 use crate::logging::{self, Verbosity};
 use crate::plan::{Job, Plan};
 use crate::progress::Progress;
+use crate::queue::{self, Feeder};
 use crate::rate::Pace;
 use crate::results::{self, Outcome, ResultRow, ResultsError, ResultsFile};
 use crate::resume::Finished;
@@ -482,7 +483,7 @@ impl Pipeline {
         let collector = {
             let (progress, dispatcher) = (Arc::clone(&progress), Arc::clone(&dispatcher));
             let stamp = Stamp { run_id, same_failures };
-            tokio::task::spawn_blocking(move || collect(results, row_rx, progress, dispatcher, stamp))
+            tokio::spawn(collect(results, row_rx, progress, dispatcher, stamp))
         };
         let signals = tokio::spawn(crate::signals::watch(Arc::clone(&dispatcher)));
         let ticker =
@@ -494,13 +495,13 @@ impl Pipeline {
         };
         match checked {
             Ok(()) => {
-                let (job_tx, job_rx) = mpsc::channel(CHANNEL_DEPTH);
+                let (feeder, queue) = queue::channel(CHANNEL_DEPTH);
                 let producer = {
                     let (dispatcher, row_tx) = (Arc::clone(&dispatcher), row_tx.clone());
-                    tokio::task::spawn_blocking(move || produce(&plan, &finished, &dispatcher, &job_tx, &row_tx))
+                    tokio::task::spawn_blocking(move || produce(&plan, &finished, &dispatcher, feeder, &row_tx))
                 };
                 let work = move |dispatcher, row| operation.perform(dispatcher, row);
-                Arc::clone(&dispatcher).run(job_rx, row_tx, work).await;
+                Arc::clone(&dispatcher).run(queue, row_tx, work).await;
                 producer.await.context("the input reader stopped unexpectedly")?;
             }
             Err(reason) => {
@@ -516,13 +517,13 @@ impl Pipeline {
     }
 }
 
-/// Pass two of the input, feeding the bounded job channel with what is not
+/// Pass two of the input, feeding the bounded job queue with what is not
 /// already finished.
 fn produce(
     plan: &Plan,
     finished: &Finished,
     dispatcher: &Dispatcher,
-    jobs: &mpsc::Sender<crate::input::Row>,
+    mut jobs: Feeder,
     rows: &mpsc::Sender<ResultRow>,
 ) {
     let stream = match plan.jobs() {
@@ -532,7 +533,7 @@ fn produce(
     for job in stream {
         let sent = match job {
             Ok(Job::Revoke(row)) if finished.contains(row.zone, row.cert) => true,
-            Ok(Job::Revoke(row)) => jobs.blocking_send(row).is_ok(),
+            Ok(Job::Revoke(row)) => jobs.blocking_push(row),
             Ok(Job::Invalid(problem)) if finished.has_invalid_line(problem.line) => true,
             Ok(Job::Invalid(problem)) => rows.blocking_send(invalid_row(&problem)).is_ok(),
             Err(e) => {
@@ -544,6 +545,7 @@ fn produce(
             return;
         }
     }
+    jobs.blocking_finish();
 }
 
 /// Keeps the bar's "paused" countdown current while a rate-limit pause lasts.
