@@ -435,8 +435,11 @@ impl Pacer {
             limiter.until_ready().await;
             // Claims made before another tool showed up go out at the
             // spacing that leaves it its share, too.
-            let slot = self.budget.lock().expect("budget lock").reserve_slot(Instant::now());
-            tokio::time::sleep_until(slot).await;
+            let now = Instant::now();
+            let slot = self.budget.lock().expect("budget lock").reserve_slot(now);
+            if slot > now {
+                tokio::time::sleep_until(slot).await;
+            }
             // A 429 seen by another worker while this one waited means the
             // slot it got is not safe to use.
             let mut budget = self.budget.lock().expect("budget lock");
