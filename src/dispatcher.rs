@@ -50,11 +50,17 @@ pub struct Request {
     pub line: Option<u64>,
     pub zone: ZoneId,
     pub cert: Option<CertId>,
+    /// The page of a listing.
+    pub page: Option<u32>,
 }
 
 impl Request {
     pub fn for_row(method: &'static str, row: &Row) -> Self {
-        Request { method, line: Some(row.line), zone: row.zone, cert: Some(row.cert) }
+        Request { method, line: Some(row.line), zone: row.zone, cert: Some(row.cert), page: None }
+    }
+
+    pub fn for_page(zone: ZoneId, page: u32) -> Self {
+        Request { method: "GET", line: None, zone, cert: None, page: Some(page) }
     }
 }
 
@@ -293,6 +299,7 @@ fn log_attempt<T>(
         line = request.line,
         zone_id = %request.zone,
         certificate_id = request.cert.map(tracing::field::display),
+        page = request.page,
         attempt,
         status = reply.map(|r| r.status),
         latency_ms = reply.map(|r| r.latency.as_millis() as u64),

@@ -45,12 +45,11 @@ pub async fn list_zone(
     zone: ZoneId,
     status: Option<CertStatus>,
 ) -> Result<Vec<ClientCertificate>, ListError> {
-    let request = Request { method: "GET", line: None, zone, cert: None };
     let mut pages = Pages::new(zone, MAX_PAGES);
     loop {
         let page = pages.next;
         let settled = dispatcher
-            .send(&request, || dispatcher.client.list_page(zone, status, page, PER_PAGE))
+            .send(&Request::for_page(zone, page), || dispatcher.client.list_page(zone, status, page, PER_PAGE))
             .await
             .ok_or(ListError::Stopped { zone })?;
         if !pages.take(judge(zone, page, settled)?)? {

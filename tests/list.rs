@@ -44,7 +44,9 @@ fn expected(all: &Rows, keep: impl Fn(&HashMap<String, String>) -> bool) -> Vec<
 async fn paging_lists_every_certificate_of_every_zone_exactly_once() {
     let work = Workdir::new();
     let sandbox = serving(&work, 180, &[]);
-    let out = run(list(&sandbox, &work.path("out.csv"))).await;
+    let mut cmd = list(&sandbox, &work.path("out.csv"));
+    cmd.arg("-v");
+    let out = run(cmd).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let rows = work.results("out.csv");
     let listed = pairs(&rows);
@@ -59,6 +61,9 @@ async fn paging_lists_every_certificate_of_every_zone_exactly_once() {
     let report = stderr(&out);
     assert!(report.contains(&format!("zone {}: listed 60, matched 60", zone(1))), "{report}");
     assert!(report.contains("total: listed 180, matched 180 in 3 zones"), "{report}");
+    let attempts = report.lines().filter(|l| l.contains("attempt") && l.contains(&zone(2)));
+    let pages: BTreeSet<_> = attempts.filter_map(|l| l.split("page=").nth(1)?.split(' ').next()).collect();
+    assert_eq!(pages, BTreeSet::from(["1", "2", "3"]), "each attempt names its page: {report}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
