@@ -153,13 +153,18 @@ impl Marks {
     }
 }
 
-/// One of this run's answered requests. The server counted it at some moment
-/// between the two instants, so it has surely left a sliding window by
-/// `answered + window`, and was surely still in it until `sent + window`.
+/// One of this run's requests, done. If the server counted it, it did so at
+/// some moment between the two instants, so it has surely left a sliding
+/// window by `answered + window`, and was surely still in it until
+/// `sent + window`.
 #[derive(Debug, Clone, Copy)]
 struct Counted {
     sent: Instant,
     answered: Instant,
+    /// Answered with a `Ratelimit` header: the API's limiter saw it. Without
+    /// one (no answer at all, or an edge's error page) it may never have
+    /// been counted, so its leaving must not free a slot.
+    surely: bool,
 }
 
 /// What the latest answer said about the window: `left` requests as the
@@ -238,7 +243,7 @@ impl Budget {
         let horizon = snapshot.of.answered.checked_sub(window);
         let from = horizon.map_or(0, |h| self.ours.partition_point(|c| c.answered <= h));
         let to = self.ours.partition_point(|c| c.answered <= snapshot.of.sent);
-        self.ours.range(from..to.max(from)).filter(move |c| horizon.is_none_or(|h| c.sent > h))
+        self.ours.range(from..to.max(from)).filter(move |c| c.surely && horizon.is_none_or(|h| c.sent > h))
     }
 
     /// The budget as of `now`, if the last answer's window has not reset,
@@ -327,8 +332,8 @@ impl Budget {
         self.policy = policy.or(self.policy);
     }
 
-    /// Records the answer (its rate-limit headers, if it had any) to a
-    /// request sent at `sent`, or that it got none.
+    /// Records the answer to a request sent at `sent`: its rate-limit
+    /// headers, if it had any.
     fn answered(
         &mut self,
         sent: Instant,
@@ -338,7 +343,7 @@ impl Budget {
         marks: Marks,
     ) {
         self.refused(policy);
-        let of = Counted { sent, answered: now };
+        let of = Counted { sent, answered: now, surely: remaining.is_some() };
         if let Some(remaining) = remaining {
             // Answered after this request was sent: perhaps not yet counted
             // when the server handled it.
@@ -452,8 +457,8 @@ impl Pacer {
         }
     }
 
-    /// Takes in what an answer said about the quota (nothing, for a request
-    /// that got no answer) for the request let go at `sent`.
+    /// Takes in what an answer said about the quota for the request let go
+    /// at `sent` (nothing, for a request that got no answer).
     pub fn answered(&self, sent: Instant, remaining: Option<Remaining>, policy: Option<Policy>) {
         self.adopt(policy);
         let marks = Marks::of(self.rate());
@@ -689,6 +694,25 @@ mod tests {
         assert_eq!(budget.earliest(t0 + ms(1030), ALONE), t0 + ms(1030));
         send(&mut budget, t0 + ms(1030), ALONE);
         assert_eq!(budget.earliest(t0 + ms(1030), ALONE), t0 + ms(1050), "the third frees the next");
+    }
+
+    #[test]
+    fn a_request_the_api_may_not_have_counted_frees_no_slot() {
+        let t0 = Instant::now();
+        let window = Some(Policy { quota: 3, window: Duration::from_secs(1) });
+        let mut budget = Budget::default();
+        // The first got an edge's error page, without a Ratelimit header.
+        send(&mut budget, t0, ALONE);
+        budget.answered(t0, None, window, t0 + ms(10), ALONE);
+        for (i, left) in [1, 0].into_iter().enumerate() {
+            let sent = t0 + ms(20 * (i as u64 + 1));
+            send(&mut budget, sent, ALONE);
+            budget.answered(sent, remaining(left, 1), window, sent + ms(10), ALONE);
+        }
+        // The second's slot is the first that surely frees; after it, only
+        // the header's reset does (the third is not in its own count's past).
+        assert_eq!(budget.earliest(t0 + ms(50), ALONE), t0 + ms(1030));
+        assert_eq!(budget.earliest(t0 + ms(1030), ALONE), t0 + ms(1050));
     }
 
     #[test]
