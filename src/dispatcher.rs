@@ -87,7 +87,11 @@ fn transient<T>(reply: &Reply<T>) -> Option<Transient> {
     let code = reply.body.as_ref().ok().and_then(|e| e.first_error()).map(|e| e.code);
     let rate_limited = reply.status == 429 || matches!(code, Some(codes::RATE_LIMITED | codes::RATE_LIMITED_OLD));
     let garbled_success = (200..300).contains(&reply.status) && !reply.body.as_ref().is_ok_and(|e| e.success);
-    (rate_limited || garbled_success || matches!(reply.status, 408 | 500..=599))
+    // A 400 cut short could be "already revoked" (success) or a real refusal:
+    // only another look can tell. 401, 403 and 404 mean what they mean
+    // whatever the body says.
+    let unreadable = reply.body.is_err() && !matches!(reply.status, 401 | 403 | 404);
+    (rate_limited || garbled_success || unreadable || matches!(reply.status, 408 | 500..=599))
         .then_some(Transient { rate_limited, after: reply.retry_after })
 }
 
@@ -333,6 +337,7 @@ mod tests {
             assert!(transient(&reply(status, err(1000))).is_some_and(|t| !t.rate_limited), "{status}");
         }
         assert!(transient(&reply(200, Err("truncated".into()))).is_some());
+        assert!(transient(&reply(400, Err("truncated".into()))).is_some(), "1407 or a refusal: ask again");
     }
 
     #[test]
@@ -340,6 +345,9 @@ mod tests {
         assert!(transient(&reply(200, Ok(Envelope::ok(CertificateState::default())))).is_none());
         for (status, code) in [(400, 1407), (404, 1415), (403, 9109), (401, 10000), (400, 1002)] {
             assert!(transient(&reply(status, err(code))).is_none(), "{status}");
+        }
+        for status in [401, 403, 404] {
+            assert!(transient(&reply(status, Err("an edge's HTML page".into()))).is_none(), "{status}");
         }
     }
 }
