@@ -54,7 +54,8 @@ pub fn parse_policy(value: &str) -> Option<Policy> {
         .filter_map(|item| {
             let quota = u32::try_from(param(item, "q")?).ok().filter(|q| *q > 0)?;
             let window = param(item, "w").filter(|w| (1..=MAX_SECONDS).contains(w))?;
-            Some(Policy { quota, window: Duration::from_secs(window) })
+            let window = Duration::from_secs(window);
+            crate::rate::paceable(quota, window).then_some(Policy { quota, window })
         })
         .min_by(|a, b| {
             let rate = |p: &Policy| f64::from(p.quota) / p.window.as_secs_f64();
@@ -89,7 +90,8 @@ mod tests {
         for bad in ["", "r=5;t=3", "\"d\";r=-1;t=3", "\"d\";r=5", "\"d\";r=five;t=3", "\"d\";r=5;t=99999999"] {
             assert_eq!(parse_ratelimit(bad), None, "{bad}");
         }
-        for bad in ["", "\"d\";q=0;w=60", "\"d\";q=10;w=0", "\"d\";q=10", "\"d\";q=1e3;w=60"] {
+        for bad in ["", "\"d\";q=0;w=60", "\"d\";q=10;w=0", "\"d\";q=10", "\"d\";q=1e3;w=60", "\"d\";q=4294967295;w=1"]
+        {
             assert_eq!(parse_policy(bad), None, "{bad}");
         }
     }

@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::quota::{Policy, Remaining};
@@ -22,6 +23,10 @@ pub const CLOUDFLARE_QUOTA: &str = "1200/5m";
 /// window over the limit as the server counts it.
 const HEADROOM: f64 = 0.01;
 const MIN_HEADROOM: Duration = Duration::from_millis(50);
+
+/// How long a worker waiting for the API's next answer sleeps before it
+/// looks again anyway: answers wake it sooner.
+const NEWS_WAIT: Duration = Duration::from_secs(1);
 
 /// A quota: at most `count` requests in any window of `per`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,8 +78,20 @@ impl FromStr for Rate {
         if count == 0 || per.is_zero() {
             return Err(format!("a rate above zero, found {s:?}"));
         }
+        if !paceable(count, per) {
+            return Err(format!("a rate of at most {MAX_PER_SECOND} per second, found {s:?}"));
+        }
         Ok(Rate { count, per })
     }
+}
+
+/// Beyond this the limiter's interval would round down to nothing (and the
+/// API allows 200 requests per second per client IP anyway).
+pub const MAX_PER_SECOND: u32 = 1_000_000;
+
+/// Whether `count` per `per` is a pace the limiter can keep.
+pub fn paceable(count: u32, per: Duration) -> bool {
+    f64::from(count) / per.as_secs_f64() <= f64::from(MAX_PER_SECOND)
 }
 
 /// `--rate`: a fixed quota, or `auto`, which starts at Cloudflare's
@@ -172,6 +189,8 @@ struct Counted {
 #[derive(Debug, Clone, Copy)]
 struct Snapshot {
     left: u32,
+    /// The header's reset, and when that is.
+    reset: Duration,
     reset_at: Instant,
     /// The request the answer was for.
     of: Counted,
@@ -226,13 +245,23 @@ struct Budget {
     /// of what it will use in one, and is scaled up to match.
     first_sent: Option<Instant>,
     others_at_first: Option<u32>,
+    /// Whether the API's window has been seen to reset as a fixed window
+    /// does: between two answers the count went down while the reset jumped
+    /// back up to half the window or more. From then on a slot this run
+    /// frees is not reused early, since this run's requests of the previous
+    /// window were never in the count; and only this run's requests since
+    /// the window began are told apart from another tool's. Before the
+    /// first reset, every request of this run is in the window, and a slot
+    /// taken to free at its answer plus the window frees at the reset or
+    /// later, so a sliding window can safely be assumed until then.
+    fixed: bool,
 }
 
 impl Budget {
     /// Whether a low budget is spread: when another tool shares the quota,
     /// or when this run's own pace is faster than the quota allows.
     fn crowded(&self, marks: Marks) -> bool {
-        let outpaces = self.policy.is_some_and(|p| marks.interval * p.quota < p.window);
+        let outpaces = self.policy.is_some_and(|p| marks.interval.checked_mul(p.quota).is_none_or(|w| w < p.window));
         self.share.is_some() || outpaces
     }
 
@@ -246,15 +275,22 @@ impl Budget {
         self.ours.range(from..to.max(from)).filter(move |c| c.surely && horizon.is_none_or(|h| c.sent > h))
     }
 
-    /// The budget as of `now`, if the last answer's window has not reset,
-    /// and when this run's next counted request surely leaves the window.
+    /// The budget as of `now`, if the API has said anything, and when the
+    /// next slot surely frees (or when to look again, if only news will
+    /// free one).
     fn spendable(&self, now: Instant, marks: Marks) -> Option<(u32, Instant)> {
-        let snapshot = self.snapshot.filter(|s| s.reset_at > now)?;
-        let mut freed = 0;
+        let snapshot = self.snapshot?;
+        if snapshot.reset_at <= now {
+            // The window has reset, but a sliding one has lost only its
+            // oldest request: one request asks, the rest wait for its answer.
+            let asking = self.in_flight + self.queued;
+            return Some((u32::from(asking == 0), now + NEWS_WAIT));
+        }
+        let mut freed = 0u32;
         let mut next_free = snapshot.reset_at;
         // With another tool at work, a slot this run frees may well go to
         // that tool: then only the reset (or a fresh answer) frees any.
-        if let Some(policy) = self.policy.filter(|_| !self.crowded(marks)) {
+        if let Some(policy) = self.policy.filter(|_| !self.fixed && !self.crowded(marks)) {
             for counted in self.in_snapshot(&snapshot, policy.window) {
                 let leaves = counted.answered + policy.window;
                 if leaves <= now {
@@ -266,7 +302,7 @@ impl Budget {
             }
         }
         let spent = snapshot.owed + snapshot.sent_since + marks.reserve;
-        Some(((snapshot.left + freed).saturating_sub(spent), next_free))
+        Some((snapshot.left.saturating_add(freed).saturating_sub(spent), next_free))
     }
 
     /// When the budget lets the next request go: no sooner than others'
@@ -303,15 +339,18 @@ impl Budget {
         };
     }
 
-    /// The earliest a claimed request may go out while sharing the quota
-    /// (reserved, so that no two go out together), or `now`.
-    fn reserve_slot(&mut self, now: Instant) -> Instant {
-        let slot = match (self.share, self.last_sent) {
-            (Some(share), Some(last)) => (last + share).max(now),
-            _ => now,
-        };
-        self.last_sent = Some(slot);
-        slot
+    /// Takes the send slot for a claimed request if the spacing that
+    /// leaves another tool its share allows it now; otherwise says when it
+    /// would. Nothing is booked ahead: the share may change with the next
+    /// answer, and a slot booked on a stale estimate could be minutes away.
+    fn take_slot(&mut self, now: Instant) -> Option<Instant> {
+        if let (Some(share), Some(last)) = (self.share, self.last_sent) {
+            if last + share > now {
+                return Some(last + share);
+            }
+        }
+        self.last_sent = Some(now);
+        None
     }
 
     /// A claimed request goes out.
@@ -342,6 +381,10 @@ impl Budget {
         now: Instant,
         marks: Marks,
     ) {
+        if policy.is_some_and(|new| self.policy.is_some_and(|old| old != new)) {
+            // Counted against another quota: no slot of it frees in this one.
+            self.ours.clear();
+        }
         self.refused(policy);
         let of = Counted { sent, answered: now, surely: remaining.is_some() };
         if let Some(remaining) = remaining {
@@ -349,8 +392,17 @@ impl Budget {
             // when the server handled it.
             let answered_since = self.ours.len() - self.ours.partition_point(|c| c.answered <= sent);
             let owed = self.in_flight + self.queued + answered_since as u32;
-            let reset_at = now + remaining.reset;
-            self.snapshot = Some(Snapshot { left: remaining.requests, reset_at, of, owed, sent_since: 0 });
+            // A reset beyond the window would be a garbled header.
+            let reset = self.policy.map_or(remaining.reset, |p| remaining.reset.min(p.window));
+            let left = remaining.requests;
+            if let Some(before) = self.snapshot.filter(|before| sent >= before.of.answered) {
+                // Handled after the last one. (A sliding window's reset
+                // jumps that far only after a pause of half a window, which
+                // merely makes this run cautious for the rest of it.)
+                let jumped = self.policy.is_some_and(|p| reset > before.reset && reset * 2 >= p.window);
+                self.fixed |= left > before.left && jumped;
+            }
+            self.snapshot = Some(Snapshot { left, reset, reset_at: now + reset, of, owed, sent_since: 0 });
         }
         // Who else spends the quota, and which slots free, can be told only
         // against the window the API counts in.
@@ -371,16 +423,23 @@ impl Budget {
         // this run's that may still be in the window counts as ours, so
         // others come out low rather than high; the headroom covers that.
         let counted = policy.quota.saturating_sub(remaining.requests);
-        let ours = self.in_flight + self.ours.len() as u32;
+        let in_window = match self.snapshot.filter(|_| self.fixed) {
+            Some(snapshot) => {
+                let began = snapshot.reset_at.checked_sub(policy.window);
+                self.ours.len() - began.map_or(0, |began| self.ours.partition_point(|c| c.answered <= began))
+            }
+            None => self.ours.len(),
+        };
+        let ours = self.in_flight + in_window as u32;
         let others = counted.saturating_sub(ours);
         let before = *self.others_at_first.get_or_insert(others);
         let seen_for = self.first_sent.map_or(policy.window, |first| now.saturating_duration_since(first));
         let part = (seen_for.as_secs_f64() / policy.window.as_secs_f64()).clamp(0.05, 1.0);
-        let others = others.max((f64::from(others.saturating_sub(before)) / part).ceil() as u32);
+        let others = others.max((f64::from(others.saturating_sub(before)) / part).ceil() as u32).min(policy.quota);
         // Left unused when sharing: the other tool's use between two answers
         // cannot be seen.
         let headroom = (policy.quota / 10).max(1);
-        let room = policy.quota.saturating_sub(others + headroom).max(1);
+        let room = policy.quota.saturating_sub(others.saturating_add(headroom)).max(1);
         self.share = (others > marks.reserve).then(|| policy.window / room);
     }
 }
@@ -391,6 +450,8 @@ pub struct Pacer {
     pace: Pace,
     limiter: RwLock<(Rate, Arc<DefaultDirectRateLimiter>)>,
     budget: Mutex<Budget>,
+    /// Every answer: wakes workers waiting on the budget to look again.
+    news: Notify,
     paused_until: Mutex<Option<Instant>>,
 }
 
@@ -401,6 +462,7 @@ impl Pacer {
             pace,
             limiter: RwLock::new((rate, limiter(rate))),
             budget: Mutex::default(),
+            news: Notify::new(),
             paused_until: Mutex::new(None),
         }
     }
@@ -424,27 +486,20 @@ impl Pacer {
             // that workers queueing at the limiter never share one free
             // slot, and the limiter's spacing holds between the requests
             // actually sent.
-            let wait = {
-                let now = Instant::now();
-                let mut budget = self.budget.lock().expect("budget lock");
+            let wait = self.until_news_or(|budget, now| {
                 let at = budget.earliest(now, marks);
                 if at <= now {
                     budget.claimed(now, marks);
                 }
                 (at > now).then_some(at)
-            };
-            if let Some(at) = wait {
-                tokio::time::sleep_until(at).await;
+            });
+            if wait.await {
                 continue;
             }
             limiter.until_ready().await;
             // Claims made before another tool showed up go out at the
             // spacing that leaves it its share, too.
-            let now = Instant::now();
-            let slot = self.budget.lock().expect("budget lock").reserve_slot(now);
-            if slot > now {
-                tokio::time::sleep_until(slot).await;
-            }
+            while self.until_news_or(Budget::take_slot).await {}
             // A 429 seen by another worker while this one waited means the
             // slot it got is not safe to use.
             let mut budget = self.budget.lock().expect("budget lock");
@@ -457,12 +512,31 @@ impl Pacer {
         }
     }
 
+    /// Asks the budget when to go (`None`: now), and if not now, sleeps
+    /// until then or until an answer brings news, whichever is first.
+    /// Returns whether it waited.
+    async fn until_news_or(&self, ask: impl FnOnce(&mut Budget, Instant) -> Option<Instant>) -> bool {
+        // Listening before asking, so news between the two is not missed.
+        let news = self.news.notified();
+        tokio::pin!(news);
+        news.as_mut().enable();
+        let Some(at) = ask(&mut self.budget.lock().expect("budget lock"), Instant::now()) else {
+            return false;
+        };
+        tokio::select! {
+            () = tokio::time::sleep_until(at) => {}
+            () = news => {}
+        }
+        true
+    }
+
     /// Takes in what an answer said about the quota for the request let go
     /// at `sent` (nothing, for a request that got no answer).
     pub fn answered(&self, sent: Instant, remaining: Option<Remaining>, policy: Option<Policy>) {
         self.adopt(policy);
         let marks = Marks::of(self.rate());
         self.budget.lock().expect("budget lock").answered(sent, remaining, policy, Instant::now(), marks);
+        self.news.notify_waiters();
     }
 
     /// Takes in a 429. Its `Ratelimit` describes the block, not the window,
@@ -470,6 +544,7 @@ impl Pacer {
     pub fn refused(&self, policy: Option<Policy>) {
         self.budget.lock().expect("budget lock").refused(policy);
         self.adopt(policy);
+        self.news.notify_waiters();
     }
 
     /// Under `auto`, a newly announced policy becomes the pace.
@@ -522,7 +597,7 @@ mod tests {
         assert_eq!("100/m".parse::<Rate>().unwrap(), Rate { count: 100, per: Duration::from_secs(60) });
         assert_eq!("1200/5m".parse::<Rate>().unwrap(), Rate { count: 1200, per: Duration::from_secs(300) });
         assert_eq!(" 50 / 500ms ".parse::<Rate>().unwrap(), Rate { count: 50, per: Duration::from_millis(500) });
-        for bad in ["", "4", "0/s", "4/0s", "x/s", "4/fortnight", "-1/s"] {
+        for bad in ["", "4", "0/s", "4/0s", "x/s", "4/fortnight", "-1/s", "4000000000/s", "2000/1ms"] {
             assert!(bad.parse::<Rate>().is_err(), "{bad}");
         }
     }
@@ -567,7 +642,7 @@ mod tests {
 
     fn send(budget: &mut Budget, at: Instant, marks: Marks) {
         budget.claimed(at, marks);
-        assert_eq!(budget.reserve_slot(at), at, "the test sends no sooner than the share allows");
+        assert_eq!(budget.take_slot(at), None, "the test sends no sooner than the share allows");
         budget.let_go();
     }
 
@@ -696,6 +771,49 @@ mod tests {
         assert_eq!(budget.earliest(t0 + ms(1030), ALONE), t0 + ms(1050), "the third frees the next");
     }
 
+    /// Answers to requests sent 1 s apart, each after the last was
+    /// answered: `(left, reset seconds)`.
+    fn readings(budget: &mut Budget, t0: Instant, quota: u32, readings: &[(u32, u64)]) {
+        for (i, &(left, reset)) in readings.iter().enumerate() {
+            let sent = t0 + Duration::from_secs(i as u64);
+            budget.claimed(sent, ALONE);
+            budget.let_go();
+            let window = Some(Policy { quota, window: Duration::from_secs(10) });
+            budget.answered(sent, remaining(left, reset), window, sent + ms(10), ALONE);
+        }
+    }
+
+    #[test]
+    fn a_window_that_resets_whole_is_taken_for_a_fixed_one() {
+        let t0 = Instant::now();
+        let mut sliding = Budget::default();
+        readings(&mut sliding, t0, 100, &[(5, 2), (4, 1), (5, 1), (4, 2), (5, 1)]);
+        assert!(!sliding.fixed);
+        // The count comes back as the reset jumps up to the whole window.
+        let mut fixed = Budget::default();
+        readings(&mut fixed, t0, 100, &[(5, 2), (4, 1), (99, 10), (98, 9)]);
+        assert!(fixed.fixed);
+    }
+
+    #[test]
+    fn on_a_fixed_window_no_slot_frees_before_the_reset() {
+        let t0 = Instant::now();
+        let window = Some(Policy { quota: 3, window: Duration::from_secs(2) });
+        let spent = |fixed| {
+            let mut budget = Budget { fixed, ..Budget::default() };
+            for (i, left) in [2, 1, 0].into_iter().enumerate() {
+                let sent = t0 + ms(20 * i as u64);
+                budget.claimed(sent, ALONE);
+                budget.let_go();
+                budget.answered(sent, remaining(left, 2), window, sent + ms(10), ALONE);
+            }
+            budget.share = None;
+            budget.earliest(t0 + ms(50), ALONE)
+        };
+        assert_eq!(spent(false), t0 + ms(2010), "sliding: when the first request leaves");
+        assert_eq!(spent(true), t0 + ms(2050), "fixed: the reset");
+    }
+
     #[test]
     fn a_request_the_api_may_not_have_counted_frees_no_slot() {
         let t0 = Instant::now();
@@ -744,13 +862,25 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn workers_that_see_the_same_free_slot_take_it_once() {
-        let pacer = Pacer::new("1000/s".parse().unwrap());
+        let pacer = std::sync::Arc::new(Pacer::new("1000/s".parse().unwrap()));
         let start = pacer.ready().await;
         // One left after the reserve.
         pacer.answered(start, remaining(2, 10), policy(3));
-        let (a, b) = tokio::join!(pacer.ready(), pacer.ready());
+        let (sent_tx, mut sent_rx) = tokio::sync::mpsc::unbounded_channel();
+        for _ in 0..2 {
+            let (pacer, sent_tx) = (std::sync::Arc::clone(&pacer), sent_tx.clone());
+            tokio::spawn(async move { sent_tx.send(pacer.ready().await) });
+        }
+        let sent = sent_rx.recv().await.unwrap();
+        assert!(sent < start + ms(100), "{:?}", sent - start);
+        // The other waits out the reset, and then for the answer to the one
+        // that went: after a reset, one request asks and the rest listen.
         let reset = start + Duration::from_secs(10);
-        assert!(a.min(b) < start + ms(100) && a.max(b) >= reset, "{:?}", (a - start, b - start));
+        tokio::time::sleep_until(reset + ms(500)).await;
+        assert!(sent_rx.try_recv().is_err(), "the other still waits");
+        pacer.answered(sent, remaining(2, 10), policy(3));
+        let other = sent_rx.recv().await.unwrap();
+        assert!(other >= reset + ms(500), "{:?}", other - start);
     }
 
     #[tokio::test(start_paused = true)]
