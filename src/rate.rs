@@ -232,7 +232,7 @@ struct Budget {
     /// may yet free a slot, in the order answered. Kept only once the API has
     /// named its window, and bounded by what one window holds.
     ours: VecDeque<Counted>,
-    /// The latest slot reserved for a request to go out.
+    /// When the latest request took its send slot.
     last_sent: Option<Instant>,
     /// The spacing that leaves other consumers their observed share.
     share: Option<Duration>,
@@ -305,14 +305,17 @@ impl Budget {
         Some((snapshot.left.saturating_add(freed).saturating_sub(spent), next_free))
     }
 
+    /// The next send slot the spacing that leaves another tool its share
+    /// allows, if another tool shares the quota.
+    fn share_slot(&self) -> Option<Instant> {
+        self.share.zip(self.last_sent).map(|(share, last)| last + share)
+    }
+
     /// When the budget lets the next request go: no sooner than others'
     /// share allows; at zero, when a slot surely frees; when crowded and
     /// below the low mark, the next spread slot.
     fn earliest(&self, now: Instant, marks: Marks) -> Instant {
-        let shared = match (self.share, self.last_sent) {
-            (Some(share), Some(last)) => (last + share).max(now),
-            _ => now,
-        };
+        let shared = self.share_slot().map_or(now, |slot| slot.max(now));
         match self.spendable(now, marks) {
             None => shared,
             Some((0, next_free)) => next_free.max(shared),
@@ -344,10 +347,8 @@ impl Budget {
     /// would. Nothing is booked ahead: the share may change with the next
     /// answer, and a slot booked on a stale estimate could be minutes away.
     fn take_slot(&mut self, now: Instant) -> Option<Instant> {
-        if let (Some(share), Some(last)) = (self.share, self.last_sent) {
-            if last + share > now {
-                return Some(last + share);
-            }
+        if let Some(slot) = self.share_slot().filter(|&slot| slot > now) {
+            return Some(slot);
         }
         self.last_sent = Some(now);
         None
@@ -365,8 +366,10 @@ impl Budget {
         self.queued = self.queued.saturating_sub(1);
     }
 
-    /// Records a 429: the server refused the request without counting it.
-    fn refused(&mut self, policy: Option<Policy>) {
+    /// A request is no longer in flight, whatever its answer; the policy it
+    /// carried, if any, is the one counted with. All a 429 tells the budget:
+    /// the server refused the request without counting it.
+    fn settled(&mut self, policy: Option<Policy>) {
         self.in_flight = self.in_flight.saturating_sub(1);
         self.policy = policy.or(self.policy);
     }
@@ -385,7 +388,7 @@ impl Budget {
             // Counted against another quota: no slot of it frees in this one.
             self.ours.clear();
         }
-        self.refused(policy);
+        self.settled(policy);
         let of = Counted { sent, answered: now, surely: remaining.is_some() };
         if let Some(remaining) = remaining {
             // Answered after this request was sent: perhaps not yet counted
@@ -542,7 +545,7 @@ impl Pacer {
     /// Takes in a 429. Its `Ratelimit` describes the block, not the window,
     /// and the request was not counted; the pause it starts is what governs.
     pub fn refused(&self, policy: Option<Policy>) {
-        self.budget.lock().expect("budget lock").refused(policy);
+        self.budget.lock().expect("budget lock").settled(policy);
         self.adopt(policy);
         self.news.notify_waiters();
     }
