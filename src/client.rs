@@ -24,8 +24,9 @@ pub struct BaseUrl(Url);
 
 #[derive(Debug, thiserror::Error)]
 pub enum BaseUrlError {
-    #[error("expected an absolute http(s) URL such as {DEFAULT_BASE_URL}, found {0:?}")]
-    Invalid(String),
+    /// The value is not repeated: it may hold a password.
+    #[error("expected an absolute http(s) URL such as {DEFAULT_BASE_URL}")]
+    Invalid,
     #[error("refusing plain http:// to {0}: the API token would travel in clear text; use https:// (plain http is allowed only to a loopback address such as 127.0.0.1)")]
     Cleartext(String),
     #[error("the base URL must not carry credentials, a query or a fragment: {0:?}")]
@@ -36,8 +37,8 @@ impl std::str::FromStr for BaseUrl {
     type Err = BaseUrlError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let url = Url::parse(s.trim()).map_err(|_| BaseUrlError::Invalid(s.into()))?;
-        let host = url.host_str().ok_or_else(|| BaseUrlError::Invalid(s.into()))?.to_string();
+        let url = Url::parse(s.trim()).map_err(|_| BaseUrlError::Invalid)?;
+        let host = url.host_str().ok_or(BaseUrlError::Invalid)?.to_string();
         if !url.username().is_empty() || url.password().is_some() || url.query().is_some() || url.fragment().is_some() {
             return Err(BaseUrlError::Extras(url.origin().ascii_serialization()));
         }
@@ -45,7 +46,7 @@ impl std::str::FromStr for BaseUrl {
             "https" => {}
             "http" if is_loopback(&host) => {}
             "http" => return Err(BaseUrlError::Cleartext(host)),
-            _ => return Err(BaseUrlError::Invalid(s.into())),
+            _ => return Err(BaseUrlError::Invalid),
         }
         Ok(BaseUrl(url))
     }

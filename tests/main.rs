@@ -13,3 +13,4 @@ mod revoke;
 mod sandbox;
 mod secrets;
 mod toolkit;
+mod usage;

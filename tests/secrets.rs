@@ -55,3 +55,31 @@ fn a_malformed_token_is_refused_without_echoing_it() {
     assert_eq!(out.status.code(), Some(2));
     assert!(!stderr(&out).contains("xyzzy"), "{}", stderr(&out));
 }
+
+/// A password in the base URL: refused, and never repeated, whether the
+/// value comes from the flag or the environment, valid in shape or not.
+#[test]
+fn a_password_in_the_base_url_is_never_echoed() {
+    let work = Workdir::new();
+    let input = work.write("in.csv", input_csv(1));
+    for url in ["http://u:hunter2-secret@127.0.0.1:1/x", "u:hunter2-secret@127.0.0.1", "h ttp://u:hunter2-secret@x"] {
+        let by_flag = cfrevoke().arg("revoke").arg(&input).args(["--yes", "--base-url", url]).output().unwrap();
+        let by_env =
+            cfrevoke().env("CLOUDFLARE_BASE_URL", url).arg("revoke").arg(&input).arg("--yes").output().unwrap();
+        for out in [by_flag, by_env] {
+            assert_eq!(out.status.code(), Some(2), "{url}: {}", stderr(&out));
+            assert!(stderr(&out).contains("--base-url"), "{url}: {}", stderr(&out));
+            assert!(!stderr(&out).contains("hunter2") && !stdout(&out).contains("hunter2"), "{}", stderr(&out));
+        }
+    }
+    for command in ["revoke", "reactivate", "list"] {
+        let out = cfrevoke()
+            .env("CLOUDFLARE_BASE_URL", "https://u:hunter2-secret@api.example.com/client/v4")
+            .args([command, "--help"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert!(stdout(&out).contains("CLOUDFLARE_BASE_URL"), "{}", stdout(&out));
+        assert!(!stdout(&out).contains("hunter2"), "{}", stdout(&out));
+    }
+}

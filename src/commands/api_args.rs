@@ -2,9 +2,11 @@
 //! fast and how persistently. One definition, flattened into each command,
 //! so `list` and `revoke` cannot drift apart in defaults or meaning.
 
+use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::cli::positive_duration;
 use crate::client::{ApiClient, BaseUrl, DEFAULT_BASE_URL};
 use crate::credentials::{self, Credentials};
 use crate::dispatcher::Dispatcher;
@@ -15,7 +17,16 @@ use crate::retry::RetryPolicy;
 #[derive(Debug, Clone, clap::Args)]
 pub struct ApiArgs {
     /// API root. Plain http:// is refused except to a loopback address.
-    #[arg(long, env = "CLOUDFLARE_BASE_URL", default_value = DEFAULT_BASE_URL, value_name = "URL")]
+    // The value may hold a password (refused, but typed all the same): it is
+    // shown neither in `--help`'s [env: ...] nor in a parse error.
+    #[arg(
+        long,
+        env = "CLOUDFLARE_BASE_URL",
+        hide_env_values = true,
+        default_value = DEFAULT_BASE_URL,
+        value_parser = BaseUrlParser,
+        value_name = "URL"
+    )]
     pub base_url: BaseUrl,
 
     /// Read the API token from the first line of this file instead of CLOUDFLARE_API_TOKEN.
@@ -34,15 +45,15 @@ pub struct ApiArgs {
     pub max_attempts: u32,
 
     /// First retry delay; it doubles (with jitter) up to --retry-max-delay. A Retry-After header wins.
-    #[arg(long, default_value = "500ms", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "500ms", value_parser = positive_duration, value_name = "DURATION")]
     pub retry_delay: Duration,
 
     /// Longest backoff between two attempts.
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "60s", value_parser = positive_duration, value_name = "DURATION")]
     pub retry_max_delay: Duration,
 
     /// Per-request timeout.
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "30s", value_parser = positive_duration, value_name = "DURATION")]
     pub timeout: Duration,
 }
 
@@ -72,5 +83,23 @@ impl ApiArgs {
     ) -> anyhow::Result<Dispatcher> {
         let client = ApiClient::new(base, credentials, self.timeout)?;
         Ok(Dispatcher::new(client, Pacer::new(pace), self.retry(), concurrency))
+    }
+}
+
+/// Parses `--base-url` without echoing it: clap's own error for a value
+/// parser quotes the value, and this one may carry a password.
+#[derive(Debug, Clone, Copy)]
+struct BaseUrlParser;
+
+impl clap::builder::TypedValueParser for BaseUrlParser {
+    type Value = BaseUrl;
+
+    fn parse_ref(&self, cmd: &clap::Command, arg: Option<&clap::Arg>, value: &OsStr) -> Result<BaseUrl, clap::Error> {
+        let parsed = value.to_str().map_or(Err(crate::client::BaseUrlError::Invalid), str::parse);
+        parsed.map_err(|e| {
+            let flag = arg.map_or_else(|| "--base-url".to_string(), ToString::to_string);
+            clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("invalid value for '{flag}': {e}\n"))
+                .with_cmd(cmd)
+        })
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::cli::{per_second, positive_duration, share};
 use crate::exit::{usage, ExitCode};
 use crate::ids::{CertId, ZoneId};
 use crate::plan::Plan;
@@ -32,7 +33,7 @@ pub struct SandboxArgs {
     #[arg(long, value_name = "N")]
     pub generate: Option<usize>,
     /// Spread invented certificates over M zones.
-    #[arg(long, value_name = "M")]
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..), value_name = "M")]
     pub zones: Option<usize>,
     /// Write every served certificate as a zone_id,certificate_id CSV, ready for `revoke`.
     #[arg(long, value_name = "FILE")]
@@ -50,10 +51,10 @@ pub struct SandboxArgs {
     #[arg(long, value_name = "N")]
     pub quota: Option<u32>,
     /// Length of the sliding rate-limit window.
-    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, value_parser = positive_duration, value_name = "DURATION")]
     pub window: Option<Duration>,
     /// How long exceeding the quota blocks every request.
-    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, value_parser = positive_duration, value_name = "DURATION")]
     pub block: Option<Duration>,
     /// Turn rate limiting off entirely.
     #[arg(long)]
@@ -62,7 +63,7 @@ pub struct SandboxArgs {
     #[arg(long)]
     pub hide_ratelimit_headers: bool,
     /// Requests per second another consumer spends from the same quota.
-    #[arg(long, value_name = "PER_SECOND")]
+    #[arg(long, value_parser = per_second, allow_negative_numbers = true, value_name = "PER_SECOND")]
     pub background_load: Option<f64>,
     /// Answer 429 and block once, after this many admitted requests.
     #[arg(long, value_name = "N")]
@@ -74,22 +75,22 @@ pub struct SandboxArgs {
     #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub latency_max: Option<Duration>,
     /// Share of requests answered 500/502/503.
-    #[arg(long, value_name = "0..1")]
+    #[arg(long, value_parser = share, value_name = "0..1")]
     pub error_rate: Option<f64>,
     /// Share of connections closed without an answer.
-    #[arg(long, value_name = "0..1")]
+    #[arg(long, value_parser = share, value_name = "0..1")]
     pub reset_rate: Option<f64>,
     /// Share of answers held back for --slow-delay.
-    #[arg(long, value_name = "0..1")]
+    #[arg(long, value_parser = share, value_name = "0..1")]
     pub slow_rate: Option<f64>,
     /// How long slow answers are held back.
-    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, value_parser = positive_duration, value_name = "DURATION")]
     pub slow_delay: Option<Duration>,
     /// Share of answers with an empty or truncated body.
-    #[arg(long, value_name = "0..1")]
+    #[arg(long, value_parser = share, value_name = "0..1")]
     pub malformed_rate: Option<f64>,
     /// Probability that a fault strikes after the request was carried out.
-    #[arg(long, value_name = "0..1")]
+    #[arg(long, value_parser = share, value_name = "0..1")]
     pub fault_after_change: Option<f64>,
     /// The token stops working (401) after this many requests.
     #[arg(long, value_name = "N")]
