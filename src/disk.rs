@@ -1,8 +1,65 @@
-//! A look at free disk space before the first request. A run that fills the
-//! disk stops cleanly and can be resumed, but an operator in an incident
-//! would rather free space first than find out halfway through.
+//! The files a run reads and writes, looked at before the first request:
+//! that no two of them are one file, and whether their disks have room. A
+//! run that fills the disk stops cleanly and can be resumed, but an operator
+//! in an incident would rather free space first than find out halfway
+//! through.
 
-use std::path::Path;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// Refuses two `(name, path)` of `files` that are one file on disk, by any
+/// path: the same name, a symbolic link or a hard link. `name` says which
+/// flag gave the path, for the message.
+pub fn ensure_distinct(files: &[(String, &Path)]) -> Result<(), String> {
+    let ids: Vec<FileId> = files.iter().map(|(_, path)| FileId::of(path)).collect();
+    for (i, id) in ids.iter().enumerate() {
+        if let Some(j) = ids[..i].iter().position(|earlier| *earlier == *id) {
+            return Err(format!(
+                "{} and {} are the same file: writing one would destroy the other. Give each a path of its own; \
+                 nothing was sent.",
+                files[j].0, files[i].0
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What makes a file itself. One that exists is its device and inode, which
+/// every name, link and hard link shares. One that does not exist yet is the
+/// path it will be created at, symbolic links followed.
+#[derive(Debug, PartialEq, Eq)]
+enum FileId {
+    Exists { dev: u64, ino: u64 },
+    Missing(PathBuf),
+}
+
+impl FileId {
+    fn of(path: &Path) -> FileId {
+        match std::fs::metadata(path) {
+            Ok(meta) => FileId::Exists { dev: meta.dev(), ino: meta.ino() },
+            Err(_) => FileId::Missing(will_be_created_at(path)),
+        }
+    }
+}
+
+/// Where a file that does not exist yet will appear: dangling symbolic
+/// links followed to their end (as `open` would, up to the kernel's limit
+/// of 40), and the directory made canonical.
+fn will_be_created_at(path: &Path) -> PathBuf {
+    let mut path = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    for _ in 0..40 {
+        let Ok(target) = std::fs::read_link(&path) else {
+            break;
+        };
+        // An absolute target replaces the whole path; a relative one is
+        // read from the link's own directory.
+        path = path.parent().unwrap_or(Path::new("/")).join(target);
+    }
+    match (path.parent().map(Path::canonicalize), path.file_name()) {
+        (Some(Ok(dir)), Some(name)) => dir.join(name),
+        _ => path,
+    }
+}
 
 /// Generous sizes per row, from sandbox runs with faults: a results row
 /// takes about 180 bytes, a certificate's JSON log events about 750.
@@ -78,6 +135,30 @@ mod tests {
         let short = shortfalls(u64::MAX, &results, Some(&log));
         assert_eq!(short.len(), 1, "{short:?}");
         assert!(short[0].contains("--resume") && short[0].contains(&dir.path().display().to_string()), "{short:?}");
+    }
+
+    #[test]
+    fn one_file_by_any_path_is_one_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |name: &str| dir.path().join(name);
+        std::fs::write(at("in.csv"), "x").unwrap();
+        std::fs::hard_link(at("in.csv"), at("hard.csv")).unwrap();
+        std::os::unix::fs::symlink(at("in.csv"), at("soft.csv")).unwrap();
+        std::os::unix::fs::symlink("later.csv", at("dangling.csv")).unwrap();
+        std::fs::create_dir(at("sub")).unwrap();
+        let check = |a: &str, b: &str| {
+            let (a, b) = (at(a), at(b));
+            ensure_distinct(&[("A".to_string(), a.as_path()), ("B".to_string(), b.as_path())])
+        };
+        for same in ["in.csv", "hard.csv", "soft.csv", "sub/../in.csv"] {
+            let refused = check("in.csv", same).unwrap_err();
+            assert!(refused.starts_with("A and B are the same file"), "{refused}");
+        }
+        // Files still to be created: by name, and through a dangling link.
+        assert!(check("out.csv", "sub/../out.csv").is_err());
+        assert!(check("dangling.csv", "later.csv").is_err());
+        assert!(check("in.csv", "out.csv").is_ok() && check("out.csv", "log.jsonl").is_ok());
+        assert!(check("dangling.csv", "out.csv").is_ok());
     }
 
     #[test]

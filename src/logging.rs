@@ -6,10 +6,13 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::IsTerminal;
-use std::path::Path;
-use std::sync::Mutex;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::Context;
+use rustix::fs::OFlags;
+use tokio_util::sync::CancellationToken;
 use tracing::Dispatch;
 use tracing_subscriber::filter::{EnvFilter, LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
@@ -50,42 +53,111 @@ impl Verbosity {
     }
 }
 
-/// Opens the JSON log for appending, so a log shared by cron runs keeps history.
-pub fn open_log_file(path: &Path) -> anyhow::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path).with_context(|| {
-        format!("cannot open the log file {}: check the directory exists and is writable", path.display())
-    })
+/// The JSON log of a run, opened for appending so a log shared by cron runs
+/// keeps history.
+pub struct LogFile {
+    file: File,
+    path: PathBuf,
+    health: LogHealth,
+}
+
+impl LogFile {
+    /// Opens without waiting: a FIFO nobody reads fails at once (`ENXIO`)
+    /// instead of hanging the run before it starts. Writes then block as
+    /// usual, so a slow reader loses nothing.
+    pub fn open(path: &Path) -> anyhow::Result<LogFile> {
+        let context =
+            || format!("cannot open the log file {}: check the directory exists and is writable", path.display());
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .custom_flags(OFlags::NONBLOCK.bits() as i32)
+            .open(path)
+            .with_context(context)?;
+        let flags = rustix::fs::fcntl_getfl(&file).with_context(context)?;
+        rustix::fs::fcntl_setfl(&file, flags - OFlags::NONBLOCK).with_context(context)?;
+        Ok(LogFile { file, path: path.to_path_buf(), health: LogHealth::default() })
+    }
+
+    /// What the run watches to stop when the log cannot be written.
+    pub fn health(&self) -> LogHealth {
+        self.health.clone()
+    }
+}
+
+/// Whether every log line so far reached the file. The log is the audit
+/// record, so a write that fails (disk full) stops the run as a failed
+/// results write does; tracing itself would only drop the line.
+#[derive(Debug, Clone, Default)]
+pub struct LogHealth(Arc<Health>);
+
+#[derive(Debug, Default)]
+struct Health {
+    failure: OnceLock<String>,
+    broken: CancellationToken,
+}
+
+impl LogHealth {
+    /// Why the log could not be written, once it could not.
+    pub fn failure(&self) -> Option<&str> {
+        self.0.failure.get().map(String::as_str)
+    }
+
+    /// Waits until a write fails; returns why.
+    pub async fn broken(&self) -> &str {
+        self.0.broken.cancelled().await;
+        self.failure().unwrap_or_default()
+    }
+
+    fn fail(&self, why: String) {
+        let _ = self.0.failure.set(why);
+        self.0.broken.cancel();
+    }
 }
 
 /// Writes JSON log lines with the run id as their first field, so every
 /// event, from whichever task, carries it. The JSON layer hands over one
-/// whole `{...}` line per write.
+/// whole `{...}` line per write. After a failed write nothing more is
+/// written: the lines that follow would be glued to a torn one.
 struct RunIdWriter {
-    file: File,
+    log: LogFile,
     prefix: Vec<u8>,
 }
 
-impl std::io::Write for RunIdWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+impl RunIdWriter {
+    fn write_line(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
         match buf.strip_prefix(b"{") {
             Some(rest) => {
                 let mut line = Vec::with_capacity(self.prefix.len() + rest.len());
                 line.extend_from_slice(&self.prefix);
                 line.extend_from_slice(rest);
-                self.file.write_all(&line)?;
+                self.log.file.write_all(&line)
             }
-            None => self.file.write_all(buf)?,
+            None => self.log.file.write_all(buf),
+        }
+    }
+}
+
+impl std::io::Write for RunIdWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.log.health.failure().is_none() {
+            if let Err(e) = self.write_line(buf) {
+                // Reported by the run, not here: logging from inside the
+                // log's writer would wait on this very writer's lock.
+                self.log.health.fail(format!("cannot write the log file {}: {e}", self.log.path.display()));
+            }
         }
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.file.flush()
+        self.log.file.flush()
     }
 }
 
 /// Builds the subscriber for one run.
-pub fn dispatch(verbosity: Verbosity, stderr: BarWriter, log_file: Option<File>, run_id: &str) -> Dispatch {
+pub fn dispatch(verbosity: Verbosity, stderr: BarWriter, log_file: Option<LogFile>, run_id: &str) -> Dispatch {
     let stderr_filter = match std::env::var("RUST_LOG") {
         Ok(spec) if !spec.trim().is_empty() => EnvFilter::new(spec),
         // Other crates (hyper, reqwest) only speak up with a warning, and the
@@ -102,13 +174,13 @@ pub fn dispatch(verbosity: Verbosity, stderr: BarWriter, log_file: Option<File>,
         .with_writer(move || stderr.clone())
         .with_filter(stderr_filter);
     let prefix = format!("{{\"run_id\":{},", serde_json::Value::from(run_id)).into_bytes();
-    let json = log_file.map(|file| {
+    let json = log_file.map(|log| {
         tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(false)
-            .with_writer(Mutex::new(RunIdWriter { file, prefix }))
+            .with_writer(Mutex::new(RunIdWriter { log, prefix }))
             .with_filter(Targets::new().with_target("cfrevoke", LevelFilter::DEBUG))
     });
     Dispatch::new(tracing_subscriber::registry().with(human).with(json))

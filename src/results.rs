@@ -2,7 +2,8 @@
 //! outcome is known, so a crash loses at most the rows still in flight.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{self, BufWriter, Seek, SeekFrom};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -146,6 +147,12 @@ pub enum ResultsError {
     Write { path: PathBuf, source: io::Error },
     #[error("{} is not a cfrevoke results file ({why}); refusing to append to it", path.display())]
     Foreign { path: PathBuf, why: String },
+    #[error(
+        "{} is not a regular file (a FIFO, a device or a socket): results must go to a file that can be locked, \
+         fsynced and read back by --resume; pass --output with a file path",
+        .0.display()
+    )]
+    NotRegular(PathBuf),
 }
 
 /// The default results path: `<input stem>.<kind>.csv` beside the input.
@@ -160,6 +167,7 @@ pub struct ResultsFile {
     path: PathBuf,
     csv: csv::Writer<BufWriter<File>>,
     synced: Instant,
+    replaced: bool,
 }
 
 /// How often rows written to the operating system are also forced to disk.
@@ -175,37 +183,96 @@ fn lock(file: &File, path: &Path) -> Result<(), ResultsError> {
     })
 }
 
+/// Opens an existing results file for reading and appending. Only a regular
+/// file will do: a FIFO would block the open (or the read of `--resume`)
+/// until some other process came along, and a device cannot be locked,
+/// fsynced or read back. `O_NONBLOCK` lets the open return so the file's
+/// type can be checked; on a regular file it changes nothing.
+fn open_existing(path: &Path, refused: impl FnOnce(io::Error) -> ResultsError) -> Result<File, ResultsError> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+        .map_err(refused)?;
+    match file.metadata() {
+        Ok(meta) if meta.is_file() => Ok(file),
+        Ok(_) => Err(ResultsError::NotRegular(path.to_path_buf())),
+        Err(source) => Err(ResultsError::Open { path: path.to_path_buf(), source }),
+    }
+}
+
+/// Whether a results file records nothing: it is empty, or holds the header
+/// or the start of it (a run cut off while writing it). Such a file can be
+/// started over without losing a row.
+fn holds_no_rows(file: &mut File) -> io::Result<bool> {
+    let header = format!("{}\n", HEADER.join(","));
+    if file.metadata()?.len() > header.len() as u64 {
+        return Ok(false);
+    }
+    let mut text = Vec::new();
+    file.seek(SeekFrom::Start(0))?;
+    file.read_to_end(&mut text)?;
+    Ok(header.as_bytes().starts_with(&text))
+}
+
 impl ResultsFile {
     /// Starts a new results file. Created with `create_new`, so an existing
-    /// file is never overwritten, even one that appears between check and open.
+    /// file is never overwritten, even one that appears between check and
+    /// open. The one exception holds no results: a file that is empty or
+    /// holds only (part of) the header, as a run that stopped before its
+    /// first row leaves it, is started over.
     pub fn create(path: &Path) -> Result<Self, ResultsError> {
-        let file = match OpenOptions::new().write(true).create_new(true).open(path) {
-            Ok(file) => file,
+        let (file, replaced) = match OpenOptions::new().write(true).create_new(true).open(path) {
+            Ok(file) => {
+                lock(&file, path)?;
+                (file, false)
+            }
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                 // A file that is in use says more than one that merely exists.
-                let existing = File::open(path).map_err(|source| ResultsError::Open { path: path.into(), source })?;
+                let mut existing = open_existing(path, |source| match source.kind() {
+                    // Not ours to replace, whatever it holds.
+                    io::ErrorKind::PermissionDenied => ResultsError::Exists(path.to_path_buf()),
+                    _ => ResultsError::Open { path: path.to_path_buf(), source },
+                })?;
                 lock(&existing, path)?;
-                return Err(ResultsError::Exists(path.to_path_buf()));
+                if !holds_no_rows(&mut existing).map_err(|source| ResultsError::Open { path: path.into(), source })? {
+                    return Err(ResultsError::Exists(path.to_path_buf()));
+                }
+                (existing, true)
             }
             Err(source) => return Err(ResultsError::Open { path: path.to_path_buf(), source }),
         };
-        lock(&file, path)?;
         let mut results = ResultsFile::wrap(path, file);
-        // The header goes out at once so even a run that stops early leaves a
-        // readable file, and write errors show before the first request.
-        results.csv.write_record(HEADER).map_err(|e| results.write_error(e.into()))?;
-        results.flush()?;
+        results.replaced = replaced;
+        results.start()?;
         Ok(results)
     }
 
+    /// Writes the header to an empty (or emptied) file. It goes out at once
+    /// so even a run that stops early leaves a readable file, and write
+    /// errors show before the first request.
+    fn start(&mut self) -> Result<(), ResultsError> {
+        let file = self.csv.get_ref().get_ref();
+        file.set_len(0).and_then(|()| (&*file).seek(SeekFrom::Start(0))).map_err(|e| self.write_error(e))?;
+        self.csv.write_record(HEADER).map_err(|e| self.write_error(e.into()))?;
+        self.flush()
+    }
+
     /// Reopens an earlier run's results for appending: locks it, repairs a
-    /// torn last line, and reports which pairs are already final.
+    /// torn last line, and reports which pairs are already final. A file
+    /// that holds no rows yet is started over, header and all.
     pub fn resume(path: &Path) -> Result<(Self, Finished), ResultsError> {
-        let mut file = OpenOptions::new().read(true).write(true).open(path).map_err(|source| match source.kind() {
+        let mut file = open_existing(path, |source| match source.kind() {
             io::ErrorKind::NotFound => ResultsError::NothingToResume(path.to_path_buf()),
             _ => ResultsError::Open { path: path.to_path_buf(), source },
         })?;
         lock(&file, path)?;
+        if holds_no_rows(&mut file).map_err(|source| ResultsError::Open { path: path.into(), source })? {
+            let mut results = ResultsFile::wrap(path, file);
+            results.start()?;
+            return Ok((results, Finished::default()));
+        }
         let finished = crate::resume::scan(&mut file, &HEADER).map_err(|e| match e {
             crate::resume::ScanError::Io(source) => ResultsError::Open { path: path.to_path_buf(), source },
             crate::resume::ScanError::Foreign(why) => ResultsError::Foreign { path: path.to_path_buf(), why },
@@ -214,11 +281,17 @@ impl ResultsFile {
         Ok((ResultsFile::wrap(path, file), finished))
     }
 
+    /// Whether [`ResultsFile::create`] started over a file that held no rows.
+    pub fn replaced(&self) -> bool {
+        self.replaced
+    }
+
     fn wrap(path: &Path, file: File) -> Self {
         ResultsFile {
             path: path.to_path_buf(),
             csv: csv::WriterBuilder::new().has_headers(false).from_writer(BufWriter::new(file)),
             synced: Instant::now(),
+            replaced: false,
         }
     }
 
@@ -322,6 +395,40 @@ mod tests {
         assert!(matches!(err, ResultsError::Exists(_)));
         assert!(err.to_string().contains("--output") && err.to_string().contains("--resume"));
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious");
+    }
+
+    #[test]
+    fn a_file_without_rows_is_started_over_with_or_without_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.csv");
+        let header = format!("{}\n", HEADER.join(","));
+        for left in ["", "line,zone_id,cert", header.as_str()] {
+            std::fs::write(&path, left).unwrap();
+            let file = ResultsFile::create(&path).unwrap();
+            assert!(file.replaced(), "{left:?}");
+            drop(file);
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), header);
+            std::fs::write(&path, left).unwrap();
+            let (_file, finished) = ResultsFile::resume(&path).unwrap();
+            assert!(finished.is_empty());
+            assert_eq!(std::fs::read_to_string(&path).unwrap(), header, "{left:?}");
+        }
+        let one_row = format!("{header}2,z,c,revoked\n");
+        std::fs::write(&path, &one_row).unwrap();
+        assert!(matches!(ResultsFile::create(&path), Err(ResultsError::Exists(_))));
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), one_row);
+    }
+
+    #[test]
+    fn only_a_regular_file_takes_results() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let name = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo reads nothing else.
+        assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+        assert!(matches!(ResultsFile::create(&fifo), Err(ResultsError::NotRegular(_))));
+        assert!(matches!(ResultsFile::resume(&fifo), Err(ResultsError::NotRegular(_))));
+        assert!(matches!(ResultsFile::create(Path::new("/dev/null")), Err(ResultsError::NotRegular(_))));
     }
 
     #[test]

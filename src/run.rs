@@ -2,7 +2,7 @@
 //! input, confirm, open the results, stream the rows through the dispatcher
 //! into the results file, and summarise.
 
-use std::io::{self, BufRead, IsTerminal, Write};
+use std::io::{self, BufRead, ErrorKind, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use crate::disk;
 use crate::dispatcher::{Dispatcher, StopReason};
 use crate::exit::{usage, ExitCode};
 use crate::input::{Row, Selection};
-use crate::logging::{self, Verbosity};
+use crate::logging::{self, LogFile, LogHealth, Verbosity};
 use crate::plan::{Job, Plan};
 use crate::progress::Progress;
 use crate::queue::{self, Feeder};
@@ -35,8 +35,9 @@ const CHANNEL_DEPTH: usize = 1024;
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Results CSV to create (never overwritten). Default: beside the input, <stem>.results.csv
-    /// (reactivate: <stem>.reactivated.csv); required when reading standard input.
+    /// Results CSV to create (never overwritten; one holding only a header is started over). Default:
+    /// beside the input, <stem>.results.csv (reactivate: <stem>.reactivated.csv); required when reading
+    /// standard input.
     #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
 
@@ -149,6 +150,7 @@ const SANDBOX_BANNER: &str = "[sandbox] ";
 pub fn execute(spec: &Spec<'_>, verbosity: Verbosity, argv: &[String]) -> anyhow::Result<ExitCode> {
     let args = spec.args;
     let output = output_path(spec)?;
+    ensure_distinct_files(spec, &output)?;
     let plan = Plan::build_selecting(spec.input, spec.selections.clone()).map_err(|e| usage(e.to_string()))?;
     if plan.invalid > 0 && !spec.skip_invalid {
         return Err(usage(format!(
@@ -164,8 +166,10 @@ pub fn execute(spec: &Spec<'_>, verbosity: Verbosity, argv: &[String]) -> anyhow
     let pace = args.api.rate;
     let banner = if spec.sandbox { SANDBOX_BANNER } else { "" };
     if args.dry_run {
-        print!("{}", prefixed(banner, &describe_plan(&plan, spec, pace)));
-        println!("{banner}dry run: nothing was sent.");
+        print_stdout(&format!(
+            "{}{banner}dry run: nothing was sent.\n",
+            prefixed(banner, &describe_plan(&plan, spec, pace))
+        ));
         return Ok(ExitCode::Success);
     }
     let target = match sandbox_config {
@@ -180,11 +184,14 @@ pub fn execute(spec: &Spec<'_>, verbosity: Verbosity, argv: &[String]) -> anyhow
     }
     let (results, finished) = open_results(&output, args.resume)?;
     let done_before = plan.count_finished(&finished);
+    if results.replaced() {
+        eprintln!("{banner}started {} over: it held no results rows yet", output.display());
+    }
     if finished.repaired > 0 {
         eprintln!("{banner}repaired {}: cut off a torn last line ({} bytes)", output.display(), finished.repaired);
     }
-    let log_file =
-        args.log_file.as_deref().map(logging::open_log_file).transpose().map_err(|e| usage(format!("{e:#}")))?;
+    let log_file = args.log_file.as_deref().map(LogFile::open).transpose().map_err(|e| usage(format!("{e:#}")))?;
+    let log = log_file.as_ref().map(LogFile::health).unwrap_or_default();
     let run_id = audit::run_id();
     let total = plan.unique - done_before + if spec.skip_invalid { plan.invalid } else { 0 };
     let progress = Arc::new(Progress::new(total, verbosity.is_quiet(), banner));
@@ -216,10 +223,11 @@ pub fn execute(spec: &Spec<'_>, verbosity: Verbosity, argv: &[String]) -> anyhow
         same_failures: args.max_same_failures,
         operation: spec.operation,
         run_id: run_id.clone(),
+        log: log.clone(),
     };
     let tally = runtime.block_on(pipeline.execute(results))?;
     progress.finish();
-    let summary = Summary {
+    let mut summary = Summary {
         plan: &plan,
         operation: spec.operation,
         tally,
@@ -233,26 +241,66 @@ pub fn execute(spec: &Spec<'_>, verbosity: Verbosity, argv: &[String]) -> anyhow
         run_id: &run_id,
     };
     summary.log();
-    print!("{}", prefixed(banner, &summary.to_string()));
+    // The run_end line is the log's last: if it is the write that failed,
+    // the run still says so, and exits accordingly.
+    if summary.stop.is_none() {
+        summary.stop = log.failure().map(|why| StopReason::Output(why.to_string()));
+    }
+    let mut out = prefixed(banner, &summary.to_string());
     if let Some(sandbox) = sandbox {
         let journal = sandbox.journal();
-        println!(
-            "{banner}the sandbox saw {} requests ({} answered 429, {} faults injected); no real certificate was touched",
+        out.push_str(&format!(
+            "{banner}the sandbox saw {} requests ({} answered 429, {} faults injected); no real certificate was touched\n",
             journal.requests,
             journal.rate_limited,
             journal.faults.error + journal.faults.reset + journal.faults.slow + journal.faults.malformed
-        );
+        ));
         runtime.block_on(sandbox.shutdown());
     }
     let json = summary.to_json();
-    if let Some(path) = &args.summary_json {
+    // Files first: what monitoring reads must not depend on whoever reads stdout.
+    let written = args.summary_json.as_ref().map_or(Ok(()), |path| {
         std::fs::write(path, format!("{json}\n"))
-            .with_context(|| format!("cannot write the summary to {}", path.display()))?;
-    }
+            .with_context(|| format!("cannot write the summary to {}", path.display()))
+    });
     if args.json {
-        println!("{json}");
+        out.push_str(&format!("{json}\n"));
     }
+    print_stdout(&out);
+    written?;
     Ok(summary.exit_code())
+}
+
+/// Writes to standard output, which may be gone (`| head -1`, `| true`, a
+/// closed terminal): the results, the log, the summary JSON and the exit
+/// code already say what happened to the rows, so a reader that left is
+/// no reason to fail, nor to panic as `print!` would.
+fn print_stdout(text: &str) {
+    let mut out = io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        if e.kind() != ErrorKind::BrokenPipe {
+            tracing::warn!("cannot write to standard output: {e}");
+        }
+    }
+}
+
+/// The input and every output must be files of their own: a summary written
+/// over the results, or a log appended to the input (and then revoked from),
+/// destroys what the run is there to keep. Checked before anything is sent.
+fn ensure_distinct_files(spec: &Spec<'_>, output: &Path) -> anyhow::Result<()> {
+    // Standard input is compared by what it is: a results file fed back
+    // with `< out.csv` is still that file.
+    let input = if spec.input.as_os_str() == "-" { Path::new("/dev/stdin") } else { spec.input };
+    let mut files = vec![
+        (format!("the input {}", spec.input.display()), input),
+        (format!("--output {}", output.display()), output),
+    ];
+    for (flag, path) in [("--log-file", &spec.args.log_file), ("--summary-json", &spec.args.summary_json)] {
+        if let Some(path) = path {
+            files.push((format!("{flag} {}", path.display()), path.as_path()));
+        }
+    }
+    disk::ensure_distinct(&files).map_err(usage)
 }
 
 /// Opens the results file: new, or an earlier run's with `--resume`. A file
@@ -474,11 +522,13 @@ struct Pipeline {
     same_failures: u32,
     operation: Operation,
     run_id: String,
+    /// The JSON log: a write that fails stops the run.
+    log: LogHealth,
 }
 
 impl Pipeline {
     async fn execute(self, results: ResultsFile) -> anyhow::Result<crate::results::Tally> {
-        let Pipeline { plan, finished, dispatcher, progress, same_failures, operation, run_id } = self;
+        let Pipeline { plan, finished, dispatcher, progress, same_failures, operation, run_id, log } = self;
         let (row_tx, row_rx) = mpsc::channel::<ResultRow>(CHANNEL_DEPTH);
         let collector = {
             let (progress, dispatcher) = (Arc::clone(&progress), Arc::clone(&dispatcher));
@@ -486,12 +536,16 @@ impl Pipeline {
             tokio::spawn(collect(results, row_rx, progress, dispatcher, stamp))
         };
         let signals = tokio::spawn(crate::signals::watch(Arc::clone(&dispatcher)));
+        let log_watch = tokio::spawn(stop_when_broken(log.clone(), Arc::clone(&dispatcher)));
         let ticker =
             progress.is_visible().then(|| tokio::spawn(show_pauses(Arc::clone(&dispatcher), Arc::clone(&progress))));
 
-        let checked = match plan.first {
-            Some(first) => dispatcher.check_credentials(first).await,
-            None => Ok(()),
+        // A log that could not take the run_start line stops the run before
+        // its first request.
+        let checked = match (log.failure(), plan.first) {
+            (Some(why), _) => Err(StopReason::Output(why.to_string())),
+            (None, Some(first)) => dispatcher.check_credentials(first).await,
+            (None, None) => Ok(()),
         };
         match checked {
             Ok(()) => {
@@ -510,11 +564,20 @@ impl Pipeline {
             }
         }
         signals.abort();
+        log_watch.abort();
         if let Some(ticker) = ticker {
             ticker.abort();
         }
         collector.await.context("the results writer stopped unexpectedly")
     }
+}
+
+/// Stops the run when the log cannot be written, as a failed results write
+/// does: in-flight rows are recorded, the rest are left for a resume.
+async fn stop_when_broken(log: LogHealth, dispatcher: Arc<Dispatcher>) {
+    let why = log.broken().await;
+    tracing::error!("{why}; stopping the run");
+    dispatcher.halt(StopReason::Output(why.to_string()));
 }
 
 /// Pass two of the input, feeding the bounded job queue with what is not

@@ -7,6 +7,7 @@ mod input_errors;
 mod list;
 mod nothing_lost;
 mod openapi;
+mod outputs;
 mod pacing;
 mod parser_props;
 mod revoke;

@@ -69,12 +69,7 @@ async fn sigterm_drains_in_flight_requests_and_prints_the_resume_command() {
     let input = work.write("in.csv", input_csv(200));
     let sandbox = SandboxProcess::start(&input, &["--latency-mean", "30ms", "--no-rate-limit"]);
     let out = work.path("out.csv");
-    let mut cmd = sandbox.revoke_std(&input, &out);
-    let child = cmd.args(["--rate", "50/s"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let waiting = out.clone();
-    tokio::task::spawn_blocking(move || wait_for_rows(&waiting, 15)).await.unwrap();
-    signal(&child, "TERM");
-    let stopped = tokio::task::spawn_blocking(move || finish(child)).await.unwrap();
+    let stopped = interrupt_mid_run(&sandbox, &input, &out, "TERM", 15).await;
     assert_eq!(stopped.status.code(), Some(130), "{}", stderr(&stopped));
     let summary = stdout(&stopped);
     assert!(summary.contains("STOPPED: interrupted"), "{summary}");
@@ -182,24 +177,13 @@ async fn the_same_failure_row_after_row_stops_the_run_early() {
 #[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_disk_stops_the_run_cleanly_and_a_resume_finishes() {
-    use std::os::unix::process::CommandExt;
     let work = Workdir::new();
     let input = work.write("in.csv", input_csv(60));
     let sandbox = SandboxProcess::start(&input, &[]);
     let out = work.path("out.csv");
     let mut cmd = sandbox.revoke_std(&input, &out);
     // The results file may grow to 3 KB: writes past that fail as on a full disk.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-            let limit = libc::rlimit { rlim_cur: 3000, rlim_max: 3000 };
-            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) == 0 {
-                Ok(())
-            } else {
-                Err(std::io::Error::last_os_error())
-            }
-        });
-    }
+    limit_file_size(&mut cmd, 3000);
     let full = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
     assert_eq!(full.status.code(), Some(1), "{}", stderr(&full));
     assert!(stdout(&full).contains("STOPPED: cannot write the results file"), "{}", stdout(&full));

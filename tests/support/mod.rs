@@ -189,7 +189,12 @@ impl TestApi {
 
     /// `cfrevoke revoke INPUT` against this double, fast settings, a token.
     pub fn revoke(&self, input: &Path, output: &Path) -> assert_cmd::Command {
-        let mut cmd = cfrevoke();
+        assert_cmd::Command::from_std(self.revoke_std(input, output))
+    }
+
+    /// The same, as a plain process to spawn with its own stdio or limits.
+    pub fn revoke_std(&self, input: &Path, output: &Path) -> std::process::Command {
+        let mut cmd = cfrevoke_std();
         cmd.env("CLOUDFLARE_API_TOKEN", TOKEN)
             .arg("revoke")
             .arg(input)
@@ -292,8 +297,46 @@ pub fn wait_for_rows(path: &Path, rows: usize) {
     }
 }
 
+/// Revokes `input` against `sandbox` at 50 requests/s, sends `signal` once
+/// `rows` rows are recorded, and waits for the process to end.
+pub async fn interrupt_mid_run(
+    sandbox: &SandboxProcess,
+    input: &Path,
+    out: &Path,
+    signal_name: &'static str,
+    rows: usize,
+) -> std::process::Output {
+    use std::process::Stdio;
+    let mut cmd = sandbox.revoke_std(input, out);
+    let child = cmd.args(["--rate", "50/s"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let waiting = out.to_path_buf();
+    tokio::task::spawn_blocking(move || wait_for_rows(&waiting, rows)).await.unwrap();
+    signal(&child, signal_name);
+    tokio::task::spawn_blocking(move || child.wait_with_output().expect("wait for cfrevoke")).await.unwrap()
+}
+
 /// Sends a signal by name (`TERM`, `INT`, `KILL`) to a child process.
 pub fn signal(child: &std::process::Child, name: &str) {
     let status = std::process::Command::new("kill").arg(format!("-{name}")).arg(child.id().to_string()).status();
     assert!(status.expect("kill").success());
+}
+
+/// Lets the files `cmd` writes grow to `bytes` (RLIMIT_FSIZE): writes past
+/// that fail as on a full disk. SIGXFSZ is left at its default, which kills
+/// the process, so cfrevoke itself has to ignore it.
+#[cfg(target_os = "linux")]
+pub fn limit_file_size(cmd: &mut std::process::Command, bytes: u64) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::signal(libc::SIGXFSZ, libc::SIG_DFL);
+            let limit = libc::rlimit { rlim_cur: bytes, rlim_max: bytes };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
 }
