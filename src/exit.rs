@@ -13,7 +13,7 @@ pub enum ExitCode {
     CredentialsRefused = 3,
     /// Another cfrevoke process is writing the same results file.
     Locked = 4,
-    /// Interrupted by Ctrl-C or SIGTERM.
+    /// Interrupted by Ctrl-C, SIGTERM or SIGHUP.
     Interrupted = 130,
 }
 

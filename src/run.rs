@@ -41,7 +41,8 @@ pub struct RunArgs {
     #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
 
-    /// Append JSON-lines logs here: run start (settings, input SHA-256), every attempt, run end.
+    /// Append JSON-lines logs here: run start (settings, input SHA-256), every attempt, run end. This is
+    /// the audit record: a write that fails stops the run, as for the results.
     #[arg(long, value_name = "PATH")]
     pub log_file: Option<PathBuf>,
 
