@@ -3,6 +3,7 @@
 mod support;
 
 mod completions;
+mod hostile;
 mod input_errors;
 mod list;
 mod nothing_lost;
