@@ -13,4 +13,5 @@ mod parser_props;
 mod revoke;
 mod sandbox;
 mod secrets;
+mod token_file;
 mod toolkit;
