@@ -400,6 +400,22 @@ mod tests {
     }
 
     #[test]
+    fn a_redirect_is_reported_without_secrets() {
+        let from: Url = "https://api.cloudflare.com/client/v4/zones/z/client_certificates/c".parse().unwrap();
+        let shown =
+            |location: Option<&str>| redirect(&from, location.map(|l| HeaderValue::from_str(l).unwrap()).as_ref());
+        assert_eq!(
+            shown(Some("https://me:pw@evil.example/a%20b?sig=x#f")),
+            "the API answered a redirect to https://evil.example/a%20b; redirects are never followed"
+        );
+        assert!(
+            shown(Some("other")).contains("to https://api.cloudflare.com/client/v4/zones/z/client_certificates/other;")
+        );
+        assert!(shown(Some("http://[::1")).contains("to an unreadable location;"));
+        assert!(shown(None).contains("a redirect without a location;"));
+    }
+
+    #[test]
     fn retry_after_takes_seconds_or_a_date() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         assert_eq!(parse_retry_after("300", now), Some(Duration::from_secs(300)));
