@@ -274,7 +274,7 @@ impl ApiClient {
 /// a server that sends more (an endless chunked body, a huge
 /// `Content-Length`) would otherwise be read into memory until the machine
 /// gives out.
-pub const MAX_BODY: usize = 1 << 20;
+const MAX_BODY: usize = 1 << 20;
 
 /// The body, or why it was not read to the end. Over [`MAX_BODY`] the
 /// response is dropped unread, and hyper closes a connection whose body was

@@ -71,7 +71,7 @@ pub enum CredentialsError {
 
 /// A token is 40 characters and a global key 37. Only this much of the file
 /// is read, so `/dev/zero` or a huge file by mistake costs nothing.
-pub const MAX_TOKEN_LINE: usize = 4096;
+const MAX_TOKEN_LINE: usize = 4096;
 
 /// The first line of the token file, read no further than [`MAX_TOKEN_LINE`].
 fn read_first_line(path: &Path) -> Result<String, CredentialsError> {

@@ -10,7 +10,7 @@ use std::fmt::Write;
 /// A real error message is a sentence; a longer one is cut here so that a
 /// hostile server cannot fill the results file (one copy per row) or the
 /// terminal with it.
-pub const MAX_CHARS: usize = 1024;
+const MAX_CHARS: usize = 1024;
 
 /// Control characters (C0, DEL, C1), Unicode line and paragraph separators
 /// and bidirectional overrides, which can reorder what a reader sees.
