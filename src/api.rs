@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::escape;
+
 /// Error codes observed from the client-certificate endpoints
 /// (see `shared/cloudflare/API-NOTES.md`).
 pub mod codes {
@@ -40,11 +42,15 @@ pub struct Envelope<T> {
     pub result_info: Option<ResultInfo>,
 }
 
+/// An error or message of the envelope. Its text is the server's, bound for
+/// stderr, results and logs, so it is escaped as it is decoded
+/// ([`crate::escape`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiMessage {
     pub code: i64,
+    #[serde(deserialize_with = "escape::deserialize")]
     pub message: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "escape::deserialize_option")]
     pub documentation_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<ErrorSource>,
@@ -52,6 +58,7 @@ pub struct ApiMessage {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorSource {
+    #[serde(deserialize_with = "escape::deserialize")]
     pub pointer: String,
 }
 

@@ -5,12 +5,13 @@
 use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, LOCATION};
 use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 
 use crate::api::{headers, CertStatus, CertificateState, ClientCertificate, Envelope};
 use crate::credentials::Credentials;
+use crate::escape;
 use crate::ids::{CertId, ZoneId};
 use crate::quota::{self, Policy, Remaining};
 
@@ -243,21 +244,19 @@ impl ApiClient {
             request = request.header(reqwest::header::CONTENT_TYPE, "application/json").body(body);
         }
         let response = request.send().await.map_err(|e| self.transport(&e))?;
-        let status = response.status().as_u16();
-        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
-        let cf_ray = header(headers::CF_RAY);
-        let retry_after = header(headers::RETRY_AFTER).and_then(|v| parse_retry_after(&v, SystemTime::now()));
-        let remaining = header(headers::RATELIMIT).and_then(|v| quota::parse_ratelimit(&v));
-        let policy = header(headers::RATELIMIT_POLICY).and_then(|v| quota::parse_policy(&v));
-        let bytes = response.bytes().await.map_err(|e| self.transport(&e))?;
-        let body = serde_json::from_slice(&bytes).map_err(|e| {
-            if bytes.is_empty() {
-                "empty response body".to_string()
-            } else {
-                format!("response body is not the API's JSON envelope ({e})")
-            }
-        });
-        Ok(Reply { status, cf_ray, retry_after, remaining, policy, body, latency: started.elapsed() })
+        let status = response.status();
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok());
+        let cf_ray = header(headers::CF_RAY).map(escape::server_text);
+        let retry_after = header(headers::RETRY_AFTER).and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let remaining = header(headers::RATELIMIT).and_then(quota::parse_ratelimit);
+        let policy = header(headers::RATELIMIT_POLICY).and_then(quota::parse_policy);
+        let body = if status.is_redirection() {
+            // Not read: a redirect's body is not the API's answer.
+            Err(redirect(response.url(), response.headers().get(LOCATION)))
+        } else {
+            read_capped(response).await.map_err(|e| self.transport(&e))?.and_then(|bytes| decode(&bytes))
+        };
+        Ok(Reply { status: status.as_u16(), cf_ray, retry_after, remaining, policy, body, latency: started.elapsed() })
     }
 
     fn transport(&self, err: &reqwest::Error) -> TransportError {
@@ -268,6 +267,70 @@ impl ApiClient {
         } else {
             TransportError::Other(root_cause(err))
         }
+    }
+}
+
+/// The most of a reply body that is read. A certificate's envelope is a few
+/// KB and a list page of 50 some hundred KB at most (the sandbox's is 46 KB);
+/// a server that sends more (an endless chunked body, a huge
+/// `Content-Length`) would otherwise be read into memory until the machine
+/// gives out.
+const MAX_BODY: usize = 1 << 20;
+
+/// The body, or why it was not read to the end. Over [`MAX_BODY`] the
+/// response is dropped unread, and hyper closes a connection whose body was
+/// not drained, so nothing more is taken from it.
+async fn read_capped(mut response: reqwest::Response) -> Result<Result<Vec<u8>, String>, reqwest::Error> {
+    let too_large = || Ok(Err(format!("reply body over {} MiB: not read, connection dropped", MAX_BODY >> 20)));
+    let announced = response.content_length().unwrap_or(0);
+    if announced > MAX_BODY as u64 {
+        return too_large();
+    }
+    let mut body = Vec::with_capacity(announced as usize);
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return too_large();
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Ok(body))
+}
+
+/// The envelope, or why the body is not one. serde's message can quote the
+/// body (an unknown status value), so it is escaped like any server text.
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<Envelope<T>, String> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        if bytes.is_empty() {
+            "empty response body".to_string()
+        } else {
+            escape::server_text(&format!("response body is not the API's JSON envelope ({e})"))
+        }
+    })
+}
+
+/// What a 3xx is recorded as. No redirect is ever followed: the credentials
+/// would go wherever it points. The location is shown resolved, without the
+/// user, password, query or fragment it may carry (a signed link's secret),
+/// and escaped.
+fn redirect(from: &Url, location: Option<&HeaderValue>) -> String {
+    let target = location.map(|value| {
+        let mut url = from.join(&String::from_utf8_lossy(value.as_bytes())).ok()?;
+        url.set_query(None);
+        url.set_fragment(None);
+        // Both only fail for URLs that cannot have a user, which then has none.
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        Some(url)
+    });
+    match target {
+        Some(Some(url)) => {
+            format!(
+                "the API answered a redirect to {}; redirects are never followed",
+                escape::server_text(url.as_str())
+            )
+        }
+        Some(None) => "the API answered a redirect to an unreadable location; redirects are never followed".into(),
+        None => "the API answered a redirect without a location; redirects are never followed".into(),
     }
 }
 
@@ -335,6 +398,22 @@ mod tests {
             "http://127.0.0.1:9/client/v4/zones/023e105f4ecef8ad9ca31a8372d0c353/client_certificates?status=pending_revocation&page=3&per_page=50"
         );
         assert!(base.page(zone, None, 1, 5).as_str().ends_with("/client_certificates?status=all&page=1&per_page=5"));
+    }
+
+    #[test]
+    fn a_redirect_is_reported_without_secrets() {
+        let from: Url = "https://api.cloudflare.com/client/v4/zones/z/client_certificates/c".parse().unwrap();
+        let shown =
+            |location: Option<&str>| redirect(&from, location.map(|l| HeaderValue::from_str(l).unwrap()).as_ref());
+        assert_eq!(
+            shown(Some("https://me:pw@evil.example/a%20b?sig=x#f")),
+            "the API answered a redirect to https://evil.example/a%20b; redirects are never followed"
+        );
+        assert!(
+            shown(Some("other")).contains("to https://api.cloudflare.com/client/v4/zones/z/client_certificates/other;")
+        );
+        assert!(shown(Some("http://[::1")).contains("to an unreadable location;"));
+        assert!(shown(None).contains("a redirect without a location;"));
     }
 
     #[test]

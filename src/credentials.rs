@@ -3,6 +3,9 @@
 //! so a stray `{:?}` in a log or panic cannot leak them.
 
 use std::fmt;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 pub const TOKEN_VAR: &str = "CLOUDFLARE_API_TOKEN";
@@ -62,6 +65,48 @@ pub enum CredentialsError {
         "the API token from {origin} is empty or holds characters a header cannot carry (only its first line is used)"
     )]
     Malformed { origin: String },
+    #[error("the first line of the API token file {} is longer than {MAX_TOKEN_LINE} bytes: not a token", path.display())]
+    TooLong { path: PathBuf },
+}
+
+/// A token is 40 characters and a global key 37. Only this much of the file
+/// is read, so `/dev/zero` or a huge file by mistake costs nothing.
+const MAX_TOKEN_LINE: usize = 4096;
+
+/// The first line of the token file, read no further than [`MAX_TOKEN_LINE`].
+fn read_first_line(path: &Path) -> Result<String, CredentialsError> {
+    let file_error = |source| CredentialsError::File { path: path.to_path_buf(), source };
+    let file = File::open(path).map_err(file_error)?;
+    warn_if_exposed(path, &file);
+    let mut line = Vec::new();
+    BufReader::new(file.take(MAX_TOKEN_LINE as u64 + 1)).read_until(b'\n', &mut line).map_err(file_error)?;
+    if line.last() == Some(&b'\n') {
+        line.pop();
+    } else if line.len() > MAX_TOKEN_LINE {
+        return Err(CredentialsError::TooLong { path: path.to_path_buf() });
+    }
+    String::from_utf8(line).map_err(|_| CredentialsError::Malformed { origin: path.display().to_string() })
+}
+
+/// As ssh does for keys: a secret others can read is as good as theirs. Said
+/// on stderr before logging starts, since this is read first. A pipe or
+/// device (`<(pass show cf)`) holds no stored secret, so only regular files
+/// are checked.
+fn warn_if_exposed(path: &Path, file: &File) {
+    let Ok(meta) = file.metadata() else { return };
+    if let Some(warning) = exposure(path, &meta) {
+        eprintln!("cfrevoke: warning: {warning}");
+    }
+}
+
+fn exposure(path: &Path, meta: &std::fs::Metadata) -> Option<String> {
+    let mode = meta.permissions().mode() & 0o777;
+    (meta.is_file() && mode & 0o044 != 0).then(|| {
+        format!(
+            "the API token file {} is readable by group or others (mode {mode:04o}); `chmod 600` it",
+            path.display()
+        )
+    })
 }
 
 /// Anything a header value can carry: visible ASCII, no spaces or controls.
@@ -77,9 +122,8 @@ pub fn resolve(
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Credentials, CredentialsError> {
     if let Some(path) = token_file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| CredentialsError::File { path: path.to_path_buf(), source })?;
-        let token = text.lines().next().unwrap_or("").trim();
+        let line = read_first_line(path)?;
+        let token = line.trim();
         if !usable(token) {
             return Err(CredentialsError::Malformed { origin: path.display().to_string() });
         }
@@ -137,5 +181,39 @@ mod tests {
         std::fs::write(&path, "has space\n").unwrap();
         let err = resolve(Some(&path), env_of(&[])).unwrap_err().to_string();
         assert!(!err.contains("has space"), "{err}");
+        std::fs::write(&path, "crlf-token\r\nsecond line\n").unwrap();
+        assert_eq!(resolve(Some(&path), env_of(&[])).unwrap(), Credentials::Token(Secret::new("crlf-token")));
+    }
+
+    #[test]
+    fn a_huge_first_line_is_refused_after_a_bounded_read() {
+        let err = resolve(Some(Path::new("/dev/zero")), env_of(&[])).unwrap_err();
+        assert!(matches!(err, CredentialsError::TooLong { .. }), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "t".repeat(MAX_TOKEN_LINE)).unwrap();
+        assert!(resolve(Some(&path), env_of(&[])).is_ok(), "a line of exactly the bound is read");
+        std::fs::write(&path, format!("{}\n", "t".repeat(MAX_TOKEN_LINE))).unwrap();
+        assert!(resolve(Some(&path), env_of(&[])).is_ok(), "its newline may come after the bound");
+        std::fs::write(&path, "t".repeat(MAX_TOKEN_LINE + 1)).unwrap();
+        let err = resolve(Some(&path), env_of(&[])).unwrap_err().to_string();
+        assert!(err.contains("longer than 4096 bytes") && !err.contains("tttt"), "{err}");
+    }
+
+    #[test]
+    fn only_files_readable_by_others_are_exposed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "tok\n").unwrap();
+        let mode = |m: u32| {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(m)).unwrap();
+            exposure(&path, &std::fs::metadata(&path).unwrap())
+        };
+        assert_eq!(mode(0o600), None);
+        assert_eq!(mode(0o400), None);
+        assert_eq!(mode(0o620), None, "writable is not readable");
+        assert!(mode(0o640).is_some_and(|w| w.contains("mode 0640") && w.contains("chmod 600")));
+        assert!(mode(0o604).is_some());
+        assert_eq!(exposure(Path::new("/dev/null"), &std::fs::metadata("/dev/null").unwrap()), None);
     }
 }

@@ -88,9 +88,9 @@ fn transient<T>(reply: &Reply<T>) -> Option<Transient> {
     let rate_limited = reply.status == 429 || matches!(code, Some(codes::RATE_LIMITED | codes::RATE_LIMITED_OLD));
     let garbled_success = (200..300).contains(&reply.status) && !reply.body.as_ref().is_ok_and(|e| e.success);
     // A 400 cut short could be "already revoked" (success) or a real refusal:
-    // only another look can tell. 401, 403 and 404 mean what they mean
-    // whatever the body says.
-    let unreadable = reply.body.is_err() && !matches!(reply.status, 401 | 403 | 404);
+    // only another look can tell. A redirect, 401, 403 and 404 mean what they
+    // mean whatever the body says.
+    let unreadable = reply.body.is_err() && !matches!(reply.status, 300..=399 | 401 | 403 | 404);
     (rate_limited || garbled_success || unreadable || matches!(reply.status, 408 | 500..=599))
         .then_some(Transient { rate_limited, after: reply.retry_after })
 }
@@ -225,6 +225,8 @@ impl Dispatcher {
         let settled = self.send(&request, || self.client.get(row.zone, row.cert)).await.ok_or_else(stopped)?;
         match &settled.answer {
             Ok(reply) if matches!(reply.status, 401 | 403) => Err(StopReason::CredentialsRefused(reply.describe())),
+            // A redirect proves nothing about the token, and every request would get one.
+            Ok(reply) if (300..400).contains(&reply.status) => Err(StopReason::Unreachable(reply.describe())),
             _ if settled.gave_up || settled.answer.is_err() => {
                 let last = match &settled.answer {
                     Ok(reply) => reply.describe(),

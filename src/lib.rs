@@ -16,6 +16,7 @@ pub mod commands;
 pub mod credentials;
 pub mod disk;
 pub mod dispatcher;
+pub mod escape;
 pub mod exit;
 pub mod glob;
 pub mod ids;

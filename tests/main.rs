@@ -3,6 +3,7 @@
 mod support;
 
 mod completions;
+mod hostile;
 mod input_errors;
 mod list;
 mod nothing_lost;
@@ -13,5 +14,6 @@ mod parser_props;
 mod revoke;
 mod sandbox;
 mod secrets;
+mod token_file;
 mod toolkit;
 mod usage;
