@@ -199,14 +199,15 @@ impl ResultsFile {
     }
 
     /// Reopens an earlier run's results for appending: locks it, repairs a
-    /// torn last line, and reports which pairs are already final.
-    pub fn resume(path: &Path) -> Result<(Self, Finished), ResultsError> {
+    /// torn last line, and reports which pairs are already final (their
+    /// outcome is one of `finals`).
+    pub fn resume(path: &Path, finals: &[Outcome]) -> Result<(Self, Finished), ResultsError> {
         let mut file = OpenOptions::new().read(true).write(true).open(path).map_err(|source| match source.kind() {
             io::ErrorKind::NotFound => ResultsError::NothingToResume(path.to_path_buf()),
             _ => ResultsError::Open { path: path.to_path_buf(), source },
         })?;
         lock(&file, path)?;
-        let finished = crate::resume::scan(&mut file, &HEADER).map_err(|e| match e {
+        let finished = crate::resume::scan(&mut file, &HEADER, finals).map_err(|e| match e {
             crate::resume::ScanError::Io(source) => ResultsError::Open { path: path.to_path_buf(), source },
             crate::resume::ScanError::Foreign(why) => ResultsError::Foreign { path: path.to_path_buf(), why },
         })?;
