@@ -2,7 +2,9 @@
 //! what is worth retrying, and fans jobs out to at most `concurrency` workers.
 //! What an answer means for a row is the operation's business
 //! ([`crate::revocation`]); this module only knows which answers are
-//! transient.
+//! transient, holds every 2xx to what the operation said it must show
+//! ([`Expect`]), and remembers whether an earlier attempt may have been
+//! carried out unseen.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
