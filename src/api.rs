@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::escape;
+use crate::ids::CertId;
 
 /// Error codes observed from the client-certificate endpoints
 /// (see `shared/cloudflare/API-NOTES.md`).
@@ -146,8 +147,35 @@ pub struct ClientCertificate {
 /// replies a second. `list` reads whole [`ClientCertificate`]s.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 pub struct CertificateState {
+    /// Which certificate the answer is about: a 2xx about another one is no
+    /// answer to the request.
+    #[serde(default, deserialize_with = "answered_id")]
+    pub id: Option<CertId>,
     #[serde(default)]
     pub status: Option<CertStatus>,
+}
+
+/// An answer's `id`, parsed as the input's IDs are so that it compares with
+/// the certificate asked about. An `id` no certificate can have makes the
+/// body unreadable, which is retried like any garbled answer.
+fn answered_id<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<CertId>, D::Error> {
+    struct Id;
+    impl serde::de::Visitor<'_> for Id {
+        type Value = Option<CertId>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a certificate id")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, id: &str) -> Result<Self::Value, E> {
+            CertId::parse(id.as_bytes()).map(Some).map_err(|e| E::custom(format!("expected {e}")))
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+    deserializer.deserialize_any(Id)
 }
 
 impl<T> Envelope<T> {

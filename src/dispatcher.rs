@@ -2,7 +2,9 @@
 //! what is worth retrying, and fans jobs out to at most `concurrency` workers.
 //! What an answer means for a row is the operation's business
 //! ([`crate::revocation`]); this module only knows which answers are
-//! transient.
+//! transient, holds every 2xx to what the operation said it must show
+//! ([`Expect`]), and remembers whether an earlier attempt may have been
+//! carried out unseen.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::codes;
+use crate::api::{codes, CertStatus, CertificateState, ClientCertificate};
 use crate::client::{ApiClient, Reply, TransportError};
 use crate::ids::{CertId, ZoneId};
 use crate::input::Row;
@@ -43,7 +45,8 @@ pub enum StopReason {
     Systemic { status: Option<u16>, why: String },
 }
 
-/// What is being sent, for the per-attempt log event.
+/// What is being sent, for the per-attempt log event, and what a 2xx must
+/// show to answer it.
 #[derive(Debug, Clone, Copy)]
 pub struct Request {
     pub method: &'static str,
@@ -52,15 +55,90 @@ pub struct Request {
     pub cert: Option<CertId>,
     /// The page of a listing.
     pub page: Option<u32>,
+    pub expect: Expect,
+}
+
+/// What a 2xx must show about the request's certificate to be its answer.
+/// A success status alone proves nothing: a proxy, a cache or a bug can
+/// answer 200 for work that was not done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Any 2xx will do: the credentials check, a page of a listing.
+    Anything,
+    /// The result is the request's certificate, in one of these statuses
+    /// (any, if none is named).
+    Certificate(&'static [CertStatus]),
 }
 
 impl Request {
     pub fn for_row(method: &'static str, row: &Row) -> Self {
-        Request { method, line: Some(row.line), zone: row.zone, cert: Some(row.cert), page: None }
+        Request {
+            method,
+            line: Some(row.line),
+            zone: row.zone,
+            cert: Some(row.cert),
+            page: None,
+            expect: Expect::Anything,
+        }
     }
 
     pub fn for_page(zone: ZoneId, page: u32) -> Self {
-        Request { method: "GET", line: None, zone, cert: None, page: Some(page) }
+        Request { method: "GET", line: None, zone, cert: None, page: Some(page), expect: Expect::Anything }
+    }
+
+    /// A 2xx must show this request's certificate in one of `statuses`.
+    pub fn expecting(self, statuses: &'static [CertStatus]) -> Self {
+        Request { expect: Expect::Certificate(statuses), ..self }
+    }
+}
+
+/// A result the dispatcher can hold to a request's [`Expect`].
+pub trait Answer {
+    /// Why a 2xx carrying `result` does not answer `request`, if it does not.
+    fn mismatch(result: Option<&Self>, request: &Request) -> Option<String>;
+}
+
+impl Answer for CertificateState {
+    fn mismatch(result: Option<&Self>, request: &Request) -> Option<String> {
+        let (Expect::Certificate(statuses), Some(cert)) = (request.expect, request.cert) else {
+            return None;
+        };
+        let Some(state) = result else {
+            return Some("the answer carries no certificate".into());
+        };
+        match (state.id, state.status) {
+            (None, _) => Some("the answer names no certificate".into()),
+            (Some(id), _) if id != cert => Some(format!("the answer is about certificate {id}, not {cert}")),
+            (_, Some(status)) if statuses.is_empty() || statuses.contains(&status) => None,
+            (_, Some(status)) => Some(format!("the answer says the certificate is {}", status.as_str())),
+            (_, None) if statuses.is_empty() => None,
+            (_, None) => Some("the answer gives no certificate status".into()),
+        }
+    }
+}
+
+impl Answer for Vec<ClientCertificate> {
+    fn mismatch(_: Option<&Self>, _: &Request) -> Option<String> {
+        None
+    }
+}
+
+/// Whether a request may have been carried out although its answer does not
+/// say so: no answer at all, a 5xx (an edge can fail after the API did the
+/// work), or a 2xx that could not be read or did not answer the request. A
+/// 4xx is a refusal. Also read from a results row's `http_status`, where
+/// empty means no answer.
+pub fn maybe_carried_out(status: Option<u16>) -> bool {
+    status.is_none_or(|s| matches!(s, 200..=299 | 500..=599))
+}
+
+/// The same for one attempt: a connection that was never made carried
+/// nothing.
+fn attempt_maybe_carried_out<T>(answer: &Result<Reply<T>, TransportError>) -> bool {
+    match answer {
+        Err(TransportError::Connect(_)) => false,
+        Err(_) => true,
+        Ok(reply) => maybe_carried_out(Some(reply.status)),
     }
 }
 
@@ -68,11 +146,47 @@ impl Request {
 #[derive(Debug)]
 pub struct Settled<T> {
     pub answer: Result<Reply<T>, TransportError>,
+    /// Why the 2xx in `answer` does not answer the request (see [`Expect`]).
+    pub mismatch: Option<String>,
     pub attempts: u32,
     /// Attempts ran out while the answer was still transient.
     pub gave_up: bool,
+    /// The run stopped before a retry: the request was attempted but has no
+    /// final answer.
+    pub interrupted: bool,
+    /// An attempt before the last may have been carried out without an
+    /// answer saying so, so a refusal such as "already revoked" may be this
+    /// request's own doing.
+    pub lost_reply: bool,
     /// When the first attempt was paced, waits included from there on.
     pub started: Instant,
+}
+
+impl<T> Settled<T> {
+    /// The last answer in words.
+    pub fn last(&self) -> String {
+        match (&self.answer, &self.mismatch) {
+            (Err(e), _) => e.to_string(),
+            (Ok(reply), Some(why)) => format!("HTTP {}: {why}", reply.status),
+            (Ok(reply), None) => reply.describe(),
+        }
+    }
+
+    /// The final answer, or why there is none as a results row records it:
+    /// the API's error code, if any, and a message.
+    pub fn final_answer(&self) -> Result<&Reply<T>, (Option<i64>, String)> {
+        match &self.answer {
+            Ok(reply) if !self.gave_up && !self.interrupted => Ok(reply),
+            answer => {
+                let ending = if self.interrupted {
+                    format!("the run stopped after {} attempt(s); the last: ", self.attempts)
+                } else {
+                    format!("gave up after {} attempt(s): ", self.attempts)
+                };
+                Err((answer.as_ref().ok().and_then(|r| r.error().0), format!("{ending}{}", self.last())))
+            }
+        }
+    }
 }
 
 /// An answer worth trying again.
@@ -93,6 +207,13 @@ fn transient<T>(reply: &Reply<T>) -> Option<Transient> {
     let unreadable = reply.body.is_err() && !matches!(reply.status, 300..=399 | 401 | 403 | 404);
     (rate_limited || garbled_success || unreadable || matches!(reply.status, 408 | 500..=599))
         .then_some(Transient { rate_limited, after: reply.retry_after })
+}
+
+/// Why a 2xx does not answer `request`: its envelope is readable and says
+/// success, but its result is not what the request asked for.
+fn unanswered<T: Answer>(reply: &Reply<T>, request: &Request) -> Option<String> {
+    let envelope = reply.body.as_ref().ok().filter(|e| e.success && (200..300).contains(&reply.status))?;
+    T::mismatch(envelope.result.as_ref(), request)
 }
 
 /// What to do after a failed attempt.
@@ -140,25 +261,35 @@ impl Dispatcher {
     /// Waits for the pacer and returns when the request was let go, or
     /// `None` if the run is stopping.
     async fn paced(&self) -> Option<tokio::time::Instant> {
+        // Biased: once the run has stopped, a pacer that happens to be ready
+        // too must not let one more request out.
         let sent = tokio::select! {
-            sent = self.pacer.ready() => sent,
+            biased;
             () = self.stop.cancelled() => return None,
+            sent = self.pacer.ready() => sent,
         };
         self.requests.fetch_add(1, Ordering::Relaxed);
         Some(sent)
     }
 
     /// Sends a request until it gets a final answer or attempts run out,
-    /// pacing every attempt. `None` when the run stopped first.
+    /// pacing every attempt. `None` when the run stopped before the first
+    /// attempt; once one was sent, a stop still returns the last answer
+    /// (marked `interrupted`), because the request was attempted and may
+    /// have been carried out.
     pub async fn send<T, F, Fut>(&self, request: &Request, mut send: F) -> Option<Settled<T>>
     where
+        T: Answer,
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<Reply<T>, TransportError>>,
     {
         let mut schedule = self.retry.schedule();
         let mut started = None;
+        let mut previous: Option<Settled<T>> = None;
         loop {
-            let sent = self.paced().await?;
+            let Some(sent) = self.paced().await else {
+                return previous.map(|settled| Settled { interrupted: true, ..settled });
+            };
             let started = *started.get_or_insert_with(Instant::now);
             let attempts = schedule.attempt();
             let answer = send().await;
@@ -167,20 +298,30 @@ impl Dispatcher {
                 Ok(reply) => self.pacer.answered(sent, reply.remaining, reply.policy),
                 Err(_) => self.pacer.answered(sent, None, None),
             }
+            let mismatch = answer.as_ref().ok().and_then(|reply| unanswered(reply, request));
             let retry = match &answer {
-                Ok(reply) => transient(reply),
-                Err(_) => Some(Transient { rate_limited: false, after: None }),
+                Ok(reply) if mismatch.is_none() => transient(reply),
+                _ => Some(Transient { rate_limited: false, after: None }),
             };
+            let lost_reply = previous.as_ref().is_some_and(|p| p.lost_reply || attempt_maybe_carried_out(&p.answer));
+            let mut settled =
+                Settled { answer, mismatch, attempts, gave_up: false, interrupted: false, lost_reply, started };
             let Some(Transient { rate_limited, after }) = retry else {
-                log_attempt(request, attempts, &answer, "final", None);
-                return Some(Settled { answer, attempts, gave_up: false, started });
+                log_attempt(request, &settled, "final", None);
+                return Some(settled);
             };
             let wait = self.wait_to_retry(&mut schedule, rate_limited, after);
-            log_attempt(request, attempts, &answer, if wait.is_some() { "retry" } else { "give_up" }, wait);
+            log_attempt(request, &settled, if wait.is_some() { "retry" } else { "give_up" }, wait);
             match self.sleep(wait, rate_limited).await {
-                Wait::Again => {}
-                Wait::GiveUp => return Some(Settled { answer, attempts, gave_up: true, started }),
-                Wait::Stopped => return None,
+                Wait::Again => previous = Some(settled),
+                Wait::GiveUp => {
+                    settled.gave_up = true;
+                    return Some(settled);
+                }
+                Wait::Stopped => {
+                    settled.interrupted = true;
+                    return Some(settled);
+                }
             }
         }
     }
@@ -227,14 +368,8 @@ impl Dispatcher {
             Ok(reply) if matches!(reply.status, 401 | 403) => Err(StopReason::CredentialsRefused(reply.describe())),
             // A redirect proves nothing about the token, and every request would get one.
             Ok(reply) if (300..400).contains(&reply.status) => Err(StopReason::Unreachable(reply.describe())),
-            _ if settled.gave_up || settled.answer.is_err() => {
-                let last = match &settled.answer {
-                    Ok(reply) => reply.describe(),
-                    Err(e) => e.to_string(),
-                };
-                Err(StopReason::Unreachable(format!("gave up after {} attempt(s): {last}", settled.attempts)))
-            }
-            _ => Ok(()),
+            _ if settled.interrupted => Err(stopped()),
+            _ => settled.final_answer().map(drop).map_err(|(_, why)| StopReason::Unreachable(why)),
         }
     }
 
@@ -291,14 +426,13 @@ fn surface_panic(joined: Result<(), tokio::task::JoinError>) {
 }
 
 /// One structured event per attempt: what the log file is for.
-fn log_attempt<T>(
-    request: &Request,
-    attempt: u32,
-    answer: &Result<Reply<T>, TransportError>,
-    verdict: &str,
-    retry_in: Option<Duration>,
-) {
+fn log_attempt<T>(request: &Request, settled: &Settled<T>, verdict: &str, retry_in: Option<Duration>) {
+    let answer = &settled.answer;
     let reply = answer.as_ref().ok();
+    let error = match (answer, &settled.mismatch) {
+        (Err(e), _) => Some(e as &dyn std::fmt::Display),
+        (Ok(_), why) => why.as_ref().map(|why| why as &dyn std::fmt::Display),
+    };
     tracing::debug!(
         target: "cfrevoke::attempt",
         method = request.method,
@@ -306,13 +440,13 @@ fn log_attempt<T>(
         zone_id = %request.zone,
         certificate_id = request.cert.map(tracing::field::display),
         page = request.page,
-        attempt,
+        attempt = settled.attempts,
         status = reply.map(|r| r.status),
         latency_ms = reply.map(|r| r.latency.as_millis() as u64),
         retry_after_ms = reply.and_then(|r| r.retry_after).map(|d| d.as_millis() as u64),
         retry_in_ms = retry_in.map(|d| d.as_millis() as u64),
         cf_ray = reply.and_then(|r| r.cf_ray.as_deref()),
-        error = answer.as_ref().err().map(tracing::field::display),
+        error = error.map(tracing::field::display),
         verdict,
         "attempt"
     );
@@ -320,8 +454,11 @@ fn log_attempt<T>(
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicU32;
+
     use super::*;
-    use crate::api::{CertificateState, Envelope};
+    use crate::api::Envelope;
+    use crate::credentials::{Credentials, Secret};
 
     pub(crate) fn reply(status: u16, body: Result<Envelope<CertificateState>, String>) -> Reply {
         Reply::bare(status, body)
@@ -329,6 +466,28 @@ mod tests {
 
     fn err(code: i64) -> Result<Envelope<CertificateState>, String> {
         Ok(Envelope::error(code, "msg"))
+    }
+
+    const CERT: &str = "568b6b74-7b0c-4755-8840-4e3b8c24adeb";
+    const OTHER: &str = "00000000000000000000000000000001";
+
+    fn state(id: Option<&str>, status: Option<CertStatus>) -> CertificateState {
+        CertificateState { id: id.map(|id| id.parse().unwrap()), status }
+    }
+
+    fn request(method: &'static str) -> Request {
+        let row =
+            Row { line: 2, zone: "023e105f4ecef8ad9ca31a8372d0c353".parse().unwrap(), cert: CERT.parse().unwrap() };
+        Request::for_row(method, &row)
+    }
+
+    /// A dispatcher whose client is never used: the tests hand `send` their own answers.
+    fn dispatcher(max_attempts: u32) -> Dispatcher {
+        let base = "http://127.0.0.1:9/client/v4".parse().unwrap();
+        let client = ApiClient::new(base, &Credentials::Token(Secret::new("t")), Duration::from_secs(1)).unwrap();
+        let retry =
+            RetryPolicy { max_attempts, initial_delay: Duration::from_millis(10), max_delay: Duration::from_secs(1) };
+        Dispatcher::new(client, Pacer::new("1000/s".parse().unwrap()), retry, 1)
     }
 
     #[test]
@@ -351,5 +510,112 @@ mod tests {
         for status in [401, 403, 404] {
             assert!(transient(&reply(status, Err("an edge's HTML page".into()))).is_none(), "{status}");
         }
+    }
+
+    #[test]
+    fn a_2xx_answers_only_what_it_shows() {
+        const GONE: &[CertStatus] = &[CertStatus::PendingRevocation, CertStatus::Revoked];
+        let delete = request("DELETE").expecting(GONE);
+        let pending = state(Some(CERT), Some(CertStatus::PendingRevocation));
+        let answered = |reply: &Reply| unanswered(reply, &delete);
+        assert_eq!(answered(&reply(200, Ok(Envelope::ok(pending)))), None);
+        let active = reply(200, Ok(Envelope::ok(state(Some(CERT), Some(CertStatus::Active)))));
+        assert_eq!(answered(&active).unwrap(), "the answer says the certificate is active");
+        let other = reply(200, Ok(Envelope::ok(state(Some(OTHER), Some(CertStatus::PendingRevocation)))));
+        assert_eq!(answered(&other).unwrap(), format!("the answer is about certificate {OTHER}, not {CERT}"));
+        let mut empty = Envelope::ok(pending);
+        empty.result = None;
+        assert_eq!(answered(&reply(200, Ok(empty))).unwrap(), "the answer carries no certificate");
+        let anonymous = reply(200, Ok(Envelope::ok(state(None, Some(CertStatus::Revoked)))));
+        assert_eq!(answered(&anonymous).unwrap(), "the answer names no certificate");
+        let silent = reply(200, Ok(Envelope::ok(state(Some(CERT), None))));
+        assert_eq!(answered(&silent).unwrap(), "the answer gives no certificate status");
+        // A read-back takes any status, but only of its own certificate.
+        let get = request("GET").expecting(&[]);
+        assert_eq!(unanswered(&active, &get), None);
+        assert!(unanswered(&other, &get).is_some());
+        // Refusals and unexpecting requests are judged elsewhere.
+        assert_eq!(answered(&reply(400, err(1407))), None);
+        assert_eq!(unanswered(&active, &request("GET")), None);
+    }
+
+    #[test]
+    fn what_may_hide_a_carried_out_request() {
+        for status in [None, Some(200), Some(204), Some(500), Some(502), Some(520)] {
+            assert!(maybe_carried_out(status), "{status:?}");
+        }
+        for status in [Some(400), Some(403), Some(404), Some(408), Some(429), Some(301)] {
+            assert!(!maybe_carried_out(status), "{status:?}");
+        }
+        assert!(!attempt_maybe_carried_out::<CertificateState>(&Err(TransportError::Connect("refused".into()))));
+        assert!(attempt_maybe_carried_out::<CertificateState>(&Err(TransportError::Timeout(Duration::from_secs(1)))));
+    }
+
+    /// `send` with `answer(n)` for the n-th attempt (from 0).
+    async fn settle(
+        dispatcher: &Dispatcher,
+        request: Request,
+        answer: impl Fn(u32) -> Result<Reply, TransportError>,
+    ) -> Option<Settled<CertificateState>> {
+        let sent = AtomicU32::new(0);
+        dispatcher
+            .send(&request, || {
+                let answer = answer(sent.fetch_add(1, Ordering::Relaxed));
+                async move { answer }
+            })
+            .await
+    }
+
+    /// A transport failure first, "already revoked" after.
+    fn lost_then_1407(first: TransportError) -> impl Fn(u32) -> Result<Reply, TransportError> {
+        move |n| if n == 0 { Err(first.clone()) } else { Ok(reply(400, err(1407))) }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_2xx_that_does_not_answer_is_retried_then_given_up() {
+        let dispatcher = dispatcher(3);
+        let active = || Ok(reply(200, Ok(Envelope::ok(state(Some(CERT), Some(CertStatus::Active))))));
+        let delete = request("DELETE").expecting(&[CertStatus::PendingRevocation]);
+        let settled = settle(&dispatcher, delete, |_| active()).await.unwrap();
+        assert!(settled.gave_up && settled.lost_reply);
+        assert_eq!(settled.attempts, 3);
+        let (code, why) = settled.final_answer().unwrap_err();
+        assert_eq!(
+            (code, why.as_str()),
+            (None, "gave up after 3 attempt(s): HTTP 200: the answer says the certificate is active")
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lost_reply_is_remembered_but_a_connection_never_made_is_not() {
+        let dispatcher = dispatcher(3);
+        let timeout = TransportError::Timeout(Duration::from_secs(1));
+        let settled = settle(&dispatcher, request("DELETE"), lost_then_1407(timeout)).await.unwrap();
+        assert!(settled.lost_reply && !settled.gave_up && settled.final_answer().is_ok());
+        let refused = TransportError::Connect("refused".into());
+        let settled = settle(&dispatcher, request("DELETE"), lost_then_1407(refused)).await.unwrap();
+        assert!(!settled.lost_reply);
+        let settled = settle(&dispatcher, request("DELETE"), |_| Ok(reply(400, err(1407)))).await.unwrap();
+        assert!(!settled.lost_reply, "a first answer has no earlier attempt");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stop_after_an_attempt_keeps_its_answer() {
+        let dispatcher = dispatcher(8);
+        let sent = AtomicU32::new(0);
+        let settled = dispatcher
+            .send(&request("DELETE"), || {
+                sent.fetch_add(1, Ordering::Relaxed);
+                dispatcher.halt(StopReason::Interrupted);
+                async { Err::<Reply, _>(TransportError::Timeout(Duration::from_secs(1))) }
+            })
+            .await
+            .expect("an attempted request is settled");
+        assert!(settled.interrupted && !settled.gave_up);
+        assert_eq!((settled.attempts, sent.load(Ordering::Relaxed)), (1, 1));
+        let (_, why) = settled.final_answer().unwrap_err();
+        assert_eq!(why, "the run stopped after 1 attempt(s); the last: timed out after 1s");
+        // Nothing sent once the run has stopped: no row at all.
+        assert!(settle(&dispatcher, request("DELETE"), |_| Ok(reply(400, err(1407)))).await.is_none());
     }
 }

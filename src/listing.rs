@@ -51,6 +51,7 @@ pub async fn list_zone(
         let settled = dispatcher
             .send(&Request::for_page(zone, page), || dispatcher.client.list_page(zone, status, page, PER_PAGE))
             .await
+            .filter(|settled| !settled.interrupted)
             .ok_or(ListError::Stopped { zone })?;
         if !pages.take(judge(zone, page, settled)?)? {
             return Ok(pages.certificates);
@@ -173,7 +174,15 @@ mod tests {
         gave_up: bool,
     ) -> Settled<Vec<ClientCertificate>> {
         let answer = answer.map(|(status, envelope)| Reply::bare(status, Ok(envelope)));
-        Settled { answer, attempts: 4, gave_up, started: Instant::now() }
+        Settled {
+            answer,
+            mismatch: None,
+            attempts: 4,
+            gave_up,
+            interrupted: false,
+            lost_reply: false,
+            started: Instant::now(),
+        }
     }
 
     #[test]

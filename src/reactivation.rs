@@ -10,31 +10,28 @@ use crate::input::Row;
 use crate::results::{Outcome, ResultRow};
 use crate::revocation::{halt_on_401, result_row};
 
-/// Reactivates one certificate. `None` when the run stopped before an
-/// outcome was known.
+/// What a PATCH's 2xx must show: the certificate back, or on its way back.
+/// Also what a refused PATCH's GET takes as "already active again".
+const REACTIVATED: &[CertStatus] = &[CertStatus::Active, CertStatus::PendingReactivation];
+
+/// Reactivates one certificate. `None` when the run stopped before the PATCH
+/// was sent.
 pub async fn reactivate(dispatcher: Arc<Dispatcher>, row: Row) -> Option<ResultRow> {
-    let request = Request::for_row("PATCH", &row);
+    let request = Request::for_row("PATCH", &row).expecting(REACTIVATED);
     let settled = dispatcher.send(&request, || dispatcher.client.reactivate(row.zone, row.cert)).await?;
     halt_on_401(&dispatcher, &settled);
-    let reply = match &settled.answer {
-        Ok(reply) if !settled.gave_up => reply,
-        Ok(reply) => {
-            let why = format!("gave up after {} attempt(s): {}", settled.attempts, reply.describe());
-            return Some(result_row(&row, &settled, Outcome::Failed, (reply.error().0, why)));
-        }
-        Err(e) => {
-            let why = format!("gave up after {} attempt(s): {e}", settled.attempts);
-            return Some(result_row(&row, &settled, Outcome::Failed, (None, why)));
-        }
+    let reply = match settled.final_answer() {
+        Ok(reply) => reply,
+        Err(error) => return Some(result_row(&row, &settled, Outcome::Failed, error)),
     };
     let (code, message) = reply.error();
     let outcome = match (reply.status, code) {
         (200..=299, _) => return Some(result_row(&row, &settled, Outcome::Reactivated, (None, String::new()))),
         (404, _) | (_, Some(codes::CERT_NOT_FOUND)) => Outcome::NotFound,
         (401 | 403, _) => Outcome::Failed,
-        _ => match current_status(&dispatcher, &row).await? {
+        _ => match current_status(&dispatcher, &row).await {
             Some(CertStatus::Revoked) => Outcome::TooLate,
-            Some(CertStatus::Active | CertStatus::PendingReactivation) => {
+            Some(status) if REACTIVATED.contains(&status) => {
                 let note = "was already active again".to_string();
                 return Some(result_row(&row, &settled, Outcome::Reactivated, (code, note)));
             }
@@ -44,9 +41,11 @@ pub async fn reactivate(dispatcher: Arc<Dispatcher>, row: Row) -> Option<ResultR
     Some(result_row(&row, &settled, outcome, (code, message)))
 }
 
-/// The certificate's status now, if the API will say.
-async fn current_status(dispatcher: &Dispatcher, row: &Row) -> Option<Option<CertStatus>> {
-    let request = Request::for_row("GET", row);
+/// The certificate's status now, if the API will say (and the run has not
+/// stopped: the PATCH's refusal is then what the row records).
+async fn current_status(dispatcher: &Dispatcher, row: &Row) -> Option<CertStatus> {
+    // Any status: which one it is, is the verdict.
+    let request = Request::for_row("GET", row).expecting(&[]);
     let settled = dispatcher.send(&request, || dispatcher.client.get(row.zone, row.cert)).await?;
-    Some(settled.answer.ok().and_then(|r| r.cert_status()))
+    settled.final_answer().ok().and_then(|reply| reply.cert_status())
 }

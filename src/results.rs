@@ -260,9 +260,10 @@ impl ResultsFile {
     }
 
     /// Reopens an earlier run's results for appending: locks it, repairs a
-    /// torn last line, and reports which pairs are already final. A file
-    /// that holds no rows yet is started over, header and all.
-    pub fn resume(path: &Path) -> Result<(Self, Finished), ResultsError> {
+    /// torn last line, and reports which pairs are already final (their
+    /// outcome is one of `finals`). A file that holds no rows yet is started
+    /// over, header and all.
+    pub fn resume(path: &Path, finals: &[Outcome]) -> Result<(Self, Finished), ResultsError> {
         let mut file = open_existing(path, |source| match source.kind() {
             io::ErrorKind::NotFound => ResultsError::NothingToResume(path.to_path_buf()),
             _ => ResultsError::Open { path: path.to_path_buf(), source },
@@ -273,7 +274,7 @@ impl ResultsFile {
             results.start()?;
             return Ok((results, Finished::default()));
         }
-        let finished = crate::resume::scan(&mut file, &HEADER).map_err(|e| match e {
+        let finished = crate::resume::scan(&mut file, &HEADER, finals).map_err(|e| match e {
             crate::resume::ScanError::Io(source) => ResultsError::Open { path: path.to_path_buf(), source },
             crate::resume::ScanError::Foreign(why) => ResultsError::Foreign { path: path.to_path_buf(), why },
         })?;
@@ -409,7 +410,7 @@ mod tests {
             drop(file);
             assert_eq!(std::fs::read_to_string(&path).unwrap(), header);
             std::fs::write(&path, left).unwrap();
-            let (_file, finished) = ResultsFile::resume(&path).unwrap();
+            let (_file, finished) = ResultsFile::resume(&path, &[Outcome::Revoked]).unwrap();
             assert!(finished.is_empty());
             assert_eq!(std::fs::read_to_string(&path).unwrap(), header, "{left:?}");
         }
@@ -427,7 +428,7 @@ mod tests {
         // SAFETY: a valid NUL-terminated path; mkfifo reads nothing else.
         assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
         assert!(matches!(ResultsFile::create(&fifo), Err(ResultsError::NotRegular(_))));
-        assert!(matches!(ResultsFile::resume(&fifo), Err(ResultsError::NotRegular(_))));
+        assert!(matches!(ResultsFile::resume(&fifo, &[Outcome::Revoked]), Err(ResultsError::NotRegular(_))));
         assert!(matches!(ResultsFile::create(Path::new("/dev/null")), Err(ResultsError::NotRegular(_))));
     }
 

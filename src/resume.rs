@@ -1,5 +1,9 @@
 //! Reading an earlier run's results so a resumed run can skip what is done.
 //!
+//! Which outcomes are final is the operation's business
+//! ([`crate::run::Operation::finals`]): a resumed `reactivate` skips the pairs
+//! it reactivated, not the ones a revoke run revoked.
+//!
 //! A run killed mid-write can leave a torn last line; it is cut off here, and
 //! its pair, no longer recorded as final, is sent again (a second DELETE of a
 //! revoked certificate answers "already revoked", which is success).
@@ -7,16 +11,20 @@
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 
+use crate::dispatcher::maybe_carried_out;
 use crate::ids::{CertId, ZoneId};
 use crate::plan::{key, Key};
-
-/// Outcomes that need no further request.
-const FINAL: [&str; 3] = ["revoked", "already_revoked", "not_found"];
+use crate::results::Outcome;
 
 /// The pairs an earlier run finished, and what reading them found.
 #[derive(Debug, Default)]
 pub struct Finished {
     keys: Vec<Key>,
+    /// Pairs recorded `failed` after an answer that may hide the request
+    /// being carried out (no answer, a 5xx, a 2xx that did not answer): a
+    /// resumed revoke that then hears "already revoked" takes it as the
+    /// earlier run's revocation.
+    maybe_done: Vec<Key>,
     /// Input lines already recorded as `invalid`, so a resume does not record them twice.
     invalid_lines: Vec<u64>,
     /// Results rows read (all outcomes).
@@ -32,6 +40,10 @@ impl Finished {
 
     pub(crate) fn contains_key(&self, key: &Key) -> bool {
         self.keys.binary_search(key).is_ok()
+    }
+
+    pub fn maybe_done(&self, zone: ZoneId, cert: CertId) -> bool {
+        self.maybe_done.binary_search(&key(zone, cert)).is_ok()
     }
 
     pub fn has_invalid_line(&self, line: u64) -> bool {
@@ -76,8 +88,8 @@ fn end_of_last_line(file: &mut File, len: u64) -> io::Result<u64> {
 }
 
 /// Reads the results in `file` (positioned anywhere), repairs a torn tail in
-/// place, and collects the final pairs.
-pub fn scan(file: &mut File, header: &[&str]) -> Result<Finished, ScanError> {
+/// place, and collects the pairs whose outcome is one of `finals`.
+pub fn scan(file: &mut File, header: &[&str], finals: &[Outcome]) -> Result<Finished, ScanError> {
     let len = file.metadata()?.len();
     let mut keep = end_of_last_line(file, len)?;
     file.seek(SeekFrom::Start(0))?;
@@ -88,7 +100,8 @@ pub fn scan(file: &mut File, header: &[&str]) -> Result<Finished, ScanError> {
     }
     let column = |name: &str| header.iter().position(|h| *h == name).expect("known column");
     let (zone_col, cert_col, outcome_col) = (column("zone_id"), column("certificate_id"), column("outcome"));
-    let line_col = column("line");
+    let (line_col, status_col) = (column("line"), column("http_status"));
+    let is_final = |outcome: &str| finals.iter().any(|f| f.as_str() == outcome);
     let mut finished = Finished::default();
     let mut record = csv::StringRecord::new();
     loop {
@@ -98,17 +111,17 @@ pub fn scan(file: &mut File, header: &[&str]) -> Result<Finished, ScanError> {
             Ok(false) => break,
             Ok(true) if record.len() == header.len() => {
                 finished.rows += 1;
-                if &record[outcome_col] == "invalid" {
+                let outcome = &record[outcome_col];
+                let pair = ZoneId::parse(record[zone_col].as_bytes())
+                    .and_then(|zone| Ok(key(zone, CertId::parse(record[cert_col].as_bytes())?)));
+                if outcome == Outcome::Invalid.as_str() {
                     finished.invalid_lines.extend(record[line_col].parse::<u64>().ok());
-                } else if FINAL.contains(&&record[outcome_col]) {
-                    let zone = ZoneId::parse(record[zone_col].as_bytes());
-                    let cert = CertId::parse(record[cert_col].as_bytes());
-                    match (zone, cert) {
-                        (Ok(zone), Ok(cert)) => finished.keys.push(key(zone, cert)),
-                        _ => {
-                            return Err(ScanError::Foreign(format!("line {line} has a final outcome but no valid IDs")))
-                        }
-                    }
+                } else if is_final(outcome) {
+                    let pair = pair
+                        .map_err(|_| ScanError::Foreign(format!("line {line} has a final outcome but no valid IDs")))?;
+                    finished.keys.push(pair);
+                } else if outcome == Outcome::Failed.as_str() && maybe_carried_out(record[status_col].parse().ok()) {
+                    finished.maybe_done.extend(pair.ok());
                 }
             }
             // A bad record is a torn write only if nothing follows it.
@@ -126,8 +139,10 @@ pub fn scan(file: &mut File, header: &[&str]) -> Result<Finished, ScanError> {
         file.set_len(keep)?;
         finished.repaired = len - keep;
     }
-    finished.keys.sort_unstable();
-    finished.keys.dedup();
+    for keys in [&mut finished.keys, &mut finished.maybe_done] {
+        keys.sort_unstable();
+        keys.dedup();
+    }
     finished.invalid_lines.sort_unstable();
     Ok(finished)
 }
@@ -138,7 +153,8 @@ mod tests {
 
     use super::*;
 
-    const HEADER: [&str; 4] = ["line", "zone_id", "certificate_id", "outcome"];
+    const HEADER: [&str; 5] = ["line", "zone_id", "certificate_id", "outcome", "http_status"];
+    const REVOKE: [Outcome; 3] = [Outcome::Revoked, Outcome::AlreadyRevoked, Outcome::NotFound];
     const Z: &str = "023e105f4ecef8ad9ca31a8372d0c353";
 
     fn cert(i: u32) -> String {
@@ -148,7 +164,7 @@ mod tests {
     fn scan_text(text: &str) -> (Result<Finished, ScanError>, String) {
         let mut file = tempfile::tempfile().unwrap();
         file.write_all(text.as_bytes()).unwrap();
-        let result = scan(&mut file, &HEADER);
+        let result = scan(&mut file, &HEADER, &REVOKE);
         let mut after = String::new();
         file.seek(SeekFrom::Start(0)).unwrap();
         file.read_to_string(&mut after).unwrap();
@@ -158,7 +174,8 @@ mod tests {
     #[test]
     fn final_pairs_are_collected_and_failed_ones_are_not() {
         let text = format!(
-            "line,zone_id,certificate_id,outcome\n2,{Z},{},revoked\n3,{Z},{},failed\n4,{Z},{},not_found\n5,,,invalid\n",
+            "line,zone_id,certificate_id,outcome,http_status\n2,{Z},{},revoked,200\n3,{Z},{},failed,403\n\
+             4,{Z},{},not_found,404\n5,,,invalid,\n",
             cert(1),
             cert(2),
             cert(3)
@@ -175,7 +192,7 @@ mod tests {
 
     #[test]
     fn a_torn_last_line_is_cut_off() {
-        let good = format!("line,zone_id,certificate_id,outcome\n2,{Z},{},revoked\n", cert(1));
+        let good = format!("line,zone_id,certificate_id,outcome,http_status\n2,{Z},{},revoked,200\n", cert(1));
         for torn in [format!("3,{Z},{},rev", cert(2)), format!("3,{Z},\"{}", cert(2)), "3,\"multi\nline".into()] {
             let (finished, after) = scan_text(&format!("{good}{torn}"));
             let finished = finished.unwrap();
@@ -190,8 +207,48 @@ mod tests {
         let (result, after) = scan_text("name,email\nx,y\n");
         assert!(matches!(result, Err(ScanError::Foreign(_))));
         assert_eq!(after, "name,email\nx,y\n");
-        let broken_middle = format!("line,zone_id,certificate_id,outcome\n2,{Z}\n3,{Z},{},revoked\n", cert(1));
+        let broken_middle =
+            format!("line,zone_id,certificate_id,outcome,http_status\n2,{Z}\n3,{Z},{},revoked,200\n", cert(1));
         let (result, _) = scan_text(&broken_middle);
         assert!(matches!(result, Err(ScanError::Foreign(m)) if m.contains("line 2")));
+    }
+
+    #[test]
+    fn each_operation_skips_its_own_final_outcomes() {
+        let text = format!(
+            "line,zone_id,certificate_id,outcome,http_status\n2,{Z},{},reactivated,200\n3,{Z},{},too_late,400\n\
+             4,{Z},{},revoked,200\n",
+            cert(1),
+            cert(2),
+            cert(3)
+        );
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+        let reactivate = [Outcome::Reactivated, Outcome::TooLate, Outcome::NotFound];
+        let finished = scan(&mut file, &HEADER, &reactivate).unwrap();
+        let zone = ZoneId::parse(Z.as_bytes()).unwrap();
+        let has = |i| finished.contains(zone, CertId::parse(cert(i).as_bytes()).unwrap());
+        assert!(has(1) && has(2) && !has(3), "a revoke outcome is not final for reactivate");
+        let finished = scan(&mut file, &HEADER, &REVOKE).unwrap();
+        let has = |i| finished.contains(zone, CertId::parse(cert(i).as_bytes()).unwrap());
+        assert!(!has(1) && !has(2) && has(3));
+    }
+
+    #[test]
+    fn failures_that_may_hide_a_revocation_are_remembered() {
+        let text = format!(
+            "line,zone_id,certificate_id,outcome,http_status\n2,{Z},{},failed,\n3,{Z},{},failed,503\n\
+             4,{Z},{},failed,403\n5,{Z},{},failed,429\n6,{Z},{},failed,200\n",
+            cert(1),
+            cert(2),
+            cert(3),
+            cert(4),
+            cert(5)
+        );
+        let finished = scan_text(&text).0.unwrap();
+        let zone = ZoneId::parse(Z.as_bytes()).unwrap();
+        let maybe = |i| finished.maybe_done(zone, CertId::parse(cert(i).as_bytes()).unwrap());
+        assert_eq!((1..=5).map(maybe).collect::<Vec<_>>(), [true, true, false, false, true]);
+        assert!(finished.is_empty());
     }
 }

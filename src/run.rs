@@ -55,7 +55,8 @@ pub struct RunArgs {
     pub concurrency: u16,
 
     /// Continue an earlier run: append to its results file (repairing a torn last line), skipping every
-    /// pair it already finished (revoked, already_revoked, not_found) and retrying the rest.
+    /// pair it already finished (revoke: revoked, already_revoked, not_found; reactivate: reactivated,
+    /// too_late, not_found) and retrying the rest.
     #[arg(long)]
     pub resume: bool,
 
@@ -109,6 +110,14 @@ impl Operation {
         }
     }
 
+    /// The outcomes that need no further request: what `--resume` skips.
+    pub fn finals(self) -> &'static [Outcome] {
+        match self {
+            Operation::Revoke { .. } => &[Outcome::Revoked, Outcome::AlreadyRevoked, Outcome::NotFound],
+            Operation::Reactivate => &[Outcome::Reactivated, Outcome::TooLate, Outcome::NotFound],
+        }
+    }
+
     /// Requests per row when nothing goes wrong, for time estimates.
     fn requests_per_row(self) -> f64 {
         match self {
@@ -117,9 +126,11 @@ impl Operation {
         }
     }
 
-    async fn perform(self, dispatcher: Arc<Dispatcher>, row: Row) -> Option<ResultRow> {
+    /// `tried_before`: the run being resumed recorded this pair `failed`
+    /// after an answer that may hide the request being carried out.
+    async fn perform(self, dispatcher: Arc<Dispatcher>, row: Row, tried_before: bool) -> Option<ResultRow> {
         match self {
-            Operation::Revoke { verify } => crate::revocation::revoke(dispatcher, row, verify).await,
+            Operation::Revoke { verify } => crate::revocation::revoke(dispatcher, row, verify, tried_before).await,
             Operation::Reactivate => crate::reactivation::reactivate(dispatcher, row).await,
         }
     }
@@ -183,7 +194,7 @@ pub fn execute(spec: &Spec<'_>, verbosity: Verbosity, argv: &[String]) -> anyhow
     if let Target::Api { base, .. } = &target {
         confirm(&plan, spec, base, pace)?;
     }
-    let (results, finished) = open_results(&output, args.resume)?;
+    let (results, finished) = open_results(&output, args.resume, spec.operation)?;
     let done_before = plan.count_finished(&finished);
     if results.replaced() {
         eprintln!("{banner}started {} over: it held no results rows yet", output.display());
@@ -306,9 +317,9 @@ fn ensure_distinct_files(spec: &Spec<'_>, output: &Path) -> anyhow::Result<()> {
 
 /// Opens the results file: new, or an earlier run's with `--resume`. A file
 /// locked by another run keeps its own error (and exit code 4).
-fn open_results(output: &Path, resume: bool) -> anyhow::Result<(ResultsFile, Finished)> {
+fn open_results(output: &Path, resume: bool, operation: Operation) -> anyhow::Result<(ResultsFile, Finished)> {
     let opened = if resume {
-        ResultsFile::resume(output)
+        ResultsFile::resume(output, operation.finals())
     } else {
         ResultsFile::create(output).map(|file| (file, Finished::default()))
     };
@@ -552,10 +563,13 @@ impl Pipeline {
             Ok(()) => {
                 let (feeder, queue) = queue::channel(CHANNEL_DEPTH);
                 let producer = {
-                    let (dispatcher, row_tx) = (Arc::clone(&dispatcher), row_tx.clone());
+                    let (dispatcher, row_tx, finished) =
+                        (Arc::clone(&dispatcher), row_tx.clone(), Arc::clone(&finished));
                     tokio::task::spawn_blocking(move || produce(&plan, &finished, &dispatcher, feeder, &row_tx))
                 };
-                let work = move |dispatcher, row| operation.perform(dispatcher, row);
+                let work = move |dispatcher, row: Row| {
+                    operation.perform(dispatcher, row, finished.maybe_done(row.zone, row.cert))
+                };
                 Arc::clone(&dispatcher).run(queue, row_tx, work).await;
                 producer.await.context("the input reader stopped unexpectedly")?;
             }

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod answers;
 mod completions;
 mod hostile;
 mod input_errors;

@@ -1,5 +1,8 @@
 //! `cfrevoke reactivate`: the undo. Reactivates the certificates an earlier
-//! revoke run recorded as `revoked`, while Cloudflare still allows it.
+//! revoke run recorded as `revoked`, while Cloudflare still allows it. That
+//! outcome is the run's own revocations, an "already revoked" answer after a
+//! lost reply included ([`crate::revocation`]); `already_revoked` rows were
+//! revoked before the run, and undoing them would undo someone else's work.
 
 use std::path::PathBuf;
 
@@ -11,7 +14,8 @@ use crate::run::{self, Operation, RunArgs, Spec};
 
 #[derive(Debug, clap::Args)]
 pub struct ReactivateArgs {
-    /// Results CSV of an earlier `cfrevoke revoke` run; its rows with outcome `revoked` are reactivated.
+    /// Results CSV of an earlier `cfrevoke revoke` run; its rows with outcome `revoked` (this run's
+    /// revocations) are reactivated, `already_revoked` ones (revoked before it) are left alone.
     /// Cloudflare allows this only while a certificate is still pending_revocation: rows that already
     /// reached `revoked` are reported as `too_late`.
     pub results: PathBuf,
