@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::ids::{CertId, ZoneId};
-use crate::input::{InputError, InputReader, Problem, Record, Row, Selection};
+use crate::input::{InputError, InputReader, Invalid, Problem, Record, Row, Selection};
 
 /// How many problems are listed before the rest are only counted.
 pub const PROBLEMS_SHOWN: usize = 20;
@@ -199,10 +199,10 @@ impl Plan {
                     plan.first.get_or_insert(row);
                     plan.keys.push(key(row.zone, row.cert));
                 }
-                Record::Invalid(problem) => {
+                Record::Invalid(bad) => {
                     plan.invalid += 1;
                     if plan.problems.len() < PROBLEMS_SHOWN {
-                        plan.problems.push(problem);
+                        plan.problems.push(bad.problem);
                     }
                 }
             }
@@ -293,7 +293,7 @@ pub struct Jobs<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Job {
     Revoke(Row),
-    Invalid(Problem),
+    Invalid(Invalid),
 }
 
 impl Iterator for Jobs<'_> {
@@ -307,7 +307,7 @@ impl Iterator for Jobs<'_> {
                 Err(e) => return Some(Err(PlanError::Input(e.located(self.display)))),
             };
             match record {
-                Record::Invalid(problem) => return Some(Ok(Job::Invalid(problem))),
+                Record::Invalid(bad) => return Some(Ok(Job::Invalid(bad))),
                 Record::Valid(row) => {
                     let Ok(index) = self.keys.binary_search(&key(row.zone, row.cert)) else {
                         return Some(Err(PlanError::Input(format!(
@@ -357,7 +357,7 @@ mod tests {
             .iter()
             .map(|j| match j {
                 Job::Revoke(r) => r.line,
-                Job::Invalid(p) => p.line,
+                Job::Invalid(bad) => bad.line,
             })
             .collect();
         assert_eq!(lines, vec![2, 3, 5, 6]);

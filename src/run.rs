@@ -442,9 +442,9 @@ fn log_start(plan: &Plan, spec: &Spec<'_>, settings: &Settings<'_>, argv: &[Stri
     );
 }
 
-fn invalid_row(problem: &crate::input::Problem) -> ResultRow {
+fn invalid_row(bad: &crate::input::Invalid) -> ResultRow {
     ResultRow {
-        line: problem.line,
+        line: bad.line,
         zone_id: String::new(),
         certificate_id: String::new(),
         outcome: Outcome::Invalid,
@@ -452,10 +452,7 @@ fn invalid_row(problem: &crate::input::Problem) -> ResultRow {
         cert_status: None,
         attempts: 0,
         error_code: None,
-        error_message: match problem.column {
-            Some(col) => format!("column {col}: expected {}", problem.expected),
-            None => format!("expected {}", problem.expected),
-        },
+        error_message: bad.message(),
         cf_ray: String::new(),
         finished_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
         duration_ms: 0,
@@ -534,8 +531,8 @@ fn produce(
         let sent = match job {
             Ok(Job::Revoke(row)) if finished.contains(row.zone, row.cert) => true,
             Ok(Job::Revoke(row)) => jobs.blocking_push(row),
-            Ok(Job::Invalid(problem)) if finished.has_invalid_line(problem.line) => true,
-            Ok(Job::Invalid(problem)) => rows.blocking_send(invalid_row(&problem)).is_ok(),
+            Ok(Job::Invalid(bad)) if finished.has_invalid_line(bad.line) => true,
+            Ok(Job::Invalid(bad)) => rows.blocking_send(invalid_row(&bad)).is_ok(),
             Err(e) => {
                 dispatcher.halt(StopReason::Input(e.to_string()));
                 false

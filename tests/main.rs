@@ -3,6 +3,7 @@
 mod support;
 
 mod completions;
+mod input;
 mod input_errors;
 mod list;
 mod nothing_lost;

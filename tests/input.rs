@@ -1,0 +1,97 @@
+//! The input is read as CSV records, whatever their line breaks.
+
+use axum::http::Method;
+
+use crate::support::*;
+
+/// The results' `line` column, in input order (rows finish in any order).
+fn result_lines(work: &Workdir) -> Vec<u64> {
+    let mut lines: Vec<u64> = work.results("out.csv").iter().map(|r| r["line"].parse().unwrap()).collect();
+    lines.sort_unstable();
+    lines
+}
+
+/// Zone `i` and certificate `i` as a row, without a line end.
+fn pair(i: usize) -> String {
+    format!("{},{}", zone(i), cert(i))
+}
+
+/// A zone and certificate that appear only inside a quoted field.
+fn hidden() -> (String, String) {
+    (zone(7), cert(99))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pair_inside_a_quoted_note_is_never_revoked() {
+    let work = Workdir::new();
+    let (hz, hc) = hidden();
+    let text = format!(
+        "zone_id,certificate_id,note\n{},\"moved, see\n{hz},{hc}\r\nfor the \"\"old\"\" one\"\n\n{},\"a\rb\"\n{},plain\n",
+        pair(0),
+        pair(1),
+        pair(2)
+    );
+    let input = work.write("in.csv", text);
+    // The sandbox serves the hidden certificate too, so a DELETE for it would land.
+    let certs = work.write("certs.csv", format!("zone_id,certificate_id\n{}\n{hz},{hc}\n", pair(0)));
+    let sandbox = SandboxProcess::start(&certs, &[]);
+    let mut cmd = sandbox.revoke(&input, &work.path("out.csv"));
+    cmd.arg("--skip-invalid");
+    let out = run(cmd).await;
+    // Rows 1 and 2 are unknown to the sandbox: not_found, so exit 1; none is invalid.
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let mut results: Vec<(u64, String)> =
+        work.results("out.csv").iter().map(|r| (r["line"].parse().unwrap(), r["outcome"].clone())).collect();
+    results.sort();
+    assert_eq!(results, [(2, "revoked".into()), (6, "not_found".into()), (8, "not_found".into())]);
+    let journal = sandbox.journal().await;
+    assert!(!journal.certs.contains_key(&format!("{hz}/{hc}")), "{:?}", journal.certs);
+    assert_eq!(journal.by_method.get("DELETE"), Some(&3), "{:?}", journal.by_method);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_list_output_whose_common_name_holds_a_line_break_is_read_whole() {
+    let work = Workdir::new();
+    let (hz, hc) = hidden();
+    let mut csv = csv::Writer::from_path(work.path("listed.csv")).unwrap();
+    csv.write_record(["zone_id", "certificate_id", "common_name", "status"]).unwrap();
+    csv.write_record([zone(0).as_str(), &cert(0), &format!("device\n{hz},{hc}"), "active"]).unwrap();
+    csv.write_record([zone(1).as_str(), &cert(1), "plain", "active"]).unwrap();
+    csv.flush().unwrap();
+    let api = TestApi::start(Reply::revoked).await;
+    let mut cmd = api.revoke(&work.path("listed.csv"), &work.path("out.csv"));
+    cmd.arg("--skip-invalid");
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let deleted: Vec<String> =
+        api.hits().iter().filter(|h| h.method == Method::DELETE).map(|h| h.cert().to_string()).collect();
+    assert_eq!(deleted.len(), 2, "{deleted:?}");
+    assert!(!deleted.contains(&hc), "{deleted:?}");
+    assert_eq!(result_lines(&work), [2, 4]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lone_cr_ends_a_record_and_no_row_after_it_is_lost() {
+    let work = Workdir::new();
+    let text = format!("zone_id,certificate_id\n{}\r{}\r\n{}\r", pair(0), pair(1), pair(2));
+    let input = work.write("in.csv", text);
+    let api = TestApi::start(Reply::revoked).await;
+    let out = run(api.revoke(&input, &work.path("out.csv"))).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(api.count(Method::DELETE), 3);
+    assert_eq!(result_lines(&work), [2, 3, 4]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unclosed_quote_is_refused_even_with_skip_invalid() {
+    let work = Workdir::new();
+    let text = format!("zone_id,certificate_id,note\n{},\"open\n{}\n", pair(0), pair(1));
+    let input = work.write("in.csv", text);
+    let api = TestApi::start(Reply::revoked).await;
+    let mut cmd = api.revoke(&input, &work.path("out.csv"));
+    cmd.arg("--skip-invalid");
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("in.csv:2:3: expected a closing quote"), "{}", stderr(&out));
+    assert!(api.hits().is_empty(), "{:?}", api.hits());
+}
