@@ -1,8 +1,33 @@
-//! The input is read as CSV records, whatever their line breaks.
+//! The input is read as CSV records, whatever their line breaks, and from
+//! whatever kind of file: a FIFO or `/dev/stdin` is read once, in pass one.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use axum::http::Method;
 
 use crate::support::*;
+
+/// Waits for `child` up to `limit`, killing it if it is still running then.
+fn finish_within(mut child: Child, limit: Duration) -> Output {
+    let deadline = Instant::now() + limit;
+    while child.try_wait().expect("poll cfrevoke").is_none() {
+        if Instant::now() > deadline {
+            child.kill().ok();
+            let out = child.wait_with_output().expect("reap cfrevoke");
+            panic!("cfrevoke still running after {limit:?}; stderr: {}", stderr(&out));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("reap cfrevoke")
+}
+
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo").arg(path).status().expect("run mkfifo");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
 
 /// The results' `line` column, in input order (rows finish in any order).
 fn result_lines(work: &Workdir) -> Vec<u64> {
@@ -94,4 +119,64 @@ async fn an_unclosed_quote_is_refused_even_with_skip_invalid() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("in.csv:2:3: expected a closing quote"), "{}", stderr(&out));
     assert!(api.hits().is_empty(), "{:?}", api.hits());
+}
+
+/// `cfrevoke revoke FIFO` with a writer that sends `text` once: pass two
+/// reads the copy pass one made, instead of waiting on the FIFO again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fifo_input_is_read_once() {
+    let work = Workdir::new();
+    let text = input_csv(12);
+    let certs = work.write("certs.csv", &text);
+    let fifo = work.path("in.fifo");
+    mkfifo(&fifo);
+    let sandbox = SandboxProcess::start(&certs, &[]);
+    let child = sandbox.revoke_std(&fifo, &work.path("out.csv")).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
+    let child = child.expect("start cfrevoke");
+    let writer = std::thread::spawn(move || std::fs::File::create(fifo).and_then(|mut f| f.write_all(text.as_bytes())));
+    let out = tokio::task::spawn_blocking(move || finish_within(child, Duration::from_secs(30))).await.unwrap();
+    writer.join().unwrap().expect("write the FIFO");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(work.results("out.csv").len(), 12);
+    assert_eq!(sandbox.journal().await.revocations, 12);
+}
+
+/// Pass one waits for a FIFO's writer as `cat` would, and that wait ends at
+/// SIGTERM with nothing sent.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fifo_nobody_writes_to_ends_at_sigterm() {
+    use std::os::unix::process::ExitStatusExt;
+    let work = Workdir::new();
+    let certs = work.write("certs.csv", input_csv(3));
+    let fifo = work.path("in.fifo");
+    mkfifo(&fifo);
+    let sandbox = SandboxProcess::start(&certs, &[]);
+    let child = sandbox.revoke_std(&fifo, &work.path("out.csv")).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
+    let child = child.expect("start cfrevoke");
+    // Where the kernel says so, wait until it is blocked opening the FIFO.
+    let wchan = format!("/proc/{}/wchan", child.id());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && !std::fs::read_to_string(&wchan).unwrap_or_default().contains("partner") {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    signal(&child, "TERM");
+    let out = tokio::task::spawn_blocking(move || finish_within(child, Duration::from_secs(10))).await.unwrap();
+    let by_term = out.status.signal() == Some(15) || out.status.code() == Some(130);
+    assert!(by_term, "{:?}: {}", out.status, stderr(&out));
+    assert_eq!(sandbox.journal().await.requests, 0);
+    assert!(!work.path("out.csv").exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dev_stdin_as_the_input_path_is_read_once() {
+    let work = Workdir::new();
+    let text = input_csv(5);
+    let certs = work.write("certs.csv", &text);
+    let sandbox = SandboxProcess::start(&certs, &[]);
+    let mut cmd = sandbox.revoke(Path::new("/dev/stdin"), &work.path("out.csv"));
+    cmd.write_stdin(text);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(work.results("out.csv").len(), 5);
+    assert_eq!(sandbox.journal().await.revocations, 5);
 }
