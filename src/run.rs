@@ -307,6 +307,13 @@ fn output_path(spec: &Spec<'_>) -> anyhow::Result<PathBuf> {
     if spec.input.as_os_str() == "-" {
         return Err(usage("reading standard input needs --output PATH for the results file"));
     }
+    // Beside `/dev/stdin` the results would land in /dev.
+    if std::fs::metadata(spec.input).is_ok_and(|m| !m.is_file()) {
+        return Err(usage(format!(
+            "{} is not a regular file: pass --output PATH for the results",
+            spec.input.display()
+        )));
+    }
     let kind = match (spec.operation, spec.sandbox) {
         (Operation::Reactivate, _) => "reactivated",
         (Operation::Revoke { .. }, true) => "sandbox-results",

@@ -167,6 +167,24 @@ async fn a_fifo_nobody_writes_to_ends_at_sigterm() {
     assert!(!work.path("out.csv").exists());
 }
 
+/// A results file beside a FIFO or `/dev/stdin` has no sensible place, as
+/// for `-`; the FIFO is not even opened.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_input_that_is_not_a_regular_file_needs_output() {
+    let work = Workdir::new();
+    let fifo = work.path("in.fifo");
+    mkfifo(&fifo);
+    let api = TestApi::start(Reply::revoked).await;
+    let mut cmd = cfrevoke_std();
+    cmd.env("CLOUDFLARE_API_TOKEN", TOKEN).args(["revoke", "--yes", "--base-url", &api.base_url()]).arg(&fifo);
+    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start cfrevoke");
+    let out = tokio::task::spawn_blocking(move || finish_within(child, Duration::from_secs(10))).await.unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("in.fifo is not a regular file: pass --output PATH"), "{}", stderr(&out));
+    assert!(api.hits().is_empty());
+    assert_eq!(std::fs::read_dir(work.path("")).unwrap().count(), 1, "nothing written beside the FIFO");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn dev_stdin_as_the_input_path_is_read_once() {
     let work = Workdir::new();
