@@ -135,8 +135,9 @@ async fn a_fifo_input_is_read_once() {
     let child = child.expect("start cfrevoke");
     let writer = std::thread::spawn(move || std::fs::File::create(fifo).and_then(|mut f| f.write_all(text.as_bytes())));
     let out = tokio::task::spawn_blocking(move || finish_within(child, Duration::from_secs(30))).await.unwrap();
-    writer.join().unwrap().expect("write the FIFO");
+    // Checked first: a writer that nobody opened the FIFO for would block the join.
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    writer.join().unwrap().expect("write the FIFO");
     assert_eq!(work.results("out.csv").len(), 12);
     assert_eq!(sandbox.journal().await.revocations, 12);
 }
