@@ -3,17 +3,25 @@
 //!
 //! Two passes keep memory bounded by the pipeline rather than the file: pass one
 //! keeps only a sorted vector of 33-byte keys (about 33 MB for a million rows),
-//! pass two re-reads the file and feeds rows into a bounded channel. Standard
-//! input is spooled to a temporary file during pass one so it can be read twice.
+//! pass two reads the file again and feeds rows into a bounded channel.
+//!
+//! Pass one opens the input once, and pass two reads the file it opened, by
+//! position: pass two never opens a path, so nothing it does can wait on the
+//! outside world. An input that is not a regular file (standard input, a FIFO,
+//! `/dev/stdin`, a terminal) can be read only once: pass one copies it to a
+//! temporary file as it reads. Pass one runs before any signal handler is
+//! installed, so an open or a read that waits on a writer that never comes
+//! still ends at Ctrl-C or SIGTERM, with nothing sent.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
 use crate::ids::{CertId, ZoneId};
-use crate::input::{InputError, InputReader, Problem, Record, Row, Selection};
+use crate::input::{InputError, InputReader, Invalid, Problem, Record, Row, Selection};
 
 /// How many problems are listed before the rest are only counted.
 pub const PROBLEMS_SHOWN: usize = 20;
@@ -81,18 +89,34 @@ fn sort_keys(keys: &mut [Key], from: usize) {
     }
 }
 
-/// Where the rows come from: a file, or standard input spooled to disk.
+/// Where pass two reads the rows: the regular file pass one opened, or the
+/// copy it made of an input that can be read only once.
 pub enum Source {
-    File(PathBuf),
-    Stdin(tempfile::NamedTempFile),
+    File(File),
+    Spool(tempfile::NamedTempFile),
 }
 
 impl Source {
-    fn path(&self) -> &Path {
+    fn file(&self) -> &File {
         match self {
-            Source::File(p) => p,
-            Source::Stdin(t) => t.path(),
+            Source::File(file) => file,
+            Source::Spool(spool) => spool.as_file(),
         }
+    }
+}
+
+/// Reads a file from its start by position: each pass two (`pairs` and then
+/// `jobs`) reads the same bytes, without a shared file offset.
+struct ReadAt<'a> {
+    file: &'a File,
+    offset: u64,
+}
+
+impl Read for ReadAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.offset)?;
+        self.offset += n as u64;
+        Ok(n)
     }
 }
 
@@ -138,7 +162,7 @@ impl<R: Read, W: Write> Read for Tee<R, W> {
 pub enum PlanError {
     #[error("cannot open the input {path}: {source}")]
     Open { path: String, source: io::Error },
-    #[error("cannot spool standard input to a temporary file: {0}")]
+    #[error("cannot copy the input to a temporary file: {0}")]
     Spool(io::Error),
     #[error("{0}")]
     Input(String),
@@ -153,20 +177,26 @@ impl Plan {
     /// Pass one over the rows of `input` that match every selection.
     pub fn build_selecting(input: &Path, selections: Vec<Selection>) -> Result<Plan, PlanError> {
         if input == Path::new("-") {
-            let spool = tempfile::NamedTempFile::new().map_err(PlanError::Spool)?;
-            let writer = io::BufWriter::new(spool.reopen().map_err(PlanError::Spool)?);
-            let tee = Tee { inner: io::stdin().lock(), hasher: Sha256::new(), copy: Some(writer) };
-            Plan::scan("<stdin>".into(), Source::Stdin(spool), tee, selections)
-        } else {
-            let display = input.display().to_string();
-            let file = File::open(input).map_err(|source| PlanError::Open { path: display.clone(), source })?;
-            let tee = Tee::<_, io::Sink> {
-                inner: BufReader::with_capacity(1 << 16, file),
-                hasher: Sha256::new(),
-                copy: None,
-            };
-            Plan::scan(display, Source::File(input.to_path_buf()), tee, selections)
+            return Plan::spool("<stdin>".into(), io::stdin().lock(), selections);
         }
+        let display = input.display().to_string();
+        let open = |source| PlanError::Open { path: display.clone(), source };
+        // Opening a FIFO waits for a writer, as `cat` does.
+        let file = File::open(input).map_err(open)?;
+        if !file.metadata().map_err(open)?.is_file() {
+            return Plan::spool(display, file, selections);
+        }
+        let tee = Tee::<_, io::Sink> { inner: file.try_clone().map_err(open)?, hasher: Sha256::new(), copy: None };
+        Plan::scan(display, Source::File(file), tee, selections)
+    }
+
+    /// Pass one over an input that can be read only once, copying it to a
+    /// temporary file for pass two.
+    fn spool(display: String, input: impl Read, selections: Vec<Selection>) -> Result<Plan, PlanError> {
+        let spool = tempfile::NamedTempFile::new().map_err(PlanError::Spool)?;
+        let writer = io::BufWriter::new(spool.reopen().map_err(PlanError::Spool)?);
+        let tee = Tee { inner: input, hasher: Sha256::new(), copy: Some(writer) };
+        Plan::scan(display, Source::Spool(spool), tee, selections)
     }
 
     fn scan<R: Read, W: Write>(
@@ -199,10 +229,10 @@ impl Plan {
                     plan.first.get_or_insert(row);
                     plan.keys.push(key(row.zone, row.cert));
                 }
-                Record::Invalid(problem) => {
+                Record::Invalid(bad) => {
                     plan.invalid += 1;
                     if plan.problems.len() < PROBLEMS_SHOWN {
-                        plan.problems.push(problem);
+                        plan.problems.push(bad.problem);
                     }
                 }
             }
@@ -238,11 +268,10 @@ impl Plan {
         out.join("\n")
     }
 
-    /// Pass two: opens the input again and yields each unique valid row once, in
+    /// Pass two: reads the input again and yields each unique valid row once, in
     /// file order, plus the invalid rows (so they can be recorded).
     pub fn jobs(&self) -> Result<Jobs<'_>, PlanError> {
-        let path = self.source.path();
-        let file = File::open(path).map_err(|source| PlanError::Open { path: self.display.clone(), source })?;
+        let file = ReadAt { file: self.source.file(), offset: 0 };
         let reader = InputReader::selecting(BufReader::with_capacity(1 << 16, file), &self.selections)
             .map_err(|e| PlanError::Input(e.located(&self.display)))?;
         Ok(Jobs { reader, keys: &self.keys, seen: vec![0u64; self.keys.len().div_ceil(64)], display: &self.display })
@@ -283,7 +312,7 @@ fn count_zones(keys: &[Key]) -> u64 {
 /// The job stream of pass two; duplicates are dropped using a bitset over the
 /// sorted keys, so the first occurrence of each pair is the one revoked.
 pub struct Jobs<'a> {
-    reader: InputReader<BufReader<File>>,
+    reader: InputReader<BufReader<ReadAt<'a>>>,
     keys: &'a [Key],
     seen: Vec<u64>,
     display: &'a str,
@@ -293,7 +322,7 @@ pub struct Jobs<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Job {
     Revoke(Row),
-    Invalid(Problem),
+    Invalid(Invalid),
 }
 
 impl Iterator for Jobs<'_> {
@@ -307,7 +336,7 @@ impl Iterator for Jobs<'_> {
                 Err(e) => return Some(Err(PlanError::Input(e.located(self.display)))),
             };
             match record {
-                Record::Invalid(problem) => return Some(Ok(Job::Invalid(problem))),
+                Record::Invalid(bad) => return Some(Ok(Job::Invalid(bad))),
                 Record::Valid(row) => {
                     let Ok(index) = self.keys.binary_search(&key(row.zone, row.cert)) else {
                         return Some(Err(PlanError::Input(format!(
@@ -357,7 +386,7 @@ mod tests {
             .iter()
             .map(|j| match j {
                 Job::Revoke(r) => r.line,
-                Job::Invalid(p) => p.line,
+                Job::Invalid(bad) => bad.line,
             })
             .collect();
         assert_eq!(lines, vec![2, 3, 5, 6]);
@@ -381,6 +410,21 @@ mod tests {
             expected.sort_unstable();
             sort_keys(&mut keys, 0);
             proptest::prop_assert_eq!(keys, expected);
+        }
+    }
+
+    /// Pass two reads what pass one opened: a file renamed over the input
+    /// path in between (as an editor saves) changes nothing it reads.
+    #[test]
+    fn pass_two_reads_the_file_pass_one_opened() {
+        let (dir, plan) = plan_of(&format!("zone_id,certificate_id\n{Z1},{C1}\n"));
+        let plan = plan.unwrap();
+        let other = dir.path().join("other.csv");
+        std::fs::write(&other, format!("zone_id,certificate_id\n{Z2},{C2}\n")).unwrap();
+        std::fs::rename(&other, dir.path().join("in.csv")).unwrap();
+        for _ in 0..2 {
+            let pairs = plan.pairs().unwrap();
+            assert_eq!(pairs, vec![(Z1.parse().unwrap(), C1.parse().unwrap())]);
         }
     }
 

@@ -367,6 +367,13 @@ fn output_path(spec: &Spec<'_>) -> anyhow::Result<PathBuf> {
     if spec.input.as_os_str() == "-" {
         return Err(usage("reading standard input needs --output PATH for the results file"));
     }
+    // Beside `/dev/stdin` the results would land in /dev.
+    if std::fs::metadata(spec.input).is_ok_and(|m| !m.is_file()) {
+        return Err(usage(format!(
+            "{} is not a regular file: pass --output PATH for the results",
+            spec.input.display()
+        )));
+    }
     let kind = match (spec.operation, spec.sandbox) {
         (Operation::Reactivate, _) => "reactivated",
         (Operation::Revoke { .. }, true) => "sandbox-results",
@@ -502,9 +509,9 @@ fn log_start(plan: &Plan, spec: &Spec<'_>, settings: &Settings<'_>, argv: &[Stri
     );
 }
 
-fn invalid_row(problem: &crate::input::Problem) -> ResultRow {
+fn invalid_row(bad: &crate::input::Invalid) -> ResultRow {
     ResultRow {
-        line: problem.line,
+        line: bad.line,
         zone_id: String::new(),
         certificate_id: String::new(),
         outcome: Outcome::Invalid,
@@ -512,10 +519,7 @@ fn invalid_row(problem: &crate::input::Problem) -> ResultRow {
         cert_status: None,
         attempts: 0,
         error_code: None,
-        error_message: match problem.column {
-            Some(col) => format!("column {col}: expected {}", problem.expected),
-            None => format!("expected {}", problem.expected),
-        },
+        error_message: bad.message(),
         cf_ray: String::new(),
         finished_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
         duration_ms: 0,
@@ -612,8 +616,8 @@ fn produce(
         let sent = match job {
             Ok(Job::Revoke(row)) if finished.contains(row.zone, row.cert) => true,
             Ok(Job::Revoke(row)) => jobs.blocking_push(row),
-            Ok(Job::Invalid(problem)) if finished.has_invalid_line(problem.line) => true,
-            Ok(Job::Invalid(problem)) => rows.blocking_send(invalid_row(&problem)).is_ok(),
+            Ok(Job::Invalid(bad)) if finished.has_invalid_line(bad.line) => true,
+            Ok(Job::Invalid(bad)) => rows.blocking_send(invalid_row(&bad)).is_ok(),
             Err(e) => {
                 dispatcher.halt(StopReason::Input(e.to_string()));
                 false

@@ -5,6 +5,7 @@ mod support;
 mod answers;
 mod completions;
 mod hostile;
+mod input;
 mod input_errors;
 mod list;
 mod nothing_lost;
