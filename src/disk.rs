@@ -4,8 +4,23 @@
 //! in an incident would rather free space first than find out halfway
 //! through.
 
-use std::os::unix::fs::MetadataExt;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+
+use rustix::fs::OFlags;
+
+/// Opens `path` as `options` say, without waiting on it: a FIFO that nobody
+/// reads fails at once (`ENXIO`) instead of hanging the run, and one nobody
+/// writes to opens so that its type can be checked. Reads and writes then
+/// block as usual, so a slow reader loses nothing.
+pub fn open_without_waiting(options: &mut OpenOptions, path: &Path) -> io::Result<File> {
+    let file = options.custom_flags(OFlags::NONBLOCK.bits() as i32).open(path)?;
+    let flags = rustix::fs::fcntl_getfl(&file)?;
+    rustix::fs::fcntl_setfl(&file, flags - OFlags::NONBLOCK)?;
+    Ok(file)
+}
 
 /// Refuses two `(name, path)` of `files` that are one file on disk, by any
 /// path: the same name, a symbolic link or a hard link. `name` says which

@@ -6,12 +6,10 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::IsTerminal;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use anyhow::Context;
-use rustix::fs::OFlags;
 use tokio_util::sync::CancellationToken;
 use tracing::Dispatch;
 use tracing_subscriber::filter::{EnvFilter, LevelFilter, Targets};
@@ -62,20 +60,12 @@ pub struct LogFile {
 }
 
 impl LogFile {
-    /// Opens without waiting: a FIFO nobody reads fails at once (`ENXIO`)
-    /// instead of hanging the run before it starts. Writes then block as
-    /// usual, so a slow reader loses nothing.
+    /// Opens without waiting, so a FIFO nobody reads cannot hang the run
+    /// before it starts.
     pub fn open(path: &Path) -> anyhow::Result<LogFile> {
-        let context =
-            || format!("cannot open the log file {}: check the directory exists and is writable", path.display());
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .custom_flags(OFlags::NONBLOCK.bits() as i32)
-            .open(path)
-            .with_context(context)?;
-        let flags = rustix::fs::fcntl_getfl(&file).with_context(context)?;
-        rustix::fs::fcntl_setfl(&file, flags - OFlags::NONBLOCK).with_context(context)?;
+        let file = crate::disk::open_without_waiting(OpenOptions::new().create(true).append(true), path).with_context(
+            || format!("cannot open the log file {}: check the directory exists and is writable", path.display()),
+        )?;
         Ok(LogFile { file, path: path.to_path_buf(), health: LogHealth::default() })
     }
 

@@ -3,7 +3,6 @@
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -186,15 +185,9 @@ fn lock(file: &File, path: &Path) -> Result<(), ResultsError> {
 /// Opens an existing results file for reading and appending. Only a regular
 /// file will do: a FIFO would block the open (or the read of `--resume`)
 /// until some other process came along, and a device cannot be locked,
-/// fsynced or read back. `O_NONBLOCK` lets the open return so the file's
-/// type can be checked; on a regular file it changes nothing.
+/// fsynced or read back.
 fn open_existing(path: &Path, refused: impl FnOnce(io::Error) -> ResultsError) -> Result<File, ResultsError> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-        .open(path)
-        .map_err(refused)?;
+    let file = crate::disk::open_without_waiting(OpenOptions::new().read(true).write(true), path).map_err(refused)?;
     match file.metadata() {
         Ok(meta) if meta.is_file() => Ok(file),
         Ok(_) => Err(ResultsError::NotRegular(path.to_path_buf())),

@@ -272,7 +272,10 @@ pub fn execute(spec: &Spec<'_>, verbosity: Verbosity, argv: &[String]) -> anyhow
     let json = summary.to_json();
     // Files first: what monitoring reads must not depend on whoever reads stdout.
     let written = args.summary_json.as_ref().map_or(Ok(()), |path| {
-        std::fs::write(path, format!("{json}\n"))
+        // Not waiting on the open: a FIFO nobody reads must not hang the
+        // run's end, after every row is recorded.
+        disk::open_without_waiting(std::fs::OpenOptions::new().write(true).create(true).truncate(true), path)
+            .and_then(|mut file| file.write_all(format!("{json}\n").as_bytes()))
             .with_context(|| format!("cannot write the summary to {}", path.display()))
     });
     if args.json {

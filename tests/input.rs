@@ -24,11 +24,6 @@ fn finish_within(mut child: Child, limit: Duration) -> Output {
     child.wait_with_output().expect("reap cfrevoke")
 }
 
-fn mkfifo(path: &Path) {
-    let status = std::process::Command::new("mkfifo").arg(path).status().expect("run mkfifo");
-    assert!(status.success(), "mkfifo {}", path.display());
-}
-
 /// The results' `line` column, in input order (rows finish in any order).
 fn result_lines(work: &Workdir) -> Vec<u64> {
     let mut lines: Vec<u64> = work.results("out.csv").iter().map(|r| r["line"].parse().unwrap()).collect();

@@ -189,9 +189,7 @@ async fn a_fifo_as_the_results_file_is_refused_before_any_request() {
     let work = Workdir::new();
     let input = work.write("in.csv", input_csv(3));
     let fifo = work.path("out.fifo");
-    let name = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
-    // SAFETY: a valid NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0);
+    mkfifo(&fifo);
     let api = TestApi::start(Reply::revoked).await;
     for resume in [false, true] {
         let mut cmd = api.revoke(&input, &fifo);
@@ -199,4 +197,19 @@ async fn a_fifo_as_the_results_file_is_refused_before_any_request() {
         let err = refused_before_sending(&run(cmd).await, &api);
         assert!(err.contains("is not a regular file"), "{err}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_summary_fifo_nobody_reads_does_not_hang_the_end_of_the_run() {
+    let work = Workdir::new();
+    let input = work.write("in.csv", input_csv(3));
+    let fifo = work.path("summary.fifo");
+    mkfifo(&fifo);
+    let api = TestApi::start(Reply::revoked).await;
+    let mut cmd = api.revoke(&input, &work.path("out.csv"));
+    cmd.arg("--summary-json").arg(&fifo).timeout(Duration::from_secs(20));
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cannot write the summary to"), "{}", stderr(&out));
+    assert!(work.results("out.csv").iter().all(|r| r["outcome"] == "revoked"), "the rows were recorded first");
 }

@@ -316,6 +316,12 @@ pub async fn interrupt_mid_run(
 }
 
 /// Sends a signal by name (`TERM`, `INT`, `KILL`) to a child process.
+/// A FIFO at `path`, for the inputs and outputs that must not hang on one.
+pub fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo").arg(path).status().expect("run mkfifo");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
 pub fn signal(child: &std::process::Child, name: &str) {
     let status = std::process::Command::new("kill").arg(format!("-{name}")).arg(child.id().to_string()).status();
     assert!(status.expect("kill").success());
