@@ -32,12 +32,12 @@ fn input(c: &mut Criterion) {
     for (name, path) in [("check_1m_rows", &path), ("check_1m_quoted_rows", &quoted)] {
         group.bench_function(name, |b| {
             b.iter(|| {
-                let plan = cfrevoke::plan::Plan::build(path).unwrap();
+                let plan = cfrevoke::input::plan::Plan::build(path).unwrap();
                 assert_eq!(plan.unique, ROWS);
             })
         });
     }
-    let plan = cfrevoke::plan::Plan::build(&path).unwrap();
+    let plan = cfrevoke::input::plan::Plan::build(&path).unwrap();
     group.bench_function("stream_1m_jobs", |b| b.iter(|| assert_eq!(plan.jobs().unwrap().count() as u64, ROWS)));
     group.finish();
 }

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::escape;
-use crate::ids::CertId;
+use crate::input::ids::CertId;
 
 /// Error codes observed from the client-certificate endpoints
 /// (see `shared/cloudflare/API-NOTES.md`).

@@ -12,8 +12,8 @@ use serde::de::DeserializeOwned;
 use crate::api::{headers, CertStatus, CertificateState, ClientCertificate, Envelope};
 use crate::credentials::Credentials;
 use crate::escape;
-use crate::ids::{CertId, ZoneId};
-use crate::quota::{self, Policy, Remaining};
+use crate::input::ids::{CertId, ZoneId};
+use crate::pacing::headers::{parse_policy, parse_ratelimit, Policy, Remaining};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.cloudflare.com/client/v4";
 pub const USER_AGENT: &str =
@@ -248,8 +248,8 @@ impl ApiClient {
         let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok());
         let cf_ray = header(headers::CF_RAY).map(escape::server_text);
         let retry_after = header(headers::RETRY_AFTER).and_then(|v| parse_retry_after(v, SystemTime::now()));
-        let remaining = header(headers::RATELIMIT).and_then(quota::parse_ratelimit);
-        let policy = header(headers::RATELIMIT_POLICY).and_then(quota::parse_policy);
+        let remaining = header(headers::RATELIMIT).and_then(parse_ratelimit);
+        let policy = header(headers::RATELIMIT_POLICY).and_then(parse_policy);
         let body = if status.is_redirection() {
             // Not read: a redirect's body is not the API's answer.
             Err(redirect(response.url(), response.headers().get(LOCATION)))

@@ -54,7 +54,10 @@ pub fn refused(message: impl Into<String>) -> anyhow::Error {
 /// The exit code for an error that reached the top.
 pub fn code_for(error: &anyhow::Error) -> ExitCode {
     let locked = |e: &(dyn std::error::Error + 'static)| {
-        matches!(e.downcast_ref::<crate::results::ResultsError>(), Some(crate::results::ResultsError::Locked(_)))
+        matches!(
+            e.downcast_ref::<crate::output::results::ResultsError>(),
+            Some(crate::output::results::ResultsError::Locked(_))
+        )
     };
     if error.chain().any(locked) {
         ExitCode::Locked

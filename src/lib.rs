@@ -1,43 +1,37 @@
 //! cfrevoke: bulk revocation of Cloudflare API Shield mTLS client certificates.
 //!
-//! Data flows one way: [`plan`] (input checked, deduped) → jobs over a bounded
-//! [`queue`] → [`dispatcher`] (pacing, concurrency, retry) → [`client`] →
-//! [`collector`] (results file, counts) → [`summary`]. `list` builds that
-//! input: [`listing`] pages through the same dispatcher, [`cert_filter`] keeps
-//! what the filters describe.
+//! Data flows one way, and each stage is a folder:
+//!
+//! - [`cli`]: the command line (clap), one module per subcommand; the only
+//!   place that knows about flags.
+//! - [`input`]: the CSV reader, IDs, the plan (pass one checks and dedupes the
+//!   whole file before anything is sent; pass two streams jobs), and the scan
+//!   of an earlier run's results for `--resume`.
+//! - [`pacing`]: the quota and its limiter, the budget read from the API's
+//!   rate-limit headers, the shared 429 pause, and the retry schedule.
+//! - [`pipeline`]: the engine every bulk operation shares: queue, dispatcher
+//!   (pacing, concurrency, retry), collector, signals, and the run itself.
+//! - [`operations`]: what each operation sends and what an answer means for a
+//!   row (revoke, reactivate, list and its filters).
+//! - [`output`]: results CSV, summary and exit code, progress, logs, audit
+//!   record, and the look at the files before the first request.
+//! - [`api`] and [`client`]: the wire types and the HTTP client, shared with
+//!   the [`sandbox`], a simulated API on loopback. [`credentials`], [`escape`]
+//!   (server text made safe for a terminal) and [`exit`] (the exit codes) are
+//!   used across stages.
 
 pub mod api;
-pub mod audit;
-pub mod cert_filter;
 pub mod cli;
 pub mod client;
-pub mod collector;
-pub mod commands;
 pub mod credentials;
-pub mod disk;
-pub mod dispatcher;
 pub mod escape;
 pub mod exit;
-pub mod glob;
-pub mod ids;
 pub mod input;
-pub mod listing;
-pub mod logging;
-pub mod plan;
-pub mod progress;
-pub mod queue;
-pub mod quota;
-pub mod rate;
-pub mod reactivation;
-pub mod results;
-pub mod resume;
-pub mod retry;
-pub mod revocation;
-pub mod run;
+pub mod operations;
+pub mod output;
+pub mod pacing;
+pub mod pipeline;
 pub mod sandbox;
-pub mod signals;
-pub mod summary;
-pub mod timestamp;
 
 use cli::{Cli, Command};
 use exit::ExitCode;
@@ -45,12 +39,12 @@ use exit::ExitCode;
 /// Runs one command line; errors are printed here, where they meet the user.
 pub fn run(cli: Cli) -> ExitCode {
     let outcome = match &cli.command {
-        Command::Revoke(args) => commands::revoke::run(args, cli.verbosity, &cli.argv),
-        Command::Reactivate(args) => commands::reactivate::run(args, cli.verbosity, &cli.argv),
-        Command::List(args) => commands::list::run(args, cli.verbosity),
-        Command::Sandbox(args) => commands::sandbox::run(args),
-        Command::Completions(args) => commands::completions::run(args),
-        Command::Man(args) => commands::man::run(args),
+        Command::Revoke(args) => cli::revoke::run(args, cli.verbosity, &cli.argv),
+        Command::Reactivate(args) => cli::reactivate::run(args, cli.verbosity, &cli.argv),
+        Command::List(args) => cli::list::run(args, cli.verbosity),
+        Command::Sandbox(args) => cli::sandbox::run(args),
+        Command::Completions(args) => cli::completions::run(args),
+        Command::Man(args) => cli::man::run(args),
     };
     outcome.unwrap_or_else(|error| {
         eprintln!("cfrevoke: error: {error:#}");

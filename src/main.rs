@@ -1,5 +1,5 @@
 fn main() -> std::process::ExitCode {
-    cfrevoke::signals::ignore_file_size_limit_signal();
+    cfrevoke::pipeline::signals::ignore_file_size_limit_signal();
     let cli = cfrevoke::cli::Cli::parse_args(std::env::args_os());
     cfrevoke::run(cli).into()
 }

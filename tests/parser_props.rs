@@ -41,13 +41,13 @@ type Revoked = (u64, String, String);
 /// Both passes over the file at `path`, which must hold no invalid row: each
 /// pair revoked once, where it first appears.
 fn revoked_rows(path: &std::path::Path) -> Vec<Revoked> {
-    let plan = cfrevoke::plan::Plan::build(path).unwrap();
+    let plan = cfrevoke::input::plan::Plan::build(path).unwrap();
     assert_eq!(plan.invalid, 0, "{}", plan.problem_report());
     plan.jobs()
         .unwrap()
         .map(|j| match j.unwrap() {
-            cfrevoke::plan::Job::Revoke(row) => (row.line, row.zone.to_string(), row.cert.to_string()),
-            cfrevoke::plan::Job::Invalid(bad) => panic!("{bad:?}"),
+            cfrevoke::input::plan::Job::Revoke(row) => (row.line, row.zone.to_string(), row.cert.to_string()),
+            cfrevoke::input::plan::Job::Invalid(bad) => panic!("{bad:?}"),
         })
         .collect()
 }
@@ -127,8 +127,8 @@ proptest! {
     #[test]
     fn only_well_formed_ids_are_accepted(raw in "\\PC{0,40}") {
         let zone_ok = raw.len() == 32 && raw.bytes().all(|b| b.is_ascii_hexdigit());
-        prop_assert_eq!(raw.parse::<cfrevoke::ids::ZoneId>().is_ok(), zone_ok);
-        if let Ok(cert) = raw.parse::<cfrevoke::ids::CertId>() {
+        prop_assert_eq!(raw.parse::<cfrevoke::input::ids::ZoneId>().is_ok(), zone_ok);
+        if let Ok(cert) = raw.parse::<cfrevoke::input::ids::CertId>() {
             let shown = cert.to_string();
             prop_assert!(shown.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-'));
             prop_assert_eq!(shown, raw.to_lowercase());

@@ -8,7 +8,7 @@ use anyhow::{bail, ensure};
 
 use super::faults::Faults;
 use super::ratelimit::RateLimit;
-use crate::ids::{CertId, ZoneId};
+use crate::input::ids::{CertId, ZoneId};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SandboxConfig {

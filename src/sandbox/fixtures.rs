@@ -9,7 +9,7 @@ use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 
 use crate::api::{CertStatus, CertificateAuthority, ClientCertificate};
-use crate::ids::{CertId, ZoneId};
+use crate::input::ids::{CertId, ZoneId};
 
 /// Mixed into the seed so generated IDs come from a stream of their own:
 /// changing fault rates must not change which certificates exist.

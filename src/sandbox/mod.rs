@@ -42,7 +42,7 @@ pub use faults::Faults;
 pub use journal::{CertActivity, CertEntry, FaultCounts, Journal};
 pub use ratelimit::RateLimit;
 
-use crate::ids::{CertId, ZoneId};
+use crate::input::ids::{CertId, ZoneId};
 use origin::Origin;
 use server::Shared;
 

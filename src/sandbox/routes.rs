@@ -9,7 +9,7 @@ use hyper::Method;
 
 use super::state::CertKey;
 use crate::api::CertStatus;
-use crate::ids::{CertId, ZoneId};
+use crate::input::ids::{CertId, ZoneId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum CertOp {

@@ -11,7 +11,7 @@ use super::fixtures;
 use super::journal::{CertActivity, CertEntry};
 use super::routes::CertOp;
 use crate::api::{CertStatus, ClientCertificate, ResultInfo};
-use crate::ids::{CertId, ZoneId};
+use crate::input::ids::{CertId, ZoneId};
 
 pub(crate) type CertKey = (ZoneId, CertId);
 

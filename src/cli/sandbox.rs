@@ -10,8 +10,8 @@ use anyhow::Context;
 
 use crate::cli::{per_second, positive_duration, share};
 use crate::exit::{usage, ExitCode};
-use crate::ids::{CertId, ZoneId};
-use crate::plan::Plan;
+use crate::input::ids::{CertId, ZoneId};
+use crate::input::plan::Plan;
 use crate::sandbox::{Sandbox, SandboxConfig};
 
 /// Certificates invented when neither `--certs` nor `--generate` says

@@ -20,8 +20,8 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use crate::ids::{CertId, ZoneId};
-use crate::input::{InputError, InputReader, Invalid, Problem, Record, Row, Selection};
+use crate::input::ids::{CertId, ZoneId};
+use crate::input::reader::{InputError, InputReader, Invalid, Problem, Record, Row, Selection};
 
 /// How many problems are listed before the rest are only counted.
 pub const PROBLEMS_SHOWN: usize = 20;
@@ -280,7 +280,7 @@ impl Plan {
 
 impl Plan {
     /// How many of this input's unique pairs an earlier run already finished.
-    pub fn count_finished(&self, finished: &crate::resume::Finished) -> u64 {
+    pub fn count_finished(&self, finished: &crate::input::resume::Finished) -> u64 {
         self.keys.iter().filter(|k| finished.contains_key(k)).count() as u64
     }
 

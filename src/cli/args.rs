@@ -5,13 +5,13 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::commands::completions::CompletionsArgs;
-use crate::commands::list::ListArgs;
-use crate::commands::man::ManArgs;
-use crate::commands::reactivate::ReactivateArgs;
-use crate::commands::revoke::RevokeArgs;
-use crate::commands::sandbox::SandboxArgs;
-use crate::logging::Verbosity;
+use crate::cli::completions::CompletionsArgs;
+use crate::cli::list::ListArgs;
+use crate::cli::man::ManArgs;
+use crate::cli::reactivate::ReactivateArgs;
+use crate::cli::revoke::RevokeArgs;
+use crate::cli::sandbox::SandboxArgs;
+use crate::output::logging::Verbosity;
 
 /// Revoke Cloudflare API Shield mTLS client certificates in bulk: paced under
 /// the API quota, retried, and every row accounted for in a results CSV.

@@ -12,18 +12,18 @@ use anyhow::Context;
 use tempfile::NamedTempFile;
 
 use crate::api::{CertStatus, ClientCertificate};
-use crate::audit;
-use crate::cert_filter::CertFilter;
-use crate::commands::api_args::ApiArgs;
-use crate::dispatcher::Dispatcher;
+use crate::cli::api_args::ApiArgs;
 use crate::exit::{refused, usage, ExitCode};
-use crate::glob::Glob;
-use crate::ids::{CertId, ZoneId};
-use crate::input::Problem;
-use crate::listing::{self, ListError};
-use crate::logging::{self, Verbosity};
-use crate::progress::Progress;
-use crate::timestamp;
+use crate::input::ids::{CertId, ZoneId};
+use crate::input::reader::Problem;
+use crate::operations::cert_filter::CertFilter;
+use crate::operations::glob::Glob;
+use crate::operations::listing::{self, ListError};
+use crate::operations::timestamp;
+use crate::output::audit;
+use crate::output::logging::{self, Verbosity};
+use crate::output::progress::Progress;
+use crate::pipeline::dispatcher::Dispatcher;
 
 /// Columns of the output; `revoke` reads the first two and ignores the rest,
 /// which are there for the person deciding what to revoke.
@@ -122,7 +122,7 @@ pub fn run(args: &ListArgs, verbosity: Verbosity) -> anyhow::Result<ExitCode> {
     // rate, not concurrency, is what limits a listing.
     let dispatcher = Arc::new(args.api.dispatcher(args.api.base_url.clone(), &credentials, rate, 1)?);
     let listed = runtime.block_on(async {
-        let signals = tokio::spawn(crate::signals::watch(Arc::clone(&dispatcher)));
+        let signals = tokio::spawn(crate::pipeline::signals::watch(Arc::clone(&dispatcher)));
         let listed = list(&dispatcher, &zones, args.status.api(), &filter).await;
         signals.abort();
         listed

@@ -1,16 +1,16 @@
 //! `cfrevoke reactivate`: the undo. Reactivates the certificates an earlier
 //! revoke run recorded as `revoked`, while Cloudflare still allows it. That
 //! outcome is the run's own revocations, an "already revoked" answer after a
-//! lost reply included ([`crate::revocation`]); `already_revoked` rows were
+//! lost reply included ([`crate::operations::revocation`]); `already_revoked` rows were
 //! revoked before the run, and undoing them would undo someone else's work.
 
 use std::path::PathBuf;
 
 use crate::exit::ExitCode;
-use crate::ids::{CertId, ZoneId};
-use crate::input::Selection;
-use crate::logging::Verbosity;
-use crate::run::{self, Operation, RunArgs, Spec};
+use crate::input::ids::{CertId, ZoneId};
+use crate::input::reader::Selection;
+use crate::output::logging::Verbosity;
+use crate::pipeline::run::{self, Operation, RunArgs, Spec};
 
 #[derive(Debug, clap::Args)]
 pub struct ReactivateArgs {

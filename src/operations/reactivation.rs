@@ -5,10 +5,10 @@
 use std::sync::Arc;
 
 use crate::api::{codes, CertStatus};
-use crate::dispatcher::{Dispatcher, Request};
-use crate::input::Row;
-use crate::results::{Outcome, ResultRow};
-use crate::revocation::{halt_on_401, result_row};
+use crate::input::reader::Row;
+use crate::operations::revocation::{halt_on_401, result_row};
+use crate::output::results::{Outcome, ResultRow};
+use crate::pipeline::dispatcher::{Dispatcher, Request};
 
 /// What a PATCH's 2xx must show: the certificate back, or on its way back.
 /// Also what a refused PATCH's GET takes as "already active again".

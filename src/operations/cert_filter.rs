@@ -5,8 +5,8 @@
 use std::time::SystemTime;
 
 use crate::api::ClientCertificate;
-use crate::glob::Glob;
-use crate::timestamp;
+use crate::operations::glob::Glob;
+use crate::operations::timestamp;
 
 /// Every filter set must match; an unset one matches everything.
 #[derive(Debug, Default)]

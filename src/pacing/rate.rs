@@ -12,7 +12,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::quota::{Policy, Remaining};
+use crate::pacing::headers::{Policy, Remaining};
 
 /// Cloudflare's documented quota per user: 1200 requests per 5 minutes.
 pub const CLOUDFLARE_QUOTA: &str = "1200/5m";

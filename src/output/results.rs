@@ -6,7 +6,7 @@ use std::io::{self, BufWriter, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::resume::Finished;
+use crate::input::resume::Finished;
 
 use serde::Serialize;
 
@@ -187,7 +187,8 @@ fn lock(file: &File, path: &Path) -> Result<(), ResultsError> {
 /// until some other process came along, and a device cannot be locked,
 /// fsynced or read back.
 fn open_existing(path: &Path, refused: impl FnOnce(io::Error) -> ResultsError) -> Result<File, ResultsError> {
-    let file = crate::disk::open_without_waiting(OpenOptions::new().read(true).write(true), path).map_err(refused)?;
+    let file =
+        crate::output::disk::open_without_waiting(OpenOptions::new().read(true).write(true), path).map_err(refused)?;
     match file.metadata() {
         Ok(meta) if meta.is_file() => Ok(file),
         Ok(_) => Err(ResultsError::NotRegular(path.to_path_buf())),
@@ -267,9 +268,9 @@ impl ResultsFile {
             results.start()?;
             return Ok((results, Finished::default()));
         }
-        let finished = crate::resume::scan(&mut file, &HEADER, finals).map_err(|e| match e {
-            crate::resume::ScanError::Io(source) => ResultsError::Open { path: path.to_path_buf(), source },
-            crate::resume::ScanError::Foreign(why) => ResultsError::Foreign { path: path.to_path_buf(), why },
+        let finished = crate::input::resume::scan(&mut file, &HEADER, finals).map_err(|e| match e {
+            crate::input::resume::ScanError::Io(source) => ResultsError::Open { path: path.to_path_buf(), source },
+            crate::input::resume::ScanError::Foreign(why) => ResultsError::Foreign { path: path.to_path_buf(), why },
         })?;
         file.seek(SeekFrom::End(0)).map_err(|source| ResultsError::Open { path: path.to_path_buf(), source })?;
         Ok((ResultsFile::wrap(path, file), finished))

@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use crate::exit::ExitCode;
-use crate::logging::Verbosity;
-use crate::run::{self, Operation, RunArgs, Spec};
+use crate::output::logging::Verbosity;
+use crate::pipeline::run::{self, Operation, RunArgs, Spec};
 
 #[derive(Debug, clap::Args)]
 pub struct RevokeArgs {

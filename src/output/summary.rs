@@ -5,11 +5,11 @@ use std::fmt;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::dispatcher::StopReason;
 use crate::exit::ExitCode;
-use crate::plan::Plan;
-use crate::results::Tally;
-use crate::run::Operation;
+use crate::input::plan::Plan;
+use crate::output::results::Tally;
+use crate::pipeline::dispatcher::StopReason;
+use crate::pipeline::run::Operation;
 
 pub struct Summary<'a> {
     pub plan: &'a Plan,
@@ -53,7 +53,7 @@ impl Summary<'_> {
 
     pub fn log(&self) {
         tracing::info!(
-            target: crate::logging::AUDIT,
+            target: crate::output::logging::AUDIT,
             event = "run_end",
             run_id = self.run_id,
             revoked = self.tally.revoked,

@@ -1,4 +1,7 @@
-//! One module per subcommand, and the flags those that talk to the API share.
+//! The command-line layer: the clap definition (shared by parsing, `--help`,
+//! completions and the man page), one module per subcommand, and the flags
+//! those that talk to the API share. Nothing below this folder's siblings
+//! sees clap.
 
 use std::io::{ErrorKind, Write};
 
@@ -7,12 +10,15 @@ use anyhow::Context;
 use crate::exit::ExitCode;
 
 pub mod api_args;
+mod args;
 pub mod completions;
 pub mod list;
 pub mod man;
 pub mod reactivate;
 pub mod revoke;
 pub mod sandbox;
+
+pub use args::{per_second, positive_duration, share, Cli, Command};
 
 /// Writes generated text (a completion script, a man page) to stdout. A
 /// reader that stops early, as `| head` does, is not an error: the pipe it

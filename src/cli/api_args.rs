@@ -9,10 +9,10 @@ use std::time::Duration;
 use crate::cli::positive_duration;
 use crate::client::{ApiClient, BaseUrl, DEFAULT_BASE_URL};
 use crate::credentials::{self, Credentials};
-use crate::dispatcher::Dispatcher;
 use crate::exit::usage;
-use crate::rate::{Pace, Pacer};
-use crate::retry::RetryPolicy;
+use crate::pacing::rate::{Pace, Pacer};
+use crate::pacing::retry::RetryPolicy;
+use crate::pipeline::dispatcher::Dispatcher;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ApiArgs {

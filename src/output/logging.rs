@@ -16,7 +16,7 @@ use tracing_subscriber::filter::{EnvFilter, LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::Layer;
 
-use crate::progress::BarWriter;
+use crate::output::progress::BarWriter;
 
 /// Target of the run-start and run-end records, which are for the log file.
 pub const AUDIT: &str = "cfrevoke::audit";
@@ -63,9 +63,10 @@ impl LogFile {
     /// Opens without waiting, so a FIFO nobody reads cannot hang the run
     /// before it starts.
     pub fn open(path: &Path) -> anyhow::Result<LogFile> {
-        let file = crate::disk::open_without_waiting(OpenOptions::new().create(true).append(true), path).with_context(
-            || format!("cannot open the log file {}: check the directory exists and is writable", path.display()),
-        )?;
+        let file = crate::output::disk::open_without_waiting(OpenOptions::new().create(true).append(true), path)
+            .with_context(|| {
+                format!("cannot open the log file {}: check the directory exists and is writable", path.display())
+            })?;
         Ok(LogFile { file, path: path.to_path_buf(), health: LogHealth::default() })
     }
 

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::dispatcher::{Dispatcher, StopReason};
-use crate::progress::Progress;
-use crate::results::{Outcome, ResultRow, ResultsError, ResultsFile, Tally};
+use crate::output::progress::Progress;
+use crate::output::results::{Outcome, ResultRow, ResultsError, ResultsFile, Tally};
+use crate::pipeline::dispatcher::{Dispatcher, StopReason};
 
 /// Consecutive identical failures: when every certificate fails the same way
 /// (say 403 because the token lacks the permission), the problem is the

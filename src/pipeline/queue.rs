@@ -5,7 +5,7 @@
 
 use tokio::sync::mpsc;
 
-use crate::input::Row;
+use crate::input::reader::Row;
 
 /// Rows per handoff: a few hundred microseconds of work at full speed, so
 /// the workers never wait long on a batch, and a small share of the queue.

@@ -5,7 +5,7 @@
 use std::io::{self, BufRead};
 use std::ops::Range;
 
-use crate::ids::{CertId, ZoneId};
+use crate::input::ids::{CertId, ZoneId};
 
 /// Header spellings accepted for each column, compared after lower-casing and
 /// turning spaces and dashes into underscores.

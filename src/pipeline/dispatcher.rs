@@ -1,7 +1,7 @@
 //! The dispatcher: paces every request through the shared [`Pacer`], retries
 //! what is worth retrying, and fans jobs out to at most `concurrency` workers.
 //! What an answer means for a row is the operation's business
-//! ([`crate::revocation`]); this module only knows which answers are
+//! ([`crate::operations::revocation`]); this module only knows which answers are
 //! transient, holds every 2xx to what the operation said it must show
 //! ([`Expect`]), and remembers whether an earlier attempt may have been
 //! carried out unseen.
@@ -17,12 +17,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::{codes, CertStatus, CertificateState, ClientCertificate};
 use crate::client::{ApiClient, Reply, TransportError};
-use crate::ids::{CertId, ZoneId};
-use crate::input::Row;
-use crate::queue::Queue;
-use crate::rate::Pacer;
-use crate::results::ResultRow;
-use crate::retry::{RetryPolicy, RetrySchedule};
+use crate::input::ids::{CertId, ZoneId};
+use crate::input::reader::Row;
+use crate::output::results::ResultRow;
+use crate::pacing::rate::Pacer;
+use crate::pacing::retry::{RetryPolicy, RetrySchedule};
+use crate::pipeline::queue::Queue;
 
 /// A `Retry-After` longer than this is taken as a mistake and clipped: an
 /// hour is already far beyond Cloudflare's 5-minute block.

@@ -11,24 +11,24 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::sync::mpsc;
 
-use crate::audit;
+use crate::cli::api_args::ApiArgs;
 use crate::client::BaseUrl;
-use crate::collector::{collect, Stamp};
-use crate::commands::api_args::ApiArgs;
 use crate::credentials::{Credentials, Secret};
-use crate::disk;
-use crate::dispatcher::{Dispatcher, StopReason};
 use crate::exit::{usage, ExitCode};
-use crate::input::{Row, Selection};
-use crate::logging::{self, LogFile, LogHealth, Verbosity};
-use crate::plan::{Job, Plan};
-use crate::progress::Progress;
-use crate::queue::{self, Feeder};
-use crate::rate::Pace;
-use crate::results::{self, Outcome, ResultRow, ResultsError, ResultsFile};
-use crate::resume::Finished;
+use crate::input::plan::{Job, Plan};
+use crate::input::reader::{Row, Selection};
+use crate::input::resume::Finished;
+use crate::output::audit;
+use crate::output::disk;
+use crate::output::logging::{self, LogFile, LogHealth, Verbosity};
+use crate::output::progress::Progress;
+use crate::output::results::{self, Outcome, ResultRow, ResultsError, ResultsFile};
+use crate::output::summary::Summary;
+use crate::pacing::rate::Pace;
+use crate::pipeline::collector::{collect, Stamp};
+use crate::pipeline::dispatcher::{Dispatcher, StopReason};
+use crate::pipeline::queue::{self, Feeder};
 use crate::sandbox::{Sandbox, SandboxConfig};
-use crate::summary::Summary;
 
 /// Jobs and results queued between stages; bounds memory whatever the input size.
 const CHANNEL_DEPTH: usize = 1024;
@@ -130,8 +130,10 @@ impl Operation {
     /// after an answer that may hide the request being carried out.
     async fn perform(self, dispatcher: Arc<Dispatcher>, row: Row, tried_before: bool) -> Option<ResultRow> {
         match self {
-            Operation::Revoke { verify } => crate::revocation::revoke(dispatcher, row, verify, tried_before).await,
-            Operation::Reactivate => crate::reactivation::reactivate(dispatcher, row).await,
+            Operation::Revoke { verify } => {
+                crate::operations::revocation::revoke(dispatcher, row, verify, tried_before).await
+            }
+            Operation::Reactivate => crate::operations::reactivation::reactivate(dispatcher, row).await,
         }
     }
 }
@@ -512,7 +514,7 @@ fn log_start(plan: &Plan, spec: &Spec<'_>, settings: &Settings<'_>, argv: &[Stri
     );
 }
 
-fn invalid_row(bad: &crate::input::Invalid) -> ResultRow {
+fn invalid_row(bad: &crate::input::reader::Invalid) -> ResultRow {
     ResultRow {
         line: bad.line,
         zone_id: String::new(),
@@ -546,7 +548,7 @@ struct Pipeline {
 }
 
 impl Pipeline {
-    async fn execute(self, results: ResultsFile) -> anyhow::Result<crate::results::Tally> {
+    async fn execute(self, results: ResultsFile) -> anyhow::Result<crate::output::results::Tally> {
         let Pipeline { plan, finished, dispatcher, progress, same_failures, operation, run_id, log } = self;
         let (row_tx, row_rx) = mpsc::channel::<ResultRow>(CHANNEL_DEPTH);
         let collector = {
@@ -554,7 +556,7 @@ impl Pipeline {
             let stamp = Stamp { run_id, same_failures };
             tokio::spawn(collect(results, row_rx, progress, dispatcher, stamp))
         };
-        let signals = tokio::spawn(crate::signals::watch(Arc::clone(&dispatcher)));
+        let signals = tokio::spawn(crate::pipeline::signals::watch(Arc::clone(&dispatcher)));
         let log_watch = tokio::spawn(stop_when_broken(log.clone(), Arc::clone(&dispatcher)));
         let ticker =
             progress.is_visible().then(|| tokio::spawn(show_pauses(Arc::clone(&dispatcher), Arc::clone(&progress))));

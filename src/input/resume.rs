@@ -1,7 +1,7 @@
 //! Reading an earlier run's results so a resumed run can skip what is done.
 //!
 //! Which outcomes are final is the operation's business
-//! ([`crate::run::Operation::finals`]): a resumed `reactivate` skips the pairs
+//! ([`crate::pipeline::run::Operation::finals`]): a resumed `reactivate` skips the pairs
 //! it reactivated, not the ones a revoke run revoked.
 //!
 //! A run killed mid-write can leave a torn last line; it is cut off here, and
@@ -11,10 +11,10 @@
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 
-use crate::dispatcher::maybe_carried_out;
-use crate::ids::{CertId, ZoneId};
-use crate::plan::{key, Key};
-use crate::results::Outcome;
+use crate::input::ids::{CertId, ZoneId};
+use crate::input::plan::{key, Key};
+use crate::output::results::Outcome;
+use crate::pipeline::dispatcher::maybe_carried_out;
 
 /// The pairs an earlier run finished, and what reading them found.
 #[derive(Debug, Default)]

@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use crate::dispatcher::{Dispatcher, StopReason};
 use crate::exit::ExitCode;
+use crate::pipeline::dispatcher::{Dispatcher, StopReason};
 
 async fn next_signal() {
     #[cfg(unix)]

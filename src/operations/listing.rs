@@ -9,8 +9,8 @@
 use std::collections::HashSet;
 
 use crate::api::{CertStatus, ClientCertificate};
-use crate::dispatcher::{Dispatcher, Request, Settled};
-use crate::ids::ZoneId;
+use crate::input::ids::ZoneId;
+use crate::pipeline::dispatcher::{Dispatcher, Request, Settled};
 
 /// The most the API allows, so a zone costs as few requests as possible.
 pub const PER_PAGE: u32 = 50;

@@ -1,0 +1,7 @@
+//! How fast requests may go: the `--rate` quota and the governor limiter
+//! that enforces it, the budget read from the API's rate-limit headers, the
+//! account-wide pause a 429 imposes, and the retry schedule.
+
+pub mod headers;
+pub mod rate;
+pub mod retry;

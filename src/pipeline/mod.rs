@@ -1,0 +1,9 @@
+//! The engine every bulk operation shares: jobs cross a batched queue to
+//! the dispatcher's workers (pacing, concurrency, retry), finished rows go
+//! over a channel to the one collector, and signals stop it cleanly.
+
+pub mod collector;
+pub mod dispatcher;
+pub mod queue;
+pub mod run;
+pub mod signals;
