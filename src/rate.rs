@@ -1,14 +1,12 @@
-//! Pacing: the `--rate` quota, the governor limiter that enforces it, and the
+//! Pacing: the `--rate` quota, the limiter that enforces it, and the
 //! account-wide pause that a 429 imposes on every worker.
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::num::NonZeroU32;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -38,13 +36,24 @@ pub struct Rate {
 impl Rate {
     /// The spacing between requests that keeps every window within the quota.
     pub fn interval(&self) -> Duration {
-        let window = self.per.mul_f64(1.0 + HEADROOM).max(self.per + MIN_HEADROOM);
-        window / self.count
+        self.paced_window() / self.count
+    }
+
+    /// The window paced in: the server's, widened by the headroom that
+    /// absorbs jitter between a request's send and its arrival.
+    fn paced_window(&self) -> Duration {
+        self.per.mul_f64(1.0 + HEADROOM).max(self.per + MIN_HEADROOM)
     }
 
     /// Requests per second at the paced interval, for estimates and summaries.
     pub fn per_second(&self) -> f64 {
         1.0 / self.interval().as_secs_f64()
+    }
+}
+
+impl From<Policy> for Rate {
+    fn from(policy: Policy) -> Self {
+        Rate { count: policy.quota, per: policy.window }
     }
 }
 
@@ -139,17 +148,147 @@ impl FromStr for Pace {
 /// what keeps the pace: with a burst of one, a worker woken a fraction of a
 /// millisecond late restarts the schedule from its own late start, and the
 /// lateness of every wake-up adds up to a percent of the quota lost.
-fn limiter(rate: Rate) -> Arc<DefaultDirectRateLimiter> {
-    let quota = Quota::with_period(rate.interval()).expect("interval is non-zero").allow_burst(burst(rate));
-    Arc::new(RateLimiter::direct(quota))
-}
-
-fn burst(rate: Rate) -> NonZeroU32 {
+fn burst(rate: Rate) -> u32 {
     let whole_intervals = rate.per.as_nanos() / rate.interval().as_nanos();
     if whole_intervals + 2 <= u128::from(rate.count) {
-        NonZeroU32::new(2).expect("two is not zero")
+        2
     } else {
-        NonZeroU32::MIN
+        1
+    }
+}
+
+/// GCRA as governor implements it, kept here so that its state can outlive
+/// a change of quota: a fresh limiter grants a whole burst, and a server
+/// whose announced quota changes on every answer would get one per answer.
+#[derive(Debug, Clone, Copy)]
+struct Gcra {
+    interval: Duration,
+    /// How far ahead of the schedule a request may go: the burst less one
+    /// interval.
+    tolerance: Duration,
+    /// When the next request is due if every one so far had kept the
+    /// schedule (GCRA's theoretical arrival time); none before the first.
+    due: Option<Instant>,
+}
+
+impl Gcra {
+    fn new(rate: Rate) -> Gcra {
+        let interval = rate.interval();
+        Gcra { interval, tolerance: interval * (burst(rate) - 1), due: None }
+    }
+
+    /// The earliest the next request may go, if not at once.
+    fn earliest(&self) -> Option<Instant> {
+        self.due.map(|due| due.checked_sub(self.tolerance).unwrap_or(due))
+    }
+
+    fn take(&mut self, now: Instant) {
+        self.due = Some(self.due.map_or(now, |due| due.max(now)) + self.interval);
+    }
+
+    /// The same state at another rate: the schedule stays as many intervals
+    /// ahead of `now`, each of the new rate's length.
+    fn at_rate(self, rate: Rate, now: Instant) -> Gcra {
+        let mut gcra = Gcra::new(rate);
+        gcra.due = self.due.map(|due| {
+            let ahead = due.saturating_duration_since(now).as_secs_f64() / self.interval.as_secs_f64();
+            now + gcra.interval.mul_f64(ahead)
+        });
+        gcra
+    }
+}
+
+/// The pace: GCRA at the quota in force, and this run's latest sends, so
+/// that a change of quota neither restarts the schedule nor forgets what
+/// the window already holds.
+///
+/// Under `auto` the quota in force is the tightest the API announced within
+/// that quota's own window, not merely the latest: a server that flaps
+/// between two values (or gives GETs and DELETEs different ones) is paced
+/// at the lower, steadily. And no window of sends, as long as the pace's
+/// widened one, ever holds more than any quota announced within it.
+#[derive(Debug)]
+struct Limiter {
+    pace: Pace,
+    /// The quota paced at.
+    rate: Rate,
+    gcra: Gcra,
+    /// Every quota the API announced within its window, and when it last
+    /// did, the latest last. The latest stays however old: nothing since has
+    /// said otherwise.
+    announced: Vec<(Policy, Instant)>,
+    /// When this run's latest requests went, oldest first: as many as the
+    /// largest quota in force counts, within the longest of their windows.
+    sent: VecDeque<Instant>,
+}
+
+impl Default for Limiter {
+    fn default() -> Self {
+        Limiter::new(Pace::Auto)
+    }
+}
+
+impl Limiter {
+    fn new(pace: Pace) -> Limiter {
+        let rate = pace.initial();
+        Limiter { pace, rate, gcra: Gcra::new(rate), announced: Vec::new(), sent: VecDeque::new() }
+    }
+
+    /// The tightest quota announced within its window: the one the API's
+    /// counts are taken to be out of.
+    fn policy(&self) -> Option<Policy> {
+        self.announced.iter().map(|(policy, _)| *policy).min_by(Policy::tighter)
+    }
+
+    /// Takes in the policy an answer carried, if any. Under `auto`, the
+    /// tightest quota in force becomes the pace; the schedule carries over.
+    fn heard(&mut self, policy: Option<Policy>, now: Instant) {
+        if let Some(policy) = policy {
+            self.announced.retain(|&(old, _)| old != policy);
+            self.announced.push((policy, now));
+        }
+        let latest = self.announced.len().saturating_sub(1);
+        let mut index = 0..;
+        self.announced.retain(|&(old, at)| index.next() == Some(latest) || at + old.window > now);
+        let rate = match self.pace {
+            Pace::Fixed(rate) => rate,
+            Pace::Auto => self.policy().map_or(self.rate, Rate::from),
+        };
+        if rate != self.rate {
+            tracing::info!(rate = %rate, "pacing at the quota the API announces");
+            self.gcra = self.gcra.at_rate(rate, now);
+            self.rate = rate;
+        }
+    }
+
+    /// The quotas no window of sends may exceed: the pace, and under `auto`
+    /// every quota announced within its window.
+    fn quotas(&self, now: Instant) -> impl Iterator<Item = Rate> + '_ {
+        let announced = self.announced.iter().filter(move |&&(policy, at)| at + policy.window > now);
+        let announced = announced.filter(|_| self.pace == Pace::Auto).map(|&(policy, _)| Rate::from(policy));
+        std::iter::once(self.rate).chain(announced)
+    }
+
+    /// When the next request may go: on GCRA's schedule, and once each
+    /// quota's window has room.
+    fn earliest(&self, now: Instant) -> Instant {
+        let scheduled = self.gcra.earliest().map_or(now, |at| at.max(now));
+        self.quotas(now).fold(scheduled, |at, rate| {
+            // Room once the quota's count-th latest request has left.
+            let oldest = self.sent.len().checked_sub(rate.count as usize).map(|i| self.sent[i]);
+            oldest.map_or(at, |oldest| at.max(oldest + rate.paced_window()))
+        })
+    }
+
+    fn take(&mut self, now: Instant) {
+        self.gcra.take(now);
+        self.sent.push_back(now);
+        let (most, longest) = self.quotas(now).fold((0, Duration::ZERO), |(most, longest), rate| {
+            (most.max(rate.count), longest.max(rate.paced_window()))
+        });
+        while self.sent.len() > most as usize || self.sent.front().is_some_and(|&at| at + longest <= now) {
+            self.sent.pop_front();
+        }
     }
 }
 
@@ -236,7 +375,7 @@ struct Budget {
     last_sent: Option<Instant>,
     /// The spacing that leaves other consumers their observed share.
     share: Option<Duration>,
-    /// The quota the API last announced: what its counts are out of.
+    /// The quota the API's counts are out of: the tightest in force.
     policy: Option<Policy>,
     /// This run's first request, and others' count in the first answer to
     /// name the quota. A tool already at work when this run started shows
@@ -366,8 +505,8 @@ impl Budget {
         self.queued = self.queued.saturating_sub(1);
     }
 
-    /// A request is no longer in flight, whatever its answer; the policy it
-    /// carried, if any, is the one counted with. All a 429 tells the budget:
+    /// A request is no longer in flight, whatever its answer; the policy in
+    /// force, if any, is the one counted with. All a 429 tells the budget:
     /// the server refused the request without counting it.
     fn settled(&mut self, policy: Option<Policy>) {
         self.in_flight = self.in_flight.saturating_sub(1);
@@ -447,12 +586,41 @@ impl Budget {
     }
 }
 
+/// The budget and the limiter: every send slot takes both, under one lock.
+#[derive(Debug, Default)]
+struct Gate {
+    budget: Budget,
+    limiter: Limiter,
+}
+
+impl Gate {
+    /// Takes the send slot for a claimed request once the limiter allows
+    /// it and the budget's spacing does too; otherwise says when to look
+    /// again.
+    fn take_slot(&mut self, now: Instant) -> Option<Instant> {
+        let limited = self.limiter.earliest(now);
+        if limited > now {
+            return Some(limited);
+        }
+        let shared = self.budget.take_slot(now);
+        if shared.is_none() {
+            self.limiter.take(now);
+        }
+        shared
+    }
+
+    /// Takes in the policy an answer (or a 429) carried; what the budget
+    /// counts out of is the quota in force.
+    fn heard(&mut self, policy: Option<Policy>, now: Instant) -> (Option<Policy>, Marks) {
+        self.limiter.heard(policy, now);
+        (self.limiter.policy(), Marks::of(self.limiter.rate))
+    }
+}
+
 /// Gates every request: the shared rate-limit pause, the limiter at the
 /// current quota, and the budget the API reports.
 pub struct Pacer {
-    pace: Pace,
-    limiter: RwLock<(Rate, Arc<DefaultDirectRateLimiter>)>,
-    budget: Mutex<Budget>,
+    gate: Mutex<Gate>,
     /// Every answer: wakes workers waiting on the budget to look again.
     news: Notify,
     paused_until: Mutex<Option<Instant>>,
@@ -460,11 +628,8 @@ pub struct Pacer {
 
 impl Pacer {
     pub fn new(pace: Pace) -> Self {
-        let rate = pace.initial();
         Pacer {
-            pace,
-            limiter: RwLock::new((rate, limiter(rate))),
-            budget: Mutex::default(),
+            gate: Mutex::new(Gate { limiter: Limiter::new(pace), ..Gate::default() }),
             news: Notify::new(),
             paused_until: Mutex::new(None),
         }
@@ -472,7 +637,7 @@ impl Pacer {
 
     /// The quota being paced at now.
     pub fn rate(&self) -> Rate {
-        self.limiter.read().expect("limiter lock").0
+        self.gate.lock().expect("gate lock").limiter.rate
     }
 
     /// Waits until a request may be sent, counts it as in flight, and
@@ -483,13 +648,11 @@ impl Pacer {
                 tokio::time::sleep_until(until).await;
                 continue;
             }
-            let (rate, limiter) = self.limiter.read().expect("limiter lock").clone();
-            let marks = Marks::of(rate);
-            // The budget is claimed before the limiter is waited for, so
-            // that workers queueing at the limiter never share one free
-            // slot, and the limiter's spacing holds between the requests
-            // actually sent.
-            let wait = self.until_news_or(|budget, now| {
+            // The budget is claimed before the send slot is waited for, so
+            // that workers queueing for slots never share one free slot of
+            // the budget.
+            let wait = self.until_news_or(|gate, now| {
+                let (budget, marks) = (&mut gate.budget, Marks::of(gate.limiter.rate));
                 let at = budget.earliest(now, marks);
                 if at <= now {
                     budget.claimed(now, marks);
@@ -499,13 +662,12 @@ impl Pacer {
             if wait.await {
                 continue;
             }
-            limiter.until_ready().await;
             // Claims made before another tool showed up go out at the
             // spacing that leaves it its share, too.
-            while self.until_news_or(Budget::take_slot).await {}
+            while self.until_news_or(Gate::take_slot).await {}
             // A 429 seen by another worker while this one waited means the
             // slot it got is not safe to use.
-            let mut budget = self.budget.lock().expect("budget lock");
+            let budget = &mut self.gate.lock().expect("gate lock").budget;
             if self.paused_until().is_some() {
                 budget.abandoned();
                 continue;
@@ -515,15 +677,15 @@ impl Pacer {
         }
     }
 
-    /// Asks the budget when to go (`None`: now), and if not now, sleeps
+    /// Asks the gate when to go (`None`: now), and if not now, sleeps
     /// until then or until an answer brings news, whichever is first.
     /// Returns whether it waited.
-    async fn until_news_or(&self, ask: impl FnOnce(&mut Budget, Instant) -> Option<Instant>) -> bool {
+    async fn until_news_or(&self, ask: impl FnOnce(&mut Gate, Instant) -> Option<Instant>) -> bool {
         // Listening before asking, so news between the two is not missed.
         let news = self.news.notified();
         tokio::pin!(news);
         news.as_mut().enable();
-        let Some(at) = ask(&mut self.budget.lock().expect("budget lock"), Instant::now()) else {
+        let Some(at) = ask(&mut self.gate.lock().expect("gate lock"), Instant::now()) else {
             return false;
         };
         tokio::select! {
@@ -536,31 +698,22 @@ impl Pacer {
     /// Takes in what an answer said about the quota for the request let go
     /// at `sent` (nothing, for a request that got no answer).
     pub fn answered(&self, sent: Instant, remaining: Option<Remaining>, policy: Option<Policy>) {
-        self.adopt(policy);
-        let marks = Marks::of(self.rate());
-        self.budget.lock().expect("budget lock").answered(sent, remaining, policy, Instant::now(), marks);
+        let now = Instant::now();
+        let mut gate = self.gate.lock().expect("gate lock");
+        let (policy, marks) = gate.heard(policy, now);
+        gate.budget.answered(sent, remaining, policy, now, marks);
+        drop(gate);
         self.news.notify_waiters();
     }
 
     /// Takes in a 429. Its `Ratelimit` describes the block, not the window,
     /// and the request was not counted; the pause it starts is what governs.
     pub fn refused(&self, policy: Option<Policy>) {
-        self.budget.lock().expect("budget lock").settled(policy);
-        self.adopt(policy);
+        let mut gate = self.gate.lock().expect("gate lock");
+        let (policy, _) = gate.heard(policy, Instant::now());
+        gate.budget.settled(policy);
+        drop(gate);
         self.news.notify_waiters();
-    }
-
-    /// Under `auto`, a newly announced policy becomes the pace.
-    fn adopt(&self, policy: Option<Policy>) {
-        let (Pace::Auto, Some(policy)) = (self.pace, policy) else {
-            return;
-        };
-        let announced = Rate { count: policy.quota, per: policy.window };
-        let mut current = self.limiter.write().expect("limiter lock");
-        if current.0 != announced {
-            tracing::info!(rate = %announced, "pacing at the quota the API announces");
-            *current = (announced, limiter(announced));
-        }
     }
 
     /// Holds back every worker for `delay` (never shortening a longer pause).
@@ -616,7 +769,7 @@ mod tests {
     fn a_burst_of_two_only_where_the_headroom_holds_an_interval() {
         for (rate, burst) in [("4/s", 1), ("20/1s", 1), ("100/2s", 2), ("250/5s", 2), ("1200/5m", 2)] {
             let rate: Rate = rate.parse().unwrap();
-            assert_eq!(super::burst(rate).get(), burst, "{rate}");
+            assert_eq!(super::burst(rate), burst, "{rate}");
             let most = rate.per.as_nanos() / rate.interval().as_nanos() + u128::from(burst);
             assert!(most <= u128::from(rate.count), "{rate}: {most} in one window");
         }
@@ -895,5 +1048,122 @@ mod tests {
         pacer.ready().await;
         assert!(start.elapsed() >= Duration::from_secs(90));
         assert!(pacer.paused_until().is_none());
+    }
+    fn per_second(quota: u32) -> Option<Policy> {
+        Some(Policy { quota, window: Duration::from_secs(1) })
+    }
+
+    /// A limiter at 11 per second that sent `n` requests at that pace and
+    /// then heard `quota` per second; and when the last one went.
+    fn told_after(n: usize, quota: u32) -> (Limiter, Instant) {
+        let mut limiter = Limiter::default();
+        let mut at = Instant::now();
+        limiter.heard(per_second(11), at);
+        for _ in 0..n {
+            at = limiter.earliest(at);
+            limiter.take(at);
+        }
+        limiter.heard(per_second(quota), at);
+        (limiter, at)
+    }
+
+    #[test]
+    fn a_new_quota_inherits_the_schedule_not_a_fresh_burst() {
+        let (limiter, last) = told_after(5, 10);
+        // A fresh limiter would let the next request go at once.
+        let waits = limiter.earliest(last).duration_since(last);
+        let interval = Rate::from(per_second(10).unwrap()).interval();
+        assert!(waits.abs_diff(interval) < Duration::from_micros(1), "{waits:?}");
+    }
+
+    #[test]
+    fn a_tighter_quota_counts_what_its_window_already_holds() {
+        let (limiter, last) = told_after(11, 5);
+        // The fifth latest request must leave the window first.
+        let fifth_latest = limiter.sent[limiter.sent.len() - 5];
+        assert_eq!(limiter.earliest(last), fifth_latest + Duration::from_millis(1050));
+    }
+
+    #[test]
+    fn flapping_between_two_quotas_paces_at_the_lower_and_a_fixed_rate_ignores_both() {
+        let t0 = Instant::now();
+        let mut auto = Limiter::default();
+        let mut fixed = Limiter::new("100/s".parse().unwrap());
+        for (i, quota) in [10, 11, 10, 11, 11, 10].into_iter().enumerate() {
+            let at = t0 + ms(10 * i as u64);
+            auto.heard(per_second(quota), at);
+            fixed.heard(per_second(quota), at);
+            assert_eq!(auto.rate, Rate::from(per_second(10).unwrap()), "after {quota}");
+            assert_eq!(fixed.rate, "100/s".parse().unwrap());
+        }
+        assert_eq!(fixed.policy(), per_second(10), "the budget still counts out of the tightest");
+        // Once the lower one is a whole window old, the higher one is the pace.
+        auto.heard(per_second(11), t0 + ms(1100));
+        assert_eq!(auto.rate, Rate::from(per_second(11).unwrap()));
+    }
+
+    /// Sixteen workers under `auto` for `span` of paused time, each request
+    /// answered after 3 ms by an answer announcing the next of `quotas` per
+    /// second. Returns when each request went, and each announcement.
+    async fn flapping(quotas: &'static [u32], span: Duration) -> (Vec<Instant>, Vec<(Instant, u32)>) {
+        let pacer = std::sync::Arc::new(Pacer::new(Pace::Auto));
+        let record = std::sync::Arc::new(Mutex::new((Vec::new(), Vec::new())));
+        let end = Instant::now() + span;
+        let mut workers = tokio::task::JoinSet::new();
+        for _ in 0..16 {
+            let (pacer, record) = (std::sync::Arc::clone(&pacer), std::sync::Arc::clone(&record));
+            workers.spawn(async move {
+                loop {
+                    let sent = pacer.ready().await;
+                    if sent >= end {
+                        return;
+                    }
+                    record.lock().unwrap().0.push(sent);
+                    tokio::time::sleep(ms(3)).await;
+                    let quota = {
+                        let (_, announced) = &mut *record.lock().unwrap();
+                        let quota = quotas[announced.len() % quotas.len()];
+                        announced.push((Instant::now(), quota));
+                        quota
+                    };
+                    pacer.answered(sent, None, per_second(quota));
+                }
+            });
+        }
+        while workers.join_next().await.is_some() {}
+        let record = std::mem::take(&mut *record.lock().unwrap());
+        record
+    }
+
+    /// Every window of a second that holds a request holds no more than
+    /// the tightest quota announced in it before that request.
+    fn within_every_announced_quota(sent: &[Instant], announced: &[(Instant, u32)]) {
+        let second = Duration::from_secs(1);
+        for (i, &at) in sent.iter().enumerate() {
+            let in_window = sent[..=i].iter().filter(|&&s| s + second > at).count();
+            let tightest =
+                announced.iter().filter(|&&(told, _)| told < at && told + second > at).map(|&(_, q)| q).min();
+            if let Some(quota) = tightest {
+                assert!(in_window <= quota as usize, "{in_window} in the second up to request {i}, quota {quota}");
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quota_that_flaps_on_every_answer_never_buys_a_burst() {
+        let span = Duration::from_secs(10);
+        let (sent, announced) = flapping(&[10, 11], span).await;
+        within_every_announced_quota(&sent, &announced);
+        // Steadily at the lower quota, and no slower.
+        let paced = span.as_secs_f64() * Rate::from(per_second(10).unwrap()).per_second();
+        assert!(sent.len() as f64 >= paced * 0.97, "{} sent, {paced:.1} at the pace", sent.len());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_tighter_quota_announced_once_holds_for_its_window() {
+        const NOW_AND_THEN: [u32; 16] = [11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 4];
+        let (sent, announced) = flapping(&NOW_AND_THEN, Duration::from_secs(10)).await;
+        assert!(announced.iter().filter(|(_, q)| *q == 4).count() >= 3, "the tighter quota was tried");
+        within_every_announced_quota(&sent, &announced);
     }
 }

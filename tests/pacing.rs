@@ -1,5 +1,6 @@
 //! The configured quota is never exceeded in any window, as the server counts.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::http::Method;
@@ -54,4 +55,25 @@ async fn auto_pace_shares_the_quota_with_another_consumer_without_a_429() {
     assert_eq!(journal.rate_limited, 0, "a 429 would block the account, the other tool included");
     assert_eq!(journal.revocations, 90);
     assert!(journal.max_in_window.unwrap() <= 60);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flapping_policy_never_buys_a_burst() {
+    let work = Workdir::new();
+    let input = work.write("in.csv", input_csv(30));
+    // Every answer announces a different quota than the one before, as a
+    // server whose GETs and DELETEs disagree might.
+    let answers = AtomicUsize::new(0);
+    let api = TestApi::start(move |hit: &Hit| {
+        let quota = if answers.fetch_add(1, Ordering::Relaxed).is_multiple_of(2) { 10 } else { 11 };
+        Reply::revoked(hit).with_header("ratelimit-policy", &format!("\"default\";q={quota};w=1"))
+    })
+    .await;
+    let mut cmd = api.revoke(&input, &work.path("out.csv"));
+    cmd.args(["--rate", "auto", "--concurrency", "16"]);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let most = most_in_window(&api.hits(), Duration::from_secs(1));
+    assert!(most <= 11, "{most} requests in one second under a quota of 10 or 11");
+    assert!(most >= 8, "only {most} requests in the busiest second: the pace is needlessly slow");
 }
