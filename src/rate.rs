@@ -26,6 +26,15 @@ const MIN_HEADROOM: Duration = Duration::from_millis(50);
 /// looks again anyway: answers wake it sooner.
 const NEWS_WAIT: Duration = Duration::from_secs(1);
 
+/// A wait the API asks for (a `Retry-After`, or the reset of a spent
+/// `Ratelimit` budget) longer than this is taken as a mistake and clipped: an
+/// hour is already far beyond Cloudflare's 5-minute block.
+pub const LONGEST_WAIT: Duration = Duration::from_secs(3600);
+
+/// A spent budget usually frees a slot within a second or so; a stall
+/// longer than this is said on stderr, lest the run look hung.
+const SAID_AFTER: Duration = Duration::from_secs(3);
+
 /// A quota: at most `count` requests in any window of `per`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rate {
@@ -481,6 +490,12 @@ impl Budget {
         };
     }
 
+    /// When a spent budget next frees a slot, if it is spent: a stall, as
+    /// opposed to the pace, and said when long.
+    fn spent_until(&self, now: Instant, marks: Marks) -> Option<Instant> {
+        self.spendable(now, marks).and_then(|(spendable, next_free)| (spendable == 0).then_some(next_free))
+    }
+
     /// Takes the send slot for a claimed request if the spacing that
     /// leaves another tool its share allows it now; otherwise says when it
     /// would. Nothing is booked ahead: the share may change with the next
@@ -534,8 +549,9 @@ impl Budget {
             // when the server handled it.
             let answered_since = self.ours.len() - self.ours.partition_point(|c| c.answered <= sent);
             let owed = self.in_flight + self.queued + answered_since as u32;
-            // A reset beyond the window would be a garbled header.
-            let reset = self.policy.map_or(remaining.reset, |p| remaining.reset.min(p.window));
+            // A reset beyond the window would be a garbled header, and one
+            // beyond the longest wait is clipped like a `Retry-After`.
+            let reset = self.policy.map_or(remaining.reset, |p| remaining.reset.min(p.window)).min(LONGEST_WAIT);
             let left = remaining.requests;
             if let Some(before) = self.snapshot.filter(|before| sent >= before.of.answered) {
                 // Handled after the last one. (A sliding window's reset
@@ -617,6 +633,26 @@ impl Gate {
     }
 }
 
+/// A wait that holds back every worker, as opposed to the pace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stall {
+    /// A 429's pause.
+    RateLimited,
+    /// The API's budget is spent until a slot frees or the window resets.
+    Spent,
+}
+
+impl Stall {
+    /// How long it must last to be said. A 429 is said whatever its length:
+    /// it means the quota was overrun.
+    fn said_after(self) -> Duration {
+        match self {
+            Stall::RateLimited => Duration::ZERO,
+            Stall::Spent => SAID_AFTER,
+        }
+    }
+}
+
 /// Gates every request: the shared rate-limit pause, the limiter at the
 /// current quota, and the budget the API reports.
 pub struct Pacer {
@@ -624,6 +660,8 @@ pub struct Pacer {
     /// Every answer: wakes workers waiting on the budget to look again.
     news: Notify,
     paused_until: Mutex<Option<Instant>>,
+    /// The end of the latest stall said on stderr.
+    said_until: Mutex<Option<Instant>>,
 }
 
 impl Pacer {
@@ -632,6 +670,7 @@ impl Pacer {
             gate: Mutex::new(Gate { limiter: Limiter::new(pace), ..Gate::default() }),
             news: Notify::new(),
             paused_until: Mutex::new(None),
+            said_until: Mutex::new(None),
         }
     }
 
@@ -656,8 +695,12 @@ impl Pacer {
                 let at = budget.earliest(now, marks);
                 if at <= now {
                     budget.claimed(now, marks);
+                    return None;
                 }
-                (at > now).then_some(at)
+                if let Some(until) = budget.spent_until(now, marks) {
+                    self.say(until, Stall::Spent);
+                }
+                Some(at)
             });
             if wait.await {
                 continue;
@@ -717,17 +760,44 @@ impl Pacer {
     }
 
     /// Holds back every worker for `delay` (never shortening a longer pause).
-    /// Returns whether this started a pause, as opposed to extending one that
-    /// other workers' 429s already started.
-    pub fn pause_for(&self, delay: Duration) -> bool {
-        let now = Instant::now();
-        let until = now + delay;
+    pub fn pause_for(&self, delay: Duration) {
+        let until = Instant::now() + delay;
         let mut paused = self.paused_until.lock().expect("pause lock");
-        let started = paused.is_none_or(|current| current <= now);
         if paused.is_none_or(|current| current < until) {
             *paused = Some(until);
         }
-        started
+        drop(paused);
+        self.say(until, Stall::RateLimited);
+    }
+
+    /// Says a stall lasting until `until` on stderr, once: as a warning,
+    /// since off a terminal (cron) only warnings reach stderr by default,
+    /// and a silent hour looks like a hang. Within a stall already said,
+    /// only one lasting much longer is news.
+    fn say(&self, until: Instant, stall: Stall) {
+        let now = Instant::now();
+        let mut said = self.said_until.lock().expect("notice lock");
+        let (from, after) = match *said {
+            Some(end) if end > now => (end, SAID_AFTER),
+            _ => (now, stall.said_after()),
+        };
+        if until <= from + after {
+            return;
+        }
+        *said = Some(until);
+        drop(said);
+        let wait = until - now;
+        let shown =
+            humantime::format_duration(Duration::from_secs(wait.as_secs() + u64::from(wait.subsec_millis() >= 500)));
+        let wait_ms = wait.as_millis() as u64;
+        match stall {
+            Stall::RateLimited => {
+                tracing::warn!(wait = %shown, wait_ms, "rate limited by the API: every worker pauses");
+            }
+            Stall::Spent => {
+                tracing::warn!(wait = %shown, wait_ms, "the API's rate-limit budget is spent: requests wait for it");
+            }
+        }
     }
 
     /// When the current pause ends, if one is in force.
@@ -1039,16 +1109,83 @@ mod tests {
         assert!(other >= reset + ms(500), "{:?}", other - start);
     }
 
+    /// What is logged at warning level or above while the guard lives.
+    #[derive(Clone, Default)]
+    struct Said(std::sync::Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Said {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Said {
+        fn listen() -> (Said, tracing::subscriber::DefaultGuard) {
+            let said = Said::default();
+            let writer = said.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::WARN)
+                .with_ansi(false)
+                .with_writer(move || writer.clone())
+                .finish();
+            (said, tracing::subscriber::set_default(subscriber))
+        }
+
+        fn lines(&self) -> Vec<String> {
+            String::from_utf8_lossy(&self.0.lock().unwrap()).lines().map(str::to_string).collect()
+        }
+    }
+
     #[tokio::test(start_paused = true)]
-    async fn a_pause_holds_back_ready_until_it_ends() {
+    async fn a_pause_holds_back_ready_until_it_ends_and_is_said_once() {
+        let (said, _guard) = Said::listen();
         let pacer = Pacer::new("1000/s".parse().unwrap());
         let start = Instant::now();
-        assert!(pacer.pause_for(Duration::from_secs(90)));
-        assert!(!pacer.pause_for(Duration::from_secs(5)));
+        pacer.pause_for(Duration::from_secs(90));
+        pacer.pause_for(Duration::from_secs(5));
         pacer.ready().await;
         assert!(start.elapsed() >= Duration::from_secs(90));
         assert!(pacer.paused_until().is_none());
+        let said = said.lines();
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].contains("WARN") && said[0].contains("every worker pauses wait=1m 30s"), "{said:?}");
     }
+
+    /// How long the next request waits after an answer that leaves nothing
+    /// until a reset `reset_secs` away, and the warnings said meanwhile.
+    async fn wait_when_spent(reset_secs: u64) -> (Duration, Vec<String>) {
+        let (said, _guard) = Said::listen();
+        let pacer = Pacer::new(Pace::Auto);
+        let sent = pacer.ready().await;
+        pacer.answered(sent, remaining(0, reset_secs), None);
+        let asked = Instant::now();
+        pacer.ready().await;
+        (asked.elapsed(), said.lines())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reset_a_day_away_waits_an_hour_and_says_so() {
+        let (waited, said) = wait_when_spent(86_400).await;
+        assert_eq!(waited, LONGEST_WAIT, "clipped like a Retry-After");
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(
+            said[0].contains("WARN") && said[0].contains("budget is spent") && said[0].contains("wait=1h"),
+            "{said:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_short_wait_for_a_spent_budget_goes_unsaid() {
+        let (waited, said) = wait_when_spent(2).await;
+        assert_eq!(waited, Duration::from_secs(2));
+        assert_eq!(said, Vec::<String>::new());
+    }
+
     fn per_second(quota: u32) -> Option<Policy> {
         Some(Policy { quota, window: Duration::from_secs(1) })
     }

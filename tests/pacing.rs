@@ -77,3 +77,19 @@ async fn a_flapping_policy_never_buys_a_burst() {
     assert!(most <= 11, "{most} requests in one second under a quota of 10 or 11");
     assert!(most >= 8, "only {most} requests in the busiest second: the pace is needlessly slow");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_wait_for_a_spent_budget_is_said_at_the_default_verbosity() {
+    let work = Workdir::new();
+    let input = work.write("in.csv", input_csv(1));
+    // The credentials check spends the budget until a reset 4 s away.
+    let api = TestApi::start(|hit: &Hit| {
+        let left = if hit.method == Method::GET { "\"default\";r=0;t=4" } else { "\"default\";r=9;t=4" };
+        Reply::revoked(hit).with_header("ratelimit", left)
+    })
+    .await;
+    let out = run(api.revoke(&input, &work.path("out.csv"))).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let said = stderr(&out);
+    assert!(said.contains("WARN") && said.contains("budget is spent") && said.contains("wait=4s"), "{said}");
+}
