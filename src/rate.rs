@@ -229,6 +229,8 @@ struct Limiter {
     /// When this run's latest requests went, oldest first: as many as the
     /// largest quota in force counts, within the longest of their windows.
     sent: VecDeque<Instant>,
+    /// When the pace last changed, if it has.
+    changed: Option<Instant>,
 }
 
 impl Default for Limiter {
@@ -240,7 +242,7 @@ impl Default for Limiter {
 impl Limiter {
     fn new(pace: Pace) -> Limiter {
         let rate = pace.initial();
-        Limiter { pace, rate, gcra: Gcra::new(rate), announced: Vec::new(), sent: VecDeque::new() }
+        Limiter { pace, rate, gcra: Gcra::new(rate), announced: Vec::new(), sent: VecDeque::new(), changed: None }
     }
 
     /// The tightest quota announced within its window: the one the API's
@@ -267,6 +269,7 @@ impl Limiter {
             tracing::info!(rate = %rate, "pacing at the quota the API announces");
             self.gcra = self.gcra.at_rate(rate, now);
             self.rate = rate;
+            self.changed = Some(now);
         }
     }
 
@@ -280,9 +283,16 @@ impl Limiter {
 
     /// When the next request may go: on GCRA's schedule, and once each
     /// quota's window has room.
+    ///
+    /// A whole window after the pace last changed, GCRA alone keeps the
+    /// pace's own windows within its quota, and the record is not asked
+    /// about it: by then the record would only hand on each window's late
+    /// wake-ups to the next, and they would add up over a long run.
     fn earliest(&self, now: Instant) -> Instant {
         let scheduled = self.gcra.earliest().map_or(now, |at| at.max(now));
-        self.quotas(now).fold(scheduled, |at, rate| {
+        let settled = self.changed.is_none_or(|changed| changed + self.rate.paced_window() <= now);
+        let quotas = self.quotas(now).filter(|&rate| !(settled && rate == self.rate));
+        quotas.fold(scheduled, |at, rate| {
             // Room once the quota's count-th latest request has left.
             let oldest = self.sent.len().checked_sub(rate.count as usize).map(|i| self.sent[i]);
             oldest.map_or(at, |oldest| at.max(oldest + rate.paced_window()))
