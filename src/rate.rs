@@ -214,8 +214,8 @@ impl Gcra {
 /// Under `auto` the quota in force is the tightest the API announced within
 /// that quota's own window, not merely the latest: a server that flaps
 /// between two values (or gives GETs and DELETEs different ones) is paced
-/// at the lower, steadily. And no window of sends, as long as the pace's
-/// widened one, ever holds more than any quota announced within it.
+/// at the lower, steadily. And no window ever holds more requests than a
+/// quota announced within it, those sent before a change included.
 #[derive(Debug)]
 struct Limiter {
     pace: Pace,

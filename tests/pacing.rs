@@ -22,16 +22,22 @@ fn most_in_window(hits: &[Hit], width: Duration) -> usize {
     best
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn requests_never_exceed_the_quota_in_any_window() {
+/// Revokes `rows` certificates against `api` at `--rate rate`, 16 at a
+/// time; returns every request the double saw, and what went to stderr.
+async fn revoke_at(api: &TestApi, rows: usize, rate: &str) -> (Vec<Hit>, String) {
     let work = Workdir::new();
-    let input = work.write("in.csv", input_csv(45));
-    let api = TestApi::start(Reply::revoked).await;
+    let input = work.write("in.csv", input_csv(rows));
     let mut cmd = api.revoke(&input, &work.path("out.csv"));
-    cmd.args(["--rate", "20/1s", "--concurrency", "16"]);
+    cmd.args(["--rate", rate, "--concurrency", "16"]);
     let out = run(cmd).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let hits = api.hits();
+    (api.hits(), stderr(&out))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_never_exceed_the_quota_in_any_window() {
+    let api = TestApi::start(Reply::revoked).await;
+    let (hits, _) = revoke_at(&api, 45, "20/1s").await;
     assert_eq!(hits.len(), 46, "45 DELETEs and the credentials check all count");
     assert_eq!(api.count(Method::DELETE), 45);
     let most = most_in_window(&hits, Duration::from_secs(1));
@@ -59,8 +65,6 @@ async fn auto_pace_shares_the_quota_with_another_consumer_without_a_429() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_flapping_policy_never_buys_a_burst() {
-    let work = Workdir::new();
-    let input = work.write("in.csv", input_csv(30));
     // Every answer announces a different quota than the one before, as a
     // server whose GETs and DELETEs disagree might.
     let answers = AtomicUsize::new(0);
@@ -69,27 +73,20 @@ async fn a_flapping_policy_never_buys_a_burst() {
         Reply::revoked(hit).with_header("ratelimit-policy", &format!("\"default\";q={quota};w=1"))
     })
     .await;
-    let mut cmd = api.revoke(&input, &work.path("out.csv"));
-    cmd.args(["--rate", "auto", "--concurrency", "16"]);
-    let out = run(cmd).await;
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let most = most_in_window(&api.hits(), Duration::from_secs(1));
+    let (hits, _) = revoke_at(&api, 30, "auto").await;
+    let most = most_in_window(&hits, Duration::from_secs(1));
     assert!(most <= 11, "{most} requests in one second under a quota of 10 or 11");
     assert!(most >= 8, "only {most} requests in the busiest second: the pace is needlessly slow");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_long_wait_for_a_spent_budget_is_said_at_the_default_verbosity() {
-    let work = Workdir::new();
-    let input = work.write("in.csv", input_csv(1));
     // The credentials check spends the budget until a reset 4 s away.
     let api = TestApi::start(|hit: &Hit| {
         let left = if hit.method == Method::GET { "\"default\";r=0;t=4" } else { "\"default\";r=9;t=4" };
         Reply::revoked(hit).with_header("ratelimit", left)
     })
     .await;
-    let out = run(api.revoke(&input, &work.path("out.csv"))).await;
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let said = stderr(&out);
+    let (_, said) = revoke_at(&api, 1, "1000/s").await;
     assert!(said.contains("WARN") && said.contains("budget is spent") && said.contains("wait=4s"), "{said}");
 }
