@@ -1,12 +1,17 @@
-//! Pacing: the `--rate` quota, the limiter that enforces it, and the
+//! Pacing: the `--rate` quota, the governor limiter that enforces it, and the
 //! account-wide pause that a 429 imposes on every worker.
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::num::NonZeroU32;
 use std::str::FromStr;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use governor::clock::Clock;
+use governor::middleware::NoOpMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -151,65 +156,65 @@ impl FromStr for Pace {
     }
 }
 
+/// governor's clock: tokio's, so that the limiter keeps the time every
+/// other wait here keeps, a paused test clock included.
+#[derive(Debug, Clone, Copy, Default)]
+struct TokioClock;
+
+impl Clock for TokioClock {
+    type Instant = std::time::Instant;
+
+    fn now(&self) -> std::time::Instant {
+        Instant::now().into_std()
+    }
+}
+
+/// governor's GCRA, on tokio's clock.
+type Gcra = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<std::time::Instant>>;
+
 /// GCRA spaces requests by `interval`. It lets through `floor(per /
 /// interval) + burst` requests in any window of `per` at most, so a burst of
 /// two is allowed where the headroom holds a whole interval. That slack is
 /// what keeps the pace: with a burst of one, a worker woken a fraction of a
 /// millisecond late restarts the schedule from its own late start, and the
 /// lateness of every wake-up adds up to a percent of the quota lost.
-fn burst(rate: Rate) -> u32 {
+fn gcra(rate: Rate) -> Gcra {
+    let quota = Quota::with_period(rate.interval()).expect("interval is non-zero").allow_burst(burst(rate));
+    RateLimiter::direct_with_clock(quota, TokioClock)
+}
+
+fn burst(rate: Rate) -> NonZeroU32 {
     let whole_intervals = rate.per.as_nanos() / rate.interval().as_nanos();
     if whole_intervals + 2 <= u128::from(rate.count) {
-        2
+        NonZeroU32::new(2).expect("two is not zero")
     } else {
-        1
+        NonZeroU32::MIN
     }
 }
 
-/// GCRA as governor implements it, kept here so that its state can outlive
-/// a change of quota: a fresh limiter grants a whole burst, and a server
-/// whose announced quota changes on every answer would get one per answer.
-#[derive(Debug, Clone, Copy)]
-struct Gcra {
-    interval: Duration,
-    /// How far ahead of the schedule a request may go: the burst less one
-    /// interval.
-    tolerance: Duration,
-    /// When the next request is due if every one so far had kept the
-    /// schedule (GCRA's theoretical arrival time); none before the first.
-    due: Option<Instant>,
+/// A limiter at `rate` whose schedule stands as many of its intervals
+/// ahead as `old`'s (at `was`) stood of its own, rounded up: a fresh one
+/// would grant a whole burst, and a server whose announced quota changes on
+/// every answer would get one per answer. No further ahead than its burst:
+/// that is as full as governor's limiter gets, the next request one
+/// interval away.
+fn carried(old: &Gcra, was: Rate, rate: Rate) -> Gcra {
+    let new = gcra(rate);
+    // A whole burst may go once the old schedule is due, and not before.
+    let Ok(Err(due)) = old.check_n(burst(was)) else {
+        return new;
+    };
+    let ahead = due.wait_time_from(old.clock().now()).as_nanos().div_ceil(was.interval().as_nanos());
+    let cells = ahead.min(u128::from(burst(rate).get())) as u32;
+    if let Some(cells) = NonZeroU32::new(cells) {
+        new.check_n(cells).expect("within the burst").expect("a fresh limiter grants a whole burst");
+    }
+    new
 }
 
-impl Gcra {
-    fn new(rate: Rate) -> Gcra {
-        let interval = rate.interval();
-        Gcra { interval, tolerance: interval * (burst(rate) - 1), due: None }
-    }
-
-    /// The earliest the next request may go, if not at once.
-    fn earliest(&self) -> Option<Instant> {
-        self.due.map(|due| due.checked_sub(self.tolerance).unwrap_or(due))
-    }
-
-    fn take(&mut self, now: Instant) {
-        self.due = Some(self.due.map_or(now, |due| due.max(now)) + self.interval);
-    }
-
-    /// The same state at another rate: the schedule stays as many intervals
-    /// ahead of `now`, each of the new rate's length.
-    fn at_rate(self, rate: Rate, now: Instant) -> Gcra {
-        let mut gcra = Gcra::new(rate);
-        gcra.due = self.due.map(|due| {
-            let ahead = due.saturating_duration_since(now).as_secs_f64() / self.interval.as_secs_f64();
-            now + gcra.interval.mul_f64(ahead)
-        });
-        gcra
-    }
-}
-
-/// The pace: GCRA at the quota in force, and this run's latest sends, so
-/// that a change of quota neither restarts the schedule nor forgets what
-/// the window already holds.
+/// The pace: governor's GCRA at the quota in force, and this run's latest
+/// sends, so that a change of quota neither restarts the schedule nor
+/// forgets what the window already holds.
 ///
 /// Under `auto` the quota in force is the tightest the API announced within
 /// that quota's own window, not merely the latest: a server that flaps
@@ -242,7 +247,7 @@ impl Default for Limiter {
 impl Limiter {
     fn new(pace: Pace) -> Limiter {
         let rate = pace.initial();
-        Limiter { pace, rate, gcra: Gcra::new(rate), announced: Vec::new(), sent: VecDeque::new(), changed: None }
+        Limiter { pace, rate, gcra: gcra(rate), announced: Vec::new(), sent: VecDeque::new(), changed: None }
     }
 
     /// The tightest quota announced within its window: the one the API's
@@ -267,7 +272,7 @@ impl Limiter {
         };
         if rate != self.rate {
             tracing::info!(rate = %rate, "pacing at the quota the API announces");
-            self.gcra = self.gcra.at_rate(rate, now);
+            self.gcra = carried(&self.gcra, self.rate, rate);
             self.rate = rate;
             self.changed = Some(now);
         }
@@ -281,26 +286,32 @@ impl Limiter {
         std::iter::once(self.rate).chain(announced)
     }
 
-    /// When the next request may go: on GCRA's schedule, and once each
-    /// quota's window has room.
+    /// When each quota's window has room for the next request, by the
+    /// record of sends.
     ///
     /// A whole window after the pace last changed, GCRA alone keeps the
     /// pace's own windows within its quota, and the record is not asked
     /// about it: by then the record would only hand on each window's late
     /// wake-ups to the next, and they would add up over a long run.
-    fn earliest(&self, now: Instant) -> Instant {
-        let scheduled = self.gcra.earliest().map_or(now, |at| at.max(now));
+    fn room_at(&self, now: Instant) -> Instant {
         let settled = self.changed.is_none_or(|changed| changed + self.rate.paced_window() <= now);
         let quotas = self.quotas(now).filter(|&rate| !(settled && rate == self.rate));
-        quotas.fold(scheduled, |at, rate| {
+        quotas.fold(now, |at, rate| {
             // Room once the quota's count-th latest request has left.
             let oldest = self.sent.len().checked_sub(rate.count as usize).map(|i| self.sent[i]);
             oldest.map_or(at, |oldest| at.max(oldest + rate.paced_window()))
         })
     }
 
-    fn take(&mut self, now: Instant) {
-        self.gcra.take(now);
+    /// Takes a send slot at `now` if every quota's window has room and
+    /// governor's schedule allows one; otherwise says when to look again.
+    fn take(&mut self, now: Instant) -> Result<(), Instant> {
+        let room = self.room_at(now);
+        if room > now {
+            return Err(room);
+        }
+        // governor takes the slot it grants, so it is asked last.
+        self.gcra.check().map_err(|not_until| Instant::from_std(not_until.earliest_possible()))?;
         self.sent.push_back(now);
         let (most, longest) = self.quotas(now).fold((0, Duration::ZERO), |(most, longest), rate| {
             (most.max(rate.count), longest.max(rate.paced_window()))
@@ -308,6 +319,7 @@ impl Limiter {
         while self.sent.len() > most as usize || self.sent.front().is_some_and(|&at| at + longest <= now) {
             self.sent.pop_front();
         }
+        Ok(())
     }
 }
 
@@ -507,12 +519,17 @@ impl Budget {
     }
 
     /// Takes the send slot for a claimed request if the spacing that
-    /// leaves another tool its share allows it now; otherwise says when it
-    /// would. Nothing is booked ahead: the share may change with the next
-    /// answer, and a slot booked on a stale estimate could be minutes away.
-    fn take_slot(&mut self, now: Instant) -> Option<Instant> {
+    /// leaves another tool its share allows it now, and then `limited`
+    /// grants it too (asked last, as it takes what it grants); otherwise
+    /// says when to look again. Nothing is booked ahead: the share may
+    /// change with the next answer, and a slot booked on a stale estimate
+    /// could be minutes away.
+    fn take_slot(&mut self, now: Instant, limited: impl FnOnce() -> Result<(), Instant>) -> Option<Instant> {
         if let Some(slot) = self.share_slot().filter(|&slot| slot > now) {
             return Some(slot);
+        }
+        if let Err(at) = limited() {
+            return Some(at);
         }
         self.last_sent = Some(now);
         None
@@ -624,15 +641,7 @@ impl Gate {
     /// it and the budget's spacing does too; otherwise says when to look
     /// again.
     fn take_slot(&mut self, now: Instant) -> Option<Instant> {
-        let limited = self.limiter.earliest(now);
-        if limited > now {
-            return Some(limited);
-        }
-        let shared = self.budget.take_slot(now);
-        if shared.is_none() {
-            self.limiter.take(now);
-        }
-        shared
+        self.budget.take_slot(now, || self.limiter.take(now))
     }
 
     /// Takes in the policy an answer (or a 429) carried; what the budget
@@ -849,7 +858,7 @@ mod tests {
     fn a_burst_of_two_only_where_the_headroom_holds_an_interval() {
         for (rate, burst) in [("4/s", 1), ("20/1s", 1), ("100/2s", 2), ("250/5s", 2), ("1200/5m", 2)] {
             let rate: Rate = rate.parse().unwrap();
-            assert_eq!(super::burst(rate), burst, "{rate}");
+            assert_eq!(super::burst(rate).get(), burst, "{rate}");
             let most = rate.per.as_nanos() / rate.interval().as_nanos() + u128::from(burst);
             assert!(most <= u128::from(rate.count), "{rate}: {most} in one window");
         }
@@ -878,7 +887,7 @@ mod tests {
 
     fn send(budget: &mut Budget, at: Instant, marks: Marks) {
         budget.claimed(at, marks);
-        assert_eq!(budget.take_slot(at), None, "the test sends no sooner than the share allows");
+        assert_eq!(budget.take_slot(at, || Ok(())), None, "the test sends no sooner than the share allows");
         budget.let_go();
     }
 
@@ -1200,35 +1209,37 @@ mod tests {
         Some(Policy { quota, window: Duration::from_secs(1) })
     }
 
-    /// A limiter at 11 per second that sent `n` requests at that pace and
-    /// then heard `quota` per second; and when the last one went.
-    fn told_after(n: usize, quota: u32) -> (Limiter, Instant) {
+    /// A limiter at 11 per second that sent `n` requests at that pace (on
+    /// a paused clock) and then heard `quota` per second; and when the last
+    /// one went.
+    async fn told_after(n: usize, quota: u32) -> (Limiter, Instant) {
         let mut limiter = Limiter::default();
-        let mut at = Instant::now();
-        limiter.heard(per_second(11), at);
+        limiter.heard(per_second(11), Instant::now());
         for _ in 0..n {
-            at = limiter.earliest(at);
-            limiter.take(at);
+            while let Err(at) = limiter.take(Instant::now()) {
+                tokio::time::advance(at - Instant::now()).await;
+            }
         }
-        limiter.heard(per_second(quota), at);
-        (limiter, at)
+        let last = Instant::now();
+        limiter.heard(per_second(quota), last);
+        (limiter, last)
     }
 
-    #[test]
-    fn a_new_quota_inherits_the_schedule_not_a_fresh_burst() {
-        let (limiter, last) = told_after(5, 10);
+    #[tokio::test(start_paused = true)]
+    async fn a_new_quota_inherits_the_schedule_not_a_fresh_burst() {
+        let (mut limiter, last) = told_after(5, 10).await;
         // A fresh limiter would let the next request go at once.
-        let waits = limiter.earliest(last).duration_since(last);
+        let waits = limiter.take(last).unwrap_err().duration_since(last);
         let interval = Rate::from(per_second(10).unwrap()).interval();
         assert!(waits.abs_diff(interval) < Duration::from_micros(1), "{waits:?}");
     }
 
-    #[test]
-    fn a_tighter_quota_counts_what_its_window_already_holds() {
-        let (limiter, last) = told_after(11, 5);
+    #[tokio::test(start_paused = true)]
+    async fn a_tighter_quota_counts_what_its_window_already_holds() {
+        let (mut limiter, last) = told_after(11, 5).await;
         // The fifth latest request must leave the window first.
         let fifth_latest = limiter.sent[limiter.sent.len() - 5];
-        assert_eq!(limiter.earliest(last), fifth_latest + Duration::from_millis(1050));
+        assert_eq!(limiter.take(last), Err(fifth_latest + Duration::from_millis(1050)));
     }
 
     #[test]
