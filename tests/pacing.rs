@@ -1,5 +1,6 @@
 //! The configured quota is never exceeded in any window, as the server counts.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::http::Method;
@@ -21,16 +22,22 @@ fn most_in_window(hits: &[Hit], width: Duration) -> usize {
     best
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn requests_never_exceed_the_quota_in_any_window() {
+/// Revokes `rows` certificates against `api` at `--rate rate`, 16 at a
+/// time; returns every request the double saw, and what went to stderr.
+async fn revoke_at(api: &TestApi, rows: usize, rate: &str) -> (Vec<Hit>, String) {
     let work = Workdir::new();
-    let input = work.write("in.csv", input_csv(45));
-    let api = TestApi::start(Reply::revoked).await;
+    let input = work.write("in.csv", input_csv(rows));
     let mut cmd = api.revoke(&input, &work.path("out.csv"));
-    cmd.args(["--rate", "20/1s", "--concurrency", "16"]);
+    cmd.args(["--rate", rate, "--concurrency", "16"]);
     let out = run(cmd).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let hits = api.hits();
+    (api.hits(), stderr(&out))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_never_exceed_the_quota_in_any_window() {
+    let api = TestApi::start(Reply::revoked).await;
+    let (hits, _) = revoke_at(&api, 45, "20/1s").await;
     assert_eq!(hits.len(), 46, "45 DELETEs and the credentials check all count");
     assert_eq!(api.count(Method::DELETE), 45);
     let most = most_in_window(&hits, Duration::from_secs(1));
@@ -54,4 +61,32 @@ async fn auto_pace_shares_the_quota_with_another_consumer_without_a_429() {
     assert_eq!(journal.rate_limited, 0, "a 429 would block the account, the other tool included");
     assert_eq!(journal.revocations, 90);
     assert!(journal.max_in_window.unwrap() <= 60);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flapping_policy_never_buys_a_burst() {
+    // Every answer announces a different quota than the one before, as a
+    // server whose GETs and DELETEs disagree might.
+    let answers = AtomicUsize::new(0);
+    let api = TestApi::start(move |hit: &Hit| {
+        let quota = if answers.fetch_add(1, Ordering::Relaxed).is_multiple_of(2) { 10 } else { 11 };
+        Reply::revoked(hit).with_header("ratelimit-policy", &format!("\"default\";q={quota};w=1"))
+    })
+    .await;
+    let (hits, _) = revoke_at(&api, 30, "auto").await;
+    let most = most_in_window(&hits, Duration::from_secs(1));
+    assert!(most <= 11, "{most} requests in one second under a quota of 10 or 11");
+    assert!(most >= 8, "only {most} requests in the busiest second: the pace is needlessly slow");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_long_wait_for_a_spent_budget_is_said_at_the_default_verbosity() {
+    // The credentials check spends the budget until a reset 4 s away.
+    let api = TestApi::start(|hit: &Hit| {
+        let left = if hit.method == Method::GET { "\"default\";r=0;t=4" } else { "\"default\";r=9;t=4" };
+        Reply::revoked(hit).with_header("ratelimit", left)
+    })
+    .await;
+    let (_, said) = revoke_at(&api, 1, "1000/s").await;
+    assert!(said.contains("WARN") && said.contains("budget is spent") && said.contains("wait=4s"), "{said}");
 }

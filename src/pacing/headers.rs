@@ -24,6 +24,14 @@ pub struct Policy {
     pub window: Duration,
 }
 
+impl Policy {
+    /// Orders policies by the pace they allow, the tightest first.
+    pub fn tighter(a: &Policy, b: &Policy) -> std::cmp::Ordering {
+        let per_second = |p: &Policy| f64::from(p.quota) / p.window.as_secs_f64();
+        per_second(a).total_cmp(&per_second(b))
+    }
+}
+
 /// Integer parameter `key` of one comma-separated item
 /// (`"name";key=value;...`), the name matched without regard to case. Read
 /// on every answer, so it allocates nothing.
@@ -57,10 +65,7 @@ pub fn parse_policy(value: &str) -> Option<Policy> {
             let window = Duration::from_secs(window);
             crate::pacing::rate::paceable(quota, window).then_some(Policy { quota, window })
         })
-        .min_by(|a, b| {
-            let rate = |p: &Policy| f64::from(p.quota) / p.window.as_secs_f64();
-            rate(a).total_cmp(&rate(b))
-        })
+        .min_by(Policy::tighter)
 }
 
 #[cfg(test)]

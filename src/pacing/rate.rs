@@ -5,10 +5,13 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::num::NonZeroU32;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use governor::clock::Clock;
+use governor::middleware::NoOpMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -28,6 +31,15 @@ const MIN_HEADROOM: Duration = Duration::from_millis(50);
 /// looks again anyway: answers wake it sooner.
 const NEWS_WAIT: Duration = Duration::from_secs(1);
 
+/// A wait the API asks for (a `Retry-After`, or the reset of a spent
+/// `Ratelimit` budget) longer than this is taken as a mistake and clipped: an
+/// hour is already far beyond Cloudflare's 5-minute block.
+pub const LONGEST_WAIT: Duration = Duration::from_secs(3600);
+
+/// A spent budget usually frees a slot within a second or so; a stall
+/// longer than this is said on stderr, lest the run look hung.
+const SAID_AFTER: Duration = Duration::from_secs(3);
+
 /// A quota: at most `count` requests in any window of `per`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rate {
@@ -38,13 +50,24 @@ pub struct Rate {
 impl Rate {
     /// The spacing between requests that keeps every window within the quota.
     pub fn interval(&self) -> Duration {
-        let window = self.per.mul_f64(1.0 + HEADROOM).max(self.per + MIN_HEADROOM);
-        window / self.count
+        self.paced_window() / self.count
+    }
+
+    /// The window paced in: the server's, widened by the headroom that
+    /// absorbs jitter between a request's send and its arrival.
+    fn paced_window(&self) -> Duration {
+        self.per.mul_f64(1.0 + HEADROOM).max(self.per + MIN_HEADROOM)
     }
 
     /// Requests per second at the paced interval, for estimates and summaries.
     pub fn per_second(&self) -> f64 {
         1.0 / self.interval().as_secs_f64()
+    }
+}
+
+impl From<Policy> for Rate {
+    fn from(policy: Policy) -> Self {
+        Rate { count: policy.quota, per: policy.window }
     }
 }
 
@@ -133,15 +156,31 @@ impl FromStr for Pace {
     }
 }
 
+/// governor's clock: tokio's, so that the limiter keeps the time every
+/// other wait here keeps, a paused test clock included.
+#[derive(Debug, Clone, Copy, Default)]
+struct TokioClock;
+
+impl Clock for TokioClock {
+    type Instant = std::time::Instant;
+
+    fn now(&self) -> std::time::Instant {
+        Instant::now().into_std()
+    }
+}
+
+/// governor's GCRA, on tokio's clock.
+type Gcra = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<std::time::Instant>>;
+
 /// GCRA spaces requests by `interval`. It lets through `floor(per /
 /// interval) + burst` requests in any window of `per` at most, so a burst of
 /// two is allowed where the headroom holds a whole interval. That slack is
 /// what keeps the pace: with a burst of one, a worker woken a fraction of a
 /// millisecond late restarts the schedule from its own late start, and the
 /// lateness of every wake-up adds up to a percent of the quota lost.
-fn limiter(rate: Rate) -> Arc<DefaultDirectRateLimiter> {
+fn gcra(rate: Rate) -> Gcra {
     let quota = Quota::with_period(rate.interval()).expect("interval is non-zero").allow_burst(burst(rate));
-    Arc::new(RateLimiter::direct(quota))
+    RateLimiter::direct_with_clock(quota, TokioClock)
 }
 
 fn burst(rate: Rate) -> NonZeroU32 {
@@ -150,6 +189,137 @@ fn burst(rate: Rate) -> NonZeroU32 {
         NonZeroU32::new(2).expect("two is not zero")
     } else {
         NonZeroU32::MIN
+    }
+}
+
+/// A limiter at `rate` whose schedule stands as many of its intervals
+/// ahead as `old`'s (at `was`) stood of its own, rounded up: a fresh one
+/// would grant a whole burst, and a server whose announced quota changes on
+/// every answer would get one per answer. No further ahead than its burst:
+/// that is as full as governor's limiter gets, the next request one
+/// interval away.
+fn carried(old: &Gcra, was: Rate, rate: Rate) -> Gcra {
+    let new = gcra(rate);
+    // A whole burst may go once the old schedule is due, and not before.
+    let Ok(Err(due)) = old.check_n(burst(was)) else {
+        return new;
+    };
+    let ahead = due.wait_time_from(old.clock().now()).as_nanos().div_ceil(was.interval().as_nanos());
+    let cells = ahead.min(u128::from(burst(rate).get())) as u32;
+    if let Some(cells) = NonZeroU32::new(cells) {
+        new.check_n(cells).expect("within the burst").expect("a fresh limiter grants a whole burst");
+    }
+    new
+}
+
+/// The pace: governor's GCRA at the quota in force, and this run's latest
+/// sends, so that a change of quota neither restarts the schedule nor
+/// forgets what the window already holds.
+///
+/// Under `auto` the quota in force is the tightest the API announced within
+/// that quota's own window, not merely the latest: a server that flaps
+/// between two values (or gives GETs and DELETEs different ones) is paced
+/// at the lower, steadily. And no window ever holds more requests than a
+/// quota announced within it, those sent before a change included.
+#[derive(Debug)]
+struct Limiter {
+    pace: Pace,
+    /// The quota paced at.
+    rate: Rate,
+    gcra: Gcra,
+    /// Every quota the API announced within its window, and when it last
+    /// did, the latest last. The latest stays however old: nothing since has
+    /// said otherwise.
+    announced: Vec<(Policy, Instant)>,
+    /// When this run's latest requests went, oldest first: as many as the
+    /// largest quota in force counts, within the longest of their windows.
+    sent: VecDeque<Instant>,
+    /// When the pace last changed, if it has.
+    changed: Option<Instant>,
+}
+
+impl Default for Limiter {
+    fn default() -> Self {
+        Limiter::new(Pace::Auto)
+    }
+}
+
+impl Limiter {
+    fn new(pace: Pace) -> Limiter {
+        let rate = pace.initial();
+        Limiter { pace, rate, gcra: gcra(rate), announced: Vec::new(), sent: VecDeque::new(), changed: None }
+    }
+
+    /// The tightest quota announced within its window: the one the API's
+    /// counts are taken to be out of.
+    fn policy(&self) -> Option<Policy> {
+        self.announced.iter().map(|(policy, _)| *policy).min_by(Policy::tighter)
+    }
+
+    /// Takes in the policy an answer carried, if any. Under `auto`, the
+    /// tightest quota in force becomes the pace; the schedule carries over.
+    fn heard(&mut self, policy: Option<Policy>, now: Instant) {
+        if let Some(policy) = policy {
+            self.announced.retain(|&(old, _)| old != policy);
+            self.announced.push((policy, now));
+        }
+        let latest = self.announced.len().saturating_sub(1);
+        let mut index = 0..;
+        self.announced.retain(|&(old, at)| index.next() == Some(latest) || at + old.window > now);
+        let rate = match self.pace {
+            Pace::Fixed(rate) => rate,
+            Pace::Auto => self.policy().map_or(self.rate, Rate::from),
+        };
+        if rate != self.rate {
+            tracing::info!(rate = %rate, "pacing at the quota the API announces");
+            self.gcra = carried(&self.gcra, self.rate, rate);
+            self.rate = rate;
+            self.changed = Some(now);
+        }
+    }
+
+    /// The quotas no window of sends may exceed: the pace, and under `auto`
+    /// every quota announced within its window.
+    fn quotas(&self, now: Instant) -> impl Iterator<Item = Rate> + '_ {
+        let announced = self.announced.iter().filter(move |&&(policy, at)| at + policy.window > now);
+        let announced = announced.filter(|_| self.pace == Pace::Auto).map(|&(policy, _)| Rate::from(policy));
+        std::iter::once(self.rate).chain(announced)
+    }
+
+    /// When each quota's window has room for the next request, by the
+    /// record of sends.
+    ///
+    /// A whole window after the pace last changed, GCRA alone keeps the
+    /// pace's own windows within its quota, and the record is not asked
+    /// about it: by then the record would only hand on each window's late
+    /// wake-ups to the next, and they would add up over a long run.
+    fn room_at(&self, now: Instant) -> Instant {
+        let settled = self.changed.is_none_or(|changed| changed + self.rate.paced_window() <= now);
+        let quotas = self.quotas(now).filter(|&rate| !(settled && rate == self.rate));
+        quotas.fold(now, |at, rate| {
+            // Room once the quota's count-th latest request has left.
+            let oldest = self.sent.len().checked_sub(rate.count as usize).map(|i| self.sent[i]);
+            oldest.map_or(at, |oldest| at.max(oldest + rate.paced_window()))
+        })
+    }
+
+    /// Takes a send slot at `now` if every quota's window has room and
+    /// governor's schedule allows one; otherwise says when to look again.
+    fn take(&mut self, now: Instant) -> Result<(), Instant> {
+        let room = self.room_at(now);
+        if room > now {
+            return Err(room);
+        }
+        // governor takes the slot it grants, so it is asked last.
+        self.gcra.check().map_err(|not_until| Instant::from_std(not_until.earliest_possible()))?;
+        self.sent.push_back(now);
+        let (most, longest) = self.quotas(now).fold((0, Duration::ZERO), |(most, longest), rate| {
+            (most.max(rate.count), longest.max(rate.paced_window()))
+        });
+        while self.sent.len() > most as usize || self.sent.front().is_some_and(|&at| at + longest <= now) {
+            self.sent.pop_front();
+        }
+        Ok(())
     }
 }
 
@@ -236,7 +406,7 @@ struct Budget {
     last_sent: Option<Instant>,
     /// The spacing that leaves other consumers their observed share.
     share: Option<Duration>,
-    /// The quota the API last announced: what its counts are out of.
+    /// The quota the API's counts are out of: the tightest in force.
     policy: Option<Policy>,
     /// This run's first request, and others' count in the first answer to
     /// name the quota. A tool already at work when this run started shows
@@ -342,13 +512,24 @@ impl Budget {
         };
     }
 
+    /// When a spent budget next frees a slot, if it is spent: a stall, as
+    /// opposed to the pace, and said when long.
+    fn spent_until(&self, now: Instant, marks: Marks) -> Option<Instant> {
+        self.spendable(now, marks).and_then(|(spendable, next_free)| (spendable == 0).then_some(next_free))
+    }
+
     /// Takes the send slot for a claimed request if the spacing that
-    /// leaves another tool its share allows it now; otherwise says when it
-    /// would. Nothing is booked ahead: the share may change with the next
-    /// answer, and a slot booked on a stale estimate could be minutes away.
-    fn take_slot(&mut self, now: Instant) -> Option<Instant> {
+    /// leaves another tool its share allows it now, and then `limited`
+    /// grants it too (asked last, as it takes what it grants); otherwise
+    /// says when to look again. Nothing is booked ahead: the share may
+    /// change with the next answer, and a slot booked on a stale estimate
+    /// could be minutes away.
+    fn take_slot(&mut self, now: Instant, limited: impl FnOnce() -> Result<(), Instant>) -> Option<Instant> {
         if let Some(slot) = self.share_slot().filter(|&slot| slot > now) {
             return Some(slot);
+        }
+        if let Err(at) = limited() {
+            return Some(at);
         }
         self.last_sent = Some(now);
         None
@@ -366,8 +547,8 @@ impl Budget {
         self.queued = self.queued.saturating_sub(1);
     }
 
-    /// A request is no longer in flight, whatever its answer; the policy it
-    /// carried, if any, is the one counted with. All a 429 tells the budget:
+    /// A request is no longer in flight, whatever its answer; the policy in
+    /// force, if any, is the one counted with. All a 429 tells the budget:
     /// the server refused the request without counting it.
     fn settled(&mut self, policy: Option<Policy>) {
         self.in_flight = self.in_flight.saturating_sub(1);
@@ -395,8 +576,9 @@ impl Budget {
             // when the server handled it.
             let answered_since = self.ours.len() - self.ours.partition_point(|c| c.answered <= sent);
             let owed = self.in_flight + self.queued + answered_since as u32;
-            // A reset beyond the window would be a garbled header.
-            let reset = self.policy.map_or(remaining.reset, |p| remaining.reset.min(p.window));
+            // A reset beyond the window would be a garbled header, and one
+            // beyond the longest wait is clipped like a `Retry-After`.
+            let reset = self.policy.map_or(remaining.reset, |p| remaining.reset.min(p.window)).min(LONGEST_WAIT);
             let left = remaining.requests;
             if let Some(before) = self.snapshot.filter(|before| sent >= before.of.answered) {
                 // Handled after the last one. (A sliding window's reset
@@ -447,32 +629,73 @@ impl Budget {
     }
 }
 
+/// The budget and the limiter: every send slot takes both, under one lock.
+#[derive(Debug, Default)]
+struct Gate {
+    budget: Budget,
+    limiter: Limiter,
+}
+
+impl Gate {
+    /// Takes the send slot for a claimed request once the limiter allows
+    /// it and the budget's spacing does too; otherwise says when to look
+    /// again.
+    fn take_slot(&mut self, now: Instant) -> Option<Instant> {
+        self.budget.take_slot(now, || self.limiter.take(now))
+    }
+
+    /// Takes in the policy an answer (or a 429) carried; what the budget
+    /// counts out of is the quota in force.
+    fn heard(&mut self, policy: Option<Policy>, now: Instant) -> (Option<Policy>, Marks) {
+        self.limiter.heard(policy, now);
+        (self.limiter.policy(), Marks::of(self.limiter.rate))
+    }
+}
+
+/// A wait that holds back every worker, as opposed to the pace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stall {
+    /// A 429's pause.
+    RateLimited,
+    /// The API's budget is spent until a slot frees or the window resets.
+    Spent,
+}
+
+impl Stall {
+    /// How long it must last to be said. A 429 is said whatever its length:
+    /// it means the quota was overrun.
+    fn said_after(self) -> Duration {
+        match self {
+            Stall::RateLimited => Duration::ZERO,
+            Stall::Spent => SAID_AFTER,
+        }
+    }
+}
+
 /// Gates every request: the shared rate-limit pause, the limiter at the
 /// current quota, and the budget the API reports.
 pub struct Pacer {
-    pace: Pace,
-    limiter: RwLock<(Rate, Arc<DefaultDirectRateLimiter>)>,
-    budget: Mutex<Budget>,
+    gate: Mutex<Gate>,
     /// Every answer: wakes workers waiting on the budget to look again.
     news: Notify,
     paused_until: Mutex<Option<Instant>>,
+    /// The end of the latest stall said on stderr.
+    said_until: Mutex<Option<Instant>>,
 }
 
 impl Pacer {
     pub fn new(pace: Pace) -> Self {
-        let rate = pace.initial();
         Pacer {
-            pace,
-            limiter: RwLock::new((rate, limiter(rate))),
-            budget: Mutex::default(),
+            gate: Mutex::new(Gate { limiter: Limiter::new(pace), ..Gate::default() }),
             news: Notify::new(),
             paused_until: Mutex::new(None),
+            said_until: Mutex::new(None),
         }
     }
 
     /// The quota being paced at now.
     pub fn rate(&self) -> Rate {
-        self.limiter.read().expect("limiter lock").0
+        self.gate.lock().expect("gate lock").limiter.rate
     }
 
     /// Waits until a request may be sent, counts it as in flight, and
@@ -483,29 +706,30 @@ impl Pacer {
                 tokio::time::sleep_until(until).await;
                 continue;
             }
-            let (rate, limiter) = self.limiter.read().expect("limiter lock").clone();
-            let marks = Marks::of(rate);
-            // The budget is claimed before the limiter is waited for, so
-            // that workers queueing at the limiter never share one free
-            // slot, and the limiter's spacing holds between the requests
-            // actually sent.
-            let wait = self.until_news_or(|budget, now| {
+            // The budget is claimed before the send slot is waited for, so
+            // that workers queueing for slots never share one free slot of
+            // the budget.
+            let wait = self.until_news_or(|gate, now| {
+                let (budget, marks) = (&mut gate.budget, Marks::of(gate.limiter.rate));
                 let at = budget.earliest(now, marks);
                 if at <= now {
                     budget.claimed(now, marks);
+                    return None;
                 }
-                (at > now).then_some(at)
+                if let Some(until) = budget.spent_until(now, marks) {
+                    self.say(until, Stall::Spent);
+                }
+                Some(at)
             });
             if wait.await {
                 continue;
             }
-            limiter.until_ready().await;
             // Claims made before another tool showed up go out at the
             // spacing that leaves it its share, too.
-            while self.until_news_or(Budget::take_slot).await {}
+            while self.until_news_or(Gate::take_slot).await {}
             // A 429 seen by another worker while this one waited means the
             // slot it got is not safe to use.
-            let mut budget = self.budget.lock().expect("budget lock");
+            let budget = &mut self.gate.lock().expect("gate lock").budget;
             if self.paused_until().is_some() {
                 budget.abandoned();
                 continue;
@@ -515,15 +739,15 @@ impl Pacer {
         }
     }
 
-    /// Asks the budget when to go (`None`: now), and if not now, sleeps
+    /// Asks the gate when to go (`None`: now), and if not now, sleeps
     /// until then or until an answer brings news, whichever is first.
     /// Returns whether it waited.
-    async fn until_news_or(&self, ask: impl FnOnce(&mut Budget, Instant) -> Option<Instant>) -> bool {
+    async fn until_news_or(&self, ask: impl FnOnce(&mut Gate, Instant) -> Option<Instant>) -> bool {
         // Listening before asking, so news between the two is not missed.
         let news = self.news.notified();
         tokio::pin!(news);
         news.as_mut().enable();
-        let Some(at) = ask(&mut self.budget.lock().expect("budget lock"), Instant::now()) else {
+        let Some(at) = ask(&mut self.gate.lock().expect("gate lock"), Instant::now()) else {
             return false;
         };
         tokio::select! {
@@ -536,45 +760,63 @@ impl Pacer {
     /// Takes in what an answer said about the quota for the request let go
     /// at `sent` (nothing, for a request that got no answer).
     pub fn answered(&self, sent: Instant, remaining: Option<Remaining>, policy: Option<Policy>) {
-        self.adopt(policy);
-        let marks = Marks::of(self.rate());
-        self.budget.lock().expect("budget lock").answered(sent, remaining, policy, Instant::now(), marks);
+        let now = Instant::now();
+        let mut gate = self.gate.lock().expect("gate lock");
+        let (policy, marks) = gate.heard(policy, now);
+        gate.budget.answered(sent, remaining, policy, now, marks);
+        drop(gate);
         self.news.notify_waiters();
     }
 
     /// Takes in a 429. Its `Ratelimit` describes the block, not the window,
     /// and the request was not counted; the pause it starts is what governs.
     pub fn refused(&self, policy: Option<Policy>) {
-        self.budget.lock().expect("budget lock").settled(policy);
-        self.adopt(policy);
+        let mut gate = self.gate.lock().expect("gate lock");
+        let (policy, _) = gate.heard(policy, Instant::now());
+        gate.budget.settled(policy);
+        drop(gate);
         self.news.notify_waiters();
     }
 
-    /// Under `auto`, a newly announced policy becomes the pace.
-    fn adopt(&self, policy: Option<Policy>) {
-        let (Pace::Auto, Some(policy)) = (self.pace, policy) else {
-            return;
-        };
-        let announced = Rate { count: policy.quota, per: policy.window };
-        let mut current = self.limiter.write().expect("limiter lock");
-        if current.0 != announced {
-            tracing::info!(rate = %announced, "pacing at the quota the API announces");
-            *current = (announced, limiter(announced));
-        }
-    }
-
     /// Holds back every worker for `delay` (never shortening a longer pause).
-    /// Returns whether this started a pause, as opposed to extending one that
-    /// other workers' 429s already started.
-    pub fn pause_for(&self, delay: Duration) -> bool {
-        let now = Instant::now();
-        let until = now + delay;
+    pub fn pause_for(&self, delay: Duration) {
+        let until = Instant::now() + delay;
         let mut paused = self.paused_until.lock().expect("pause lock");
-        let started = paused.is_none_or(|current| current <= now);
         if paused.is_none_or(|current| current < until) {
             *paused = Some(until);
         }
-        started
+        drop(paused);
+        self.say(until, Stall::RateLimited);
+    }
+
+    /// Says a stall lasting until `until` on stderr, once: as a warning,
+    /// since off a terminal (cron) only warnings reach stderr by default,
+    /// and a silent hour looks like a hang. Within a stall already said,
+    /// only one lasting much longer is news.
+    fn say(&self, until: Instant, stall: Stall) {
+        let now = Instant::now();
+        let mut said = self.said_until.lock().expect("notice lock");
+        let (from, after) = match *said {
+            Some(end) if end > now => (end, SAID_AFTER),
+            _ => (now, stall.said_after()),
+        };
+        if until <= from + after {
+            return;
+        }
+        *said = Some(until);
+        drop(said);
+        let wait = until - now;
+        let shown =
+            humantime::format_duration(Duration::from_secs(wait.as_secs() + u64::from(wait.subsec_millis() >= 500)));
+        let wait_ms = wait.as_millis() as u64;
+        match stall {
+            Stall::RateLimited => {
+                tracing::warn!(wait = %shown, wait_ms, "rate limited by the API: every worker pauses");
+            }
+            Stall::Spent => {
+                tracing::warn!(wait = %shown, wait_ms, "the API's rate-limit budget is spent: requests wait for it");
+            }
+        }
     }
 
     /// When the current pause ends, if one is in force.
@@ -645,7 +887,7 @@ mod tests {
 
     fn send(budget: &mut Budget, at: Instant, marks: Marks) {
         budget.claimed(at, marks);
-        assert_eq!(budget.take_slot(at), None, "the test sends no sooner than the share allows");
+        assert_eq!(budget.take_slot(at, || Ok(())), None, "the test sends no sooner than the share allows");
         budget.let_go();
     }
 
@@ -886,14 +1128,200 @@ mod tests {
         assert!(other >= reset + ms(500), "{:?}", other - start);
     }
 
+    /// What is logged at warning level or above while the guard lives.
+    #[derive(Clone, Default)]
+    struct Said(std::sync::Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Said {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Said {
+        fn listen() -> (Said, tracing::subscriber::DefaultGuard) {
+            let said = Said::default();
+            let writer = said.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::WARN)
+                .with_ansi(false)
+                .with_writer(move || writer.clone())
+                .finish();
+            (said, tracing::subscriber::set_default(subscriber))
+        }
+
+        fn lines(&self) -> Vec<String> {
+            String::from_utf8_lossy(&self.0.lock().unwrap()).lines().map(str::to_string).collect()
+        }
+    }
+
     #[tokio::test(start_paused = true)]
-    async fn a_pause_holds_back_ready_until_it_ends() {
+    async fn a_pause_holds_back_ready_until_it_ends_and_is_said_once() {
+        let (said, _guard) = Said::listen();
         let pacer = Pacer::new("1000/s".parse().unwrap());
         let start = Instant::now();
-        assert!(pacer.pause_for(Duration::from_secs(90)));
-        assert!(!pacer.pause_for(Duration::from_secs(5)));
+        pacer.pause_for(Duration::from_secs(90));
+        pacer.pause_for(Duration::from_secs(5));
         pacer.ready().await;
         assert!(start.elapsed() >= Duration::from_secs(90));
         assert!(pacer.paused_until().is_none());
+        let said = said.lines();
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(said[0].contains("WARN") && said[0].contains("every worker pauses wait=1m 30s"), "{said:?}");
+    }
+
+    /// How long the next request waits after an answer that leaves nothing
+    /// until a reset `reset_secs` away, and the warnings said meanwhile.
+    async fn wait_when_spent(reset_secs: u64) -> (Duration, Vec<String>) {
+        let (said, _guard) = Said::listen();
+        let pacer = Pacer::new(Pace::Auto);
+        let sent = pacer.ready().await;
+        pacer.answered(sent, remaining(0, reset_secs), None);
+        let asked = Instant::now();
+        pacer.ready().await;
+        (asked.elapsed(), said.lines())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reset_a_day_away_waits_an_hour_and_says_so() {
+        let (waited, said) = wait_when_spent(86_400).await;
+        assert_eq!(waited, LONGEST_WAIT, "clipped like a Retry-After");
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(
+            said[0].contains("WARN") && said[0].contains("budget is spent") && said[0].contains("wait=1h"),
+            "{said:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_short_wait_for_a_spent_budget_goes_unsaid() {
+        let (waited, said) = wait_when_spent(2).await;
+        assert_eq!(waited, Duration::from_secs(2));
+        assert_eq!(said, Vec::<String>::new());
+    }
+
+    fn per_second(quota: u32) -> Option<Policy> {
+        Some(Policy { quota, window: Duration::from_secs(1) })
+    }
+
+    /// A limiter at 11 per second that sent `n` requests at that pace (on
+    /// a paused clock) and then heard `quota` per second; and when the last
+    /// one went.
+    async fn told_after(n: usize, quota: u32) -> (Limiter, Instant) {
+        let mut limiter = Limiter::default();
+        limiter.heard(per_second(11), Instant::now());
+        for _ in 0..n {
+            while let Err(at) = limiter.take(Instant::now()) {
+                tokio::time::advance(at - Instant::now()).await;
+            }
+        }
+        let last = Instant::now();
+        limiter.heard(per_second(quota), last);
+        (limiter, last)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_quota_inherits_the_schedule_not_a_fresh_burst() {
+        let (mut limiter, last) = told_after(5, 10).await;
+        // A fresh limiter would let the next request go at once.
+        let waits = limiter.take(last).unwrap_err().duration_since(last);
+        let interval = Rate::from(per_second(10).unwrap()).interval();
+        assert!(waits.abs_diff(interval) < Duration::from_micros(1), "{waits:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_tighter_quota_counts_what_its_window_already_holds() {
+        let (mut limiter, last) = told_after(11, 5).await;
+        // The fifth latest request must leave the window first.
+        let fifth_latest = limiter.sent[limiter.sent.len() - 5];
+        assert_eq!(limiter.take(last), Err(fifth_latest + Duration::from_millis(1050)));
+    }
+
+    #[test]
+    fn flapping_between_two_quotas_paces_at_the_lower_and_a_fixed_rate_ignores_both() {
+        let t0 = Instant::now();
+        let mut auto = Limiter::default();
+        let mut fixed = Limiter::new("100/s".parse().unwrap());
+        for (i, quota) in [10, 11, 10, 11, 11, 10].into_iter().enumerate() {
+            let at = t0 + ms(10 * i as u64);
+            auto.heard(per_second(quota), at);
+            fixed.heard(per_second(quota), at);
+            assert_eq!(auto.rate, Rate::from(per_second(10).unwrap()), "after {quota}");
+            assert_eq!(fixed.rate, "100/s".parse().unwrap());
+        }
+        assert_eq!(fixed.policy(), per_second(10), "the budget still counts out of the tightest");
+        // Once the lower one is a whole window old, the higher one is the pace.
+        auto.heard(per_second(11), t0 + ms(1100));
+        assert_eq!(auto.rate, Rate::from(per_second(11).unwrap()));
+    }
+
+    /// Sixteen workers under `auto` for `span` of paused time, each request
+    /// answered after 3 ms by an answer announcing the next of `quotas` per
+    /// second. Returns when each request went, and each announcement.
+    async fn flapping(quotas: &'static [u32], span: Duration) -> (Vec<Instant>, Vec<(Instant, u32)>) {
+        let pacer = std::sync::Arc::new(Pacer::new(Pace::Auto));
+        let record = std::sync::Arc::new(Mutex::new((Vec::new(), Vec::new())));
+        let end = Instant::now() + span;
+        let mut workers = tokio::task::JoinSet::new();
+        for _ in 0..16 {
+            let (pacer, record) = (std::sync::Arc::clone(&pacer), std::sync::Arc::clone(&record));
+            workers.spawn(async move {
+                loop {
+                    let sent = pacer.ready().await;
+                    if sent >= end {
+                        return;
+                    }
+                    record.lock().unwrap().0.push(sent);
+                    tokio::time::sleep(ms(3)).await;
+                    let quota = {
+                        let (_, announced) = &mut *record.lock().unwrap();
+                        let quota = quotas[announced.len() % quotas.len()];
+                        announced.push((Instant::now(), quota));
+                        quota
+                    };
+                    pacer.answered(sent, None, per_second(quota));
+                }
+            });
+        }
+        while workers.join_next().await.is_some() {}
+        let record = std::mem::take(&mut *record.lock().unwrap());
+        record
+    }
+
+    /// Every window of a second that holds a request holds no more than
+    /// the tightest quota announced in it before that request.
+    fn within_every_announced_quota(sent: &[Instant], announced: &[(Instant, u32)]) {
+        let second = Duration::from_secs(1);
+        for (i, &at) in sent.iter().enumerate() {
+            let in_window = sent[..=i].iter().filter(|&&s| s + second > at).count();
+            let tightest =
+                announced.iter().filter(|&&(told, _)| told < at && told + second > at).map(|&(_, q)| q).min();
+            if let Some(quota) = tightest {
+                assert!(in_window <= quota as usize, "{in_window} in the second up to request {i}, quota {quota}");
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_quota_that_flaps_on_every_answer_never_buys_a_burst() {
+        let span = Duration::from_secs(10);
+        let (sent, announced) = flapping(&[10, 11], span).await;
+        within_every_announced_quota(&sent, &announced);
+        // Steadily at the lower quota, and no slower.
+        let paced = span.as_secs_f64() * Rate::from(per_second(10).unwrap()).per_second();
+        assert!(sent.len() as f64 >= paced * 0.97, "{} sent, {paced:.1} at the pace", sent.len());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_tighter_quota_announced_once_holds_for_its_window() {
+        const NOW_AND_THEN: [u32; 16] = [11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 11, 4];
+        let (sent, announced) = flapping(&NOW_AND_THEN, Duration::from_secs(10)).await;
+        assert!(announced.iter().filter(|(_, q)| *q == 4).count() >= 3, "the tighter quota was tried");
+        within_every_announced_quota(&sent, &announced);
     }
 }

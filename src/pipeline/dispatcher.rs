@@ -20,13 +20,9 @@ use crate::client::{ApiClient, Reply, TransportError};
 use crate::input::ids::{CertId, ZoneId};
 use crate::input::reader::Row;
 use crate::output::results::ResultRow;
-use crate::pacing::rate::Pacer;
+use crate::pacing::rate::{Pacer, LONGEST_WAIT};
 use crate::pacing::retry::{RetryPolicy, RetrySchedule};
 use crate::pipeline::queue::Queue;
-
-/// A `Retry-After` longer than this is taken as a mistake and clipped: an
-/// hour is already far beyond Cloudflare's 5-minute block.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// Why a run ended before every job was done.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -335,9 +331,9 @@ impl Dispatcher {
         after: Option<Duration>,
     ) -> Option<Duration> {
         let backoff = schedule.next_delay()?;
-        let delay = after.map_or(backoff, |d| d.min(MAX_RETRY_AFTER));
-        if rate_limited && self.pacer.pause_for(delay) {
-            tracing::warn!(pause_ms = delay.as_millis() as u64, "rate limited by the API: every worker pauses");
+        let delay = after.map_or(backoff, |d| d.min(LONGEST_WAIT));
+        if rate_limited {
+            self.pacer.pause_for(delay);
         }
         Some(delay)
     }
