@@ -33,18 +33,21 @@ pub mod pacing;
 pub mod pipeline;
 pub mod sandbox;
 
+use clap::CommandFactory;
+
 use cli::{Cli, Command};
 use exit::ExitCode;
 
 /// Runs one command line; errors are printed here, where they meet the user.
 pub fn run(cli: Cli) -> ExitCode {
+    let verbosity = cli.verbosity.into();
     let outcome = match &cli.command {
-        Command::Revoke(args) => cli::revoke::run(args, cli.verbosity, &cli.argv),
-        Command::Reactivate(args) => cli::reactivate::run(args, cli.verbosity, &cli.argv),
-        Command::List(args) => cli::list::run(args, cli.verbosity),
+        Command::Revoke(args) => cli::revoke::run(args, verbosity, &cli.argv),
+        Command::Reactivate(args) => cli::reactivate::run(args, verbosity, &cli.argv),
+        Command::List(args) => cli::list::run(args, verbosity),
         Command::Sandbox(args) => cli::sandbox::run(args),
-        Command::Completions(args) => cli::completions::run(args),
-        Command::Man(args) => cli::man::run(args),
+        Command::Completions(args) => cli::completions::run(args, Cli::command()),
+        Command::Man(args) => cli::man::run(args, Cli::command()),
     };
     outcome.unwrap_or_else(|error| {
         eprintln!("cfrevoke: error: {error:#}");

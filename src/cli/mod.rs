@@ -11,14 +11,16 @@ use crate::exit::ExitCode;
 
 pub mod api_args;
 mod args;
+pub mod bulk;
 pub mod completions;
 pub mod list;
 pub mod man;
 pub mod reactivate;
 pub mod revoke;
 pub mod sandbox;
+mod values;
 
-pub use args::{per_second, positive_duration, share, Cli, Command};
+pub use args::{Cli, Command, VerbosityArgs};
 
 /// Writes generated text (a completion script, a man page) to stdout. A
 /// reader that stops early, as `| head` does, is not an error: the pipe it

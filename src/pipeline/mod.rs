@@ -4,6 +4,9 @@
 
 pub mod collector;
 pub mod dispatcher;
+pub mod operation;
 pub mod queue;
 pub mod run;
+pub mod session;
+pub mod settings;
 pub mod signals;
