@@ -40,7 +40,7 @@ impl Cli {
 }
 
 /// `-v` and `-q`, on every subcommand.
-#[derive(Debug, Clone, Copy, Default, clap::Args)]
+#[derive(Debug, Clone, Copy, clap::Args)]
 pub struct VerbosityArgs {
     /// More detail on stderr (-v: every attempt, -vv: everything). RUST_LOG overrides.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
