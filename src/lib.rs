@@ -3,14 +3,17 @@
 //! Data flows one way, and each stage is a folder:
 //!
 //! - [`cli`]: the command line (clap), one module per subcommand; the only
-//!   place that knows about flags.
+//!   place that knows about flags. It turns them into the engine's plain
+//!   settings, and does the talking: prompts, notices, the summary on stdout.
 //! - [`input`]: the CSV reader, IDs, the plan (pass one checks and dedupes the
 //!   whole file before anything is sent; pass two streams jobs), and the scan
 //!   of an earlier run's results for `--resume`.
 //! - [`pacing`]: the quota and its limiter, the budget read from the API's
 //!   rate-limit headers, the shared 429 pause, and the retry schedule.
-//! - [`pipeline`]: the engine every bulk operation shares: queue, dispatcher
-//!   (pacing, concurrency, retry), collector, signals, and the run itself.
+//! - [`pipeline`]: the engine every bulk operation shares: its settings, the
+//!   operation, queue, dispatcher (pacing, concurrency, retry), collector,
+//!   signals, the set-up shared with `list` (session), and the run itself,
+//!   in steps that return a summary rather than print one.
 //! - [`operations`]: what each operation sends and what an answer means for a
 //!   row (revoke, reactivate, list and its filters).
 //! - [`output`]: results CSV, summary and exit code, progress, logs, audit
@@ -33,18 +36,21 @@ pub mod pacing;
 pub mod pipeline;
 pub mod sandbox;
 
+use clap::CommandFactory;
+
 use cli::{Cli, Command};
 use exit::ExitCode;
 
 /// Runs one command line; errors are printed here, where they meet the user.
 pub fn run(cli: Cli) -> ExitCode {
+    let verbosity = cli.verbosity.into();
     let outcome = match &cli.command {
-        Command::Revoke(args) => cli::revoke::run(args, cli.verbosity, &cli.argv),
-        Command::Reactivate(args) => cli::reactivate::run(args, cli.verbosity, &cli.argv),
-        Command::List(args) => cli::list::run(args, cli.verbosity),
+        Command::Revoke(args) => cli::revoke::run(args, verbosity, &cli.argv),
+        Command::Reactivate(args) => cli::reactivate::run(args, verbosity, &cli.argv),
+        Command::List(args) => cli::list::run(args, verbosity),
         Command::Sandbox(args) => cli::sandbox::run(args),
-        Command::Completions(args) => cli::completions::run(args),
-        Command::Man(args) => cli::man::run(args),
+        Command::Completions(args) => cli::completions::run(args, Cli::command()),
+        Command::Man(args) => cli::man::run(args, Cli::command()),
     };
     outcome.unwrap_or_else(|error| {
         eprintln!("cfrevoke: error: {error:#}");

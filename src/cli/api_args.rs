@@ -6,13 +6,13 @@ use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::positive_duration;
-use crate::client::{ApiClient, BaseUrl, DEFAULT_BASE_URL};
+use crate::cli::values::positive_duration;
+use crate::client::{BaseUrl, DEFAULT_BASE_URL};
 use crate::credentials::{self, Credentials};
 use crate::exit::usage;
-use crate::pacing::rate::{Pace, Pacer};
+use crate::pacing::rate::Pace;
 use crate::pacing::retry::RetryPolicy;
-use crate::pipeline::dispatcher::Dispatcher;
+use crate::pipeline::settings::ApiSettings;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ApiArgs {
@@ -65,24 +65,19 @@ impl ApiArgs {
             .map_err(|e| usage(e.to_string()))
     }
 
-    pub fn retry(&self) -> RetryPolicy {
-        RetryPolicy {
-            max_attempts: self.max_attempts,
-            initial_delay: self.retry_delay,
-            max_delay: self.retry_max_delay,
+    /// The engine's settings from these flags, sending as `credentials`.
+    pub fn settings(&self, credentials: Credentials) -> ApiSettings {
+        ApiSettings {
+            base_url: self.base_url.clone(),
+            credentials,
+            pace: self.rate,
+            retry: RetryPolicy {
+                max_attempts: self.max_attempts,
+                initial_delay: self.retry_delay,
+                max_delay: self.retry_max_delay,
+            },
+            timeout: self.timeout,
         }
-    }
-
-    /// A dispatcher for `base`: a fresh pacer at `pace`, these retries and timeout.
-    pub fn dispatcher(
-        &self,
-        base: BaseUrl,
-        credentials: &Credentials,
-        pace: Pace,
-        concurrency: usize,
-    ) -> anyhow::Result<Dispatcher> {
-        let client = ApiClient::new(base, credentials, self.timeout)?;
-        Ok(Dispatcher::new(client, Pacer::new(pace), self.retry(), concurrency))
     }
 }
 

@@ -1,8 +1,6 @@
 //! The command line, as one clap definition shared by parsing, `--help`,
 //! completions and the man page.
 
-use std::time::Duration;
-
 use clap::{Parser, Subcommand};
 
 use crate::cli::completions::CompletionsArgs;
@@ -25,7 +23,7 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
     #[command(flatten)]
-    pub verbosity: Verbosity,
+    pub verbosity: VerbosityArgs,
     /// The command line as given, for the resume hint and the audit record.
     #[arg(skip)]
     pub argv: Vec<String>,
@@ -38,6 +36,23 @@ impl Cli {
         let mut cli = <Cli as clap::Parser>::parse_from(&argv);
         cli.argv = argv;
         cli
+    }
+}
+
+/// `-v` and `-q`, on every subcommand.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct VerbosityArgs {
+    /// More detail on stderr (-v: every attempt, -vv: everything). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Less on stderr (-q: warnings and errors only, no progress bar).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "verbose")]
+    pub quiet: u8,
+}
+
+impl From<VerbosityArgs> for Verbosity {
+    fn from(args: VerbosityArgs) -> Verbosity {
+        Verbosity { verbose: args.verbose, quiet: args.quiet }
     }
 }
 
@@ -60,49 +75,4 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Write a roff man page to standard output.
     Man(ManArgs),
-}
-
-/// Parses a duration where zero is meaningless: a timeout that fires at once,
-/// a retry that does not wait, a window that holds nothing. Refused here, at
-/// parse time, so such a run never starts.
-pub fn positive_duration(s: &str) -> Result<Duration, String> {
-    match humantime::parse_duration(s) {
-        Ok(duration) if duration.is_zero() => Err("expected a duration above zero, such as 500ms or 30s".into()),
-        Ok(duration) => Ok(duration),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-/// Parses a share between 0 and 1 (a fault rate), so a typo such as `5`
-/// for 5% is refused at parse time rather than by the sandbox later.
-pub fn share(s: &str) -> Result<f64, String> {
-    match s.trim().parse::<f64>() {
-        Ok(share) if (0.0..=1.0).contains(&share) => Ok(share),
-        _ => Err("expected a share between 0 and 1, such as 0.05".into()),
-    }
-}
-
-/// Parses a rate of requests per second, zero included (none), but not a
-/// negative, infinite or NaN one.
-pub fn per_second(s: &str) -> Result<f64, String> {
-    match s.trim().parse::<f64>() {
-        Ok(rate) if rate.is_finite() && rate >= 0.0 => Ok(rate),
-        _ => Err("expected requests per second, 0 or more, such as 25".into()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn meaningless_numbers_are_refused() {
-        assert!(positive_duration("0s").is_err() && positive_duration("0ms").is_err());
-        assert!(positive_duration("-1s").is_err() && positive_duration("soon").is_err());
-        assert_eq!(positive_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert!(share("1.5").is_err() && share("-0.1").is_err() && share("NaN").is_err());
-        assert_eq!((share("0"), share("1")), (Ok(0.0), Ok(1.0)));
-        assert!(per_second("-1").is_err() && per_second("inf").is_err() && per_second("NaN").is_err());
-        assert_eq!(per_second("0"), Ok(0.0));
-    }
 }

@@ -2,10 +2,8 @@
 //! clap definition that parses the command line, so it can never offer a
 //! flag that does not exist.
 
-use clap::CommandFactory;
 use clap_complete::Shell;
 
-use crate::cli::Cli;
 use crate::exit::ExitCode;
 
 #[derive(Debug, clap::Args)]
@@ -15,8 +13,9 @@ pub struct CompletionsArgs {
     pub shell: Shell,
 }
 
-pub fn run(args: &CompletionsArgs) -> anyhow::Result<ExitCode> {
-    let mut command = Cli::command();
+/// `command` is the whole command line's definition, handed in by the
+/// caller so this module need not depend on the one that names it.
+pub fn run(args: &CompletionsArgs, mut command: clap::Command) -> anyhow::Result<ExitCode> {
     let name = command.get_name().to_string();
     // Generated in memory: clap_complete panics on a failed write.
     let mut script = Vec::new();

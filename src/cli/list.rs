@@ -21,9 +21,10 @@ use crate::operations::glob::Glob;
 use crate::operations::listing::{self, ListError};
 use crate::operations::timestamp;
 use crate::output::audit;
-use crate::output::logging::{self, Verbosity};
+use crate::output::logging::Verbosity;
 use crate::output::progress::Progress;
 use crate::pipeline::dispatcher::Dispatcher;
+use crate::pipeline::session::{self, Session};
 
 /// Columns of the output; `revoke` reads the first two and ignores the rest,
 /// which are there for the person deciding what to revoke.
@@ -112,21 +113,14 @@ pub fn run(args: &ListArgs, verbosity: Verbosity) -> anyhow::Result<ExitCode> {
     // Checked before the first request: an hour of paging must not end in
     // "file exists".
     let output = Output::open(&args.output)?;
-    let credentials = args.api.credentials()?;
+    let api = args.api.settings(args.api.credentials()?);
     // Nothing to draw while listing; the hidden bar only lends its writer.
-    let dispatch = logging::dispatch(verbosity, Progress::new(0, true, "").writer(), None, &audit::run_id());
-    let _guard = tracing::dispatcher::set_default(&dispatch);
-    let runtime = logging::runtime(&dispatch)?;
-    let rate = args.api.rate;
+    let session = Session::start(verbosity, Progress::new(0, true, "").writer(), None, &audit::run_id())?;
     // One request at a time: pages of a zone depend on each other, and the
     // rate, not concurrency, is what limits a listing.
-    let dispatcher = Arc::new(args.api.dispatcher(args.api.base_url.clone(), &credentials, rate, 1)?);
-    let listed = runtime.block_on(async {
-        let signals = tokio::spawn(crate::pipeline::signals::watch(Arc::clone(&dispatcher)));
-        let listed = list(&dispatcher, &zones, args.status.api(), &filter).await;
-        signals.abort();
-        listed
-    });
+    let dispatcher = Arc::new(api.dispatcher(1)?);
+    let listed =
+        session.block_on(session::interruptible(&dispatcher, list(&dispatcher, &zones, args.status.api(), &filter)));
     let listing = match listed {
         Ok(listing) => listing,
         Err(e @ ListError::CredentialsRefused { .. }) => return Err(refused(format!("{e}; nothing was written"))),

@@ -2,9 +2,7 @@
 //! definition, so the page and `--help` always say the same thing.
 
 use anyhow::Context;
-use clap::CommandFactory;
 
-use crate::cli::Cli;
 use crate::exit::{usage, ExitCode};
 
 #[derive(Debug, clap::Args)]
@@ -14,17 +12,20 @@ pub struct ManArgs {
     pub command: Option<String>,
 }
 
-pub fn run(args: &ManArgs) -> anyhow::Result<ExitCode> {
+/// `root` is the whole command line's definition, handed in by the caller
+/// so this module need not depend on the one that names it.
+pub fn run(args: &ManArgs, root: clap::Command) -> anyhow::Result<ExitCode> {
     let mut roff = Vec::new();
-    clap_mangen::Man::new(page(args.command.as_deref())?).render(&mut roff).context("cannot render the man page")?;
+    clap_mangen::Man::new(page(root, args.command.as_deref())?)
+        .render(&mut roff)
+        .context("cannot render the man page")?;
     super::print_generated(&roff, "man page")
 }
 
 /// The command a page describes. Subcommands are taken from the built tree,
 /// where clap has named them `cfrevoke-COMMAND` and given them what the top
 /// level propagates, such as the version.
-fn page(subcommand: Option<&str>) -> anyhow::Result<clap::Command> {
-    let mut root = Cli::command();
+fn page(mut root: clap::Command, subcommand: Option<&str>) -> anyhow::Result<clap::Command> {
     root.build();
     let Some(name) = subcommand else {
         return Ok(root);

@@ -1,7 +1,9 @@
 //! The command-line layer: the clap definition (shared by parsing, `--help`,
-//! completions and the man page), one module per subcommand, and the flags
-//! those that talk to the API share. Nothing below this folder's siblings
-//! sees clap.
+//! completions and the man page), one module per subcommand, the flags
+//! those that talk to the API share (`api_args`), and what `revoke` and
+//! `reactivate` share (`bulk`: their flags, and the prompt and printing
+//! around the engine's steps). Flags become the engine's plain settings
+//! here; no other folder sees clap.
 
 use std::io::{ErrorKind, Write};
 
@@ -11,14 +13,16 @@ use crate::exit::ExitCode;
 
 pub mod api_args;
 mod args;
+pub mod bulk;
 pub mod completions;
 pub mod list;
 pub mod man;
 pub mod reactivate;
 pub mod revoke;
 pub mod sandbox;
+mod values;
 
-pub use args::{per_second, positive_duration, share, Cli, Command};
+pub use args::{Cli, Command, VerbosityArgs};
 
 /// Writes generated text (a completion script, a man page) to stdout. A
 /// reader that stops early, as `| head` does, is not an error: the pipe it

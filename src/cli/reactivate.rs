@@ -6,11 +6,13 @@
 
 use std::path::PathBuf;
 
+use crate::cli::bulk::{self, RunArgs};
 use crate::exit::ExitCode;
 use crate::input::ids::{CertId, ZoneId};
 use crate::input::reader::Selection;
 use crate::output::logging::Verbosity;
-use crate::pipeline::run::{self, Operation, RunArgs, Spec};
+use crate::pipeline::operation::Operation;
+use crate::pipeline::settings::RunSettings;
 
 #[derive(Debug, clap::Args)]
 pub struct ReactivateArgs {
@@ -41,13 +43,6 @@ pub fn run(args: &ReactivateArgs, verbosity: Verbosity, argv: &[String]) -> anyh
         let values = args.certificates.iter().map(ToString::to_string).collect();
         selections.push(Selection { column: "certificate_id", values });
     }
-    let spec = Spec {
-        operation: Operation::Reactivate,
-        input: &args.results,
-        selections,
-        skip_invalid: false,
-        sandbox: false,
-        args: &args.run,
-    };
-    run::execute(&spec, verbosity, argv)
+    let settings = RunSettings { selections, ..args.run.settings(Operation::Reactivate, args.results.clone(), argv) };
+    bulk::run(settings, &args.run, verbosity)
 }

@@ -2,9 +2,11 @@
 
 use std::path::PathBuf;
 
+use crate::cli::bulk::{self, RunArgs};
 use crate::exit::ExitCode;
 use crate::output::logging::Verbosity;
-use crate::pipeline::run::{self, Operation, RunArgs, Spec};
+use crate::pipeline::operation::Operation;
+use crate::pipeline::settings::RunSettings;
 
 #[derive(Debug, clap::Args)]
 pub struct RevokeArgs {
@@ -31,13 +33,10 @@ pub struct RevokeArgs {
 }
 
 pub fn run(args: &RevokeArgs, verbosity: Verbosity, argv: &[String]) -> anyhow::Result<ExitCode> {
-    let spec = Spec {
-        operation: Operation::Revoke { verify: args.verify },
-        input: &args.input,
-        selections: Vec::new(),
+    let settings = RunSettings {
         skip_invalid: args.skip_invalid,
         sandbox: args.sandbox,
-        args: &args.run,
+        ..args.run.settings(Operation::Revoke { verify: args.verify }, args.input.clone(), argv)
     };
-    run::execute(&spec, verbosity, argv)
+    bulk::run(settings, &args.run, verbosity)
 }

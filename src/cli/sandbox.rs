@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::cli::{per_second, positive_duration, share};
+use crate::cli::values::{per_second, positive_duration, share};
 use crate::exit::{usage, ExitCode};
 use crate::input::ids::{CertId, ZoneId};
 use crate::input::plan::Plan;
-use crate::sandbox::{Sandbox, SandboxConfig};
+use crate::sandbox::{Faults, RateLimit, Sandbox, SandboxConfig};
 
 /// Certificates invented when neither `--certs` nor `--generate` says
 /// otherwise, so a bare `cfrevoke sandbox` has something to list.
@@ -47,51 +47,10 @@ pub struct SandboxArgs {
     /// Time a certificate stays pending_revocation (or pending_reactivation).
     #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
     pub revoke_delay: Option<Duration>,
-    /// Requests allowed per window (0 disables rate limiting).
-    #[arg(long, value_name = "N")]
-    pub quota: Option<u32>,
-    /// Length of the sliding rate-limit window.
-    #[arg(long, value_parser = positive_duration, value_name = "DURATION")]
-    pub window: Option<Duration>,
-    /// How long exceeding the quota blocks every request.
-    #[arg(long, value_parser = positive_duration, value_name = "DURATION")]
-    pub block: Option<Duration>,
-    /// Turn rate limiting off entirely.
-    #[arg(long)]
-    pub no_rate_limit: bool,
-    /// Send no Ratelimit/Ratelimit-Policy headers: clients learn the quota only from 429s.
-    #[arg(long)]
-    pub hide_ratelimit_headers: bool,
-    /// Requests per second another consumer spends from the same quota.
-    #[arg(long, value_parser = per_second, allow_negative_numbers = true, value_name = "PER_SECOND")]
-    pub background_load: Option<f64>,
-    /// Answer 429 and block once, after this many admitted requests.
-    #[arg(long, value_name = "N")]
-    pub force_429_after: Option<u64>,
-    /// Mean added latency (exponentially distributed).
-    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
-    pub latency_mean: Option<Duration>,
-    /// Cap on the added latency.
-    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
-    pub latency_max: Option<Duration>,
-    /// Share of requests answered 500/502/503.
-    #[arg(long, value_parser = share, value_name = "0..1")]
-    pub error_rate: Option<f64>,
-    /// Share of connections closed without an answer.
-    #[arg(long, value_parser = share, value_name = "0..1")]
-    pub reset_rate: Option<f64>,
-    /// Share of answers held back for --slow-delay.
-    #[arg(long, value_parser = share, value_name = "0..1")]
-    pub slow_rate: Option<f64>,
-    /// How long slow answers are held back.
-    #[arg(long, value_parser = positive_duration, value_name = "DURATION")]
-    pub slow_delay: Option<Duration>,
-    /// Share of answers with an empty or truncated body.
-    #[arg(long, value_parser = share, value_name = "0..1")]
-    pub malformed_rate: Option<f64>,
-    /// Probability that a fault strikes after the request was carried out.
-    #[arg(long, value_parser = share, value_name = "0..1")]
-    pub fault_after_change: Option<f64>,
+    #[command(flatten)]
+    pub rate: RateLimitArgs,
+    #[command(flatten)]
+    pub faults: FaultArgs,
     /// The token stops working (401) after this many requests.
     #[arg(long, value_name = "N")]
     pub token_expires_after: Option<u64>,
@@ -125,7 +84,43 @@ impl SandboxArgs {
         set(&mut config.token_expires_after, self.token_expires_after.map(Some));
         config.forbid_writes |= self.forbid_writes;
 
-        let rate = &mut config.rate;
+        self.rate.overlay(&mut config.rate);
+        self.faults.overlay(&mut config.faults);
+
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// The flags over the profile's [`RateLimit`], in one group so each part of
+/// the configuration is set from its own flags in one place.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RateLimitArgs {
+    /// Requests allowed per window (0 disables rate limiting).
+    #[arg(long, value_name = "N")]
+    pub quota: Option<u32>,
+    /// Length of the sliding rate-limit window.
+    #[arg(long, value_parser = positive_duration, value_name = "DURATION")]
+    pub window: Option<Duration>,
+    /// How long exceeding the quota blocks every request.
+    #[arg(long, value_parser = positive_duration, value_name = "DURATION")]
+    pub block: Option<Duration>,
+    /// Turn rate limiting off entirely.
+    #[arg(long)]
+    pub no_rate_limit: bool,
+    /// Send no Ratelimit/Ratelimit-Policy headers: clients learn the quota only from 429s.
+    #[arg(long)]
+    pub hide_ratelimit_headers: bool,
+    /// Requests per second another consumer spends from the same quota.
+    #[arg(long, value_parser = per_second, allow_negative_numbers = true, value_name = "PER_SECOND")]
+    pub background_load: Option<f64>,
+    /// Answer 429 and block once, after this many admitted requests.
+    #[arg(long, value_name = "N")]
+    pub force_429_after: Option<u64>,
+}
+
+impl RateLimitArgs {
+    fn overlay(&self, rate: &mut RateLimit) {
         set(&mut rate.quota, self.quota);
         if self.no_rate_limit {
             rate.quota = 0;
@@ -135,8 +130,40 @@ impl SandboxArgs {
         set(&mut rate.background_load, self.background_load.map(Some));
         set(&mut rate.force_429_after, self.force_429_after.map(Some));
         rate.advertise &= !self.hide_ratelimit_headers;
+    }
+}
 
-        let faults = &mut config.faults;
+/// The flags over the profile's [`Faults`].
+#[derive(Debug, Clone, clap::Args)]
+pub struct FaultArgs {
+    /// Mean added latency (exponentially distributed).
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub latency_mean: Option<Duration>,
+    /// Cap on the added latency.
+    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub latency_max: Option<Duration>,
+    /// Share of requests answered 500/502/503.
+    #[arg(long, value_parser = share, value_name = "0..1")]
+    pub error_rate: Option<f64>,
+    /// Share of connections closed without an answer.
+    #[arg(long, value_parser = share, value_name = "0..1")]
+    pub reset_rate: Option<f64>,
+    /// Share of answers held back for --slow-delay.
+    #[arg(long, value_parser = share, value_name = "0..1")]
+    pub slow_rate: Option<f64>,
+    /// How long slow answers are held back.
+    #[arg(long, value_parser = positive_duration, value_name = "DURATION")]
+    pub slow_delay: Option<Duration>,
+    /// Share of answers with an empty or truncated body.
+    #[arg(long, value_parser = share, value_name = "0..1")]
+    pub malformed_rate: Option<f64>,
+    /// Probability that a fault strikes after the request was carried out.
+    #[arg(long, value_parser = share, value_name = "0..1")]
+    pub fault_after_change: Option<f64>,
+}
+
+impl FaultArgs {
+    fn overlay(&self, faults: &mut Faults) {
         set(&mut faults.latency_mean, self.latency_mean);
         set(&mut faults.latency_max, self.latency_max.map(Some));
         set(&mut faults.error_rate, self.error_rate);
@@ -145,9 +172,6 @@ impl SandboxArgs {
         set(&mut faults.slow_delay, self.slow_delay);
         set(&mut faults.malformed_rate, self.malformed_rate);
         set(&mut faults.after_change, self.fault_after_change);
-
-        config.validate()?;
-        Ok(config)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Reading an earlier run's results so a resumed run can skip what is done.
 //!
 //! Which outcomes are final is the operation's business
-//! ([`crate::pipeline::run::Operation::finals`]): a resumed `reactivate` skips the pairs
+//! ([`crate::pipeline::operation::Operation::finals`]): a resumed `reactivate` skips the pairs
 //! it reactivated, not the ones a revoke run revoked.
 //!
 //! A run killed mid-write can leave a torn last line; it is cut off here, and

@@ -21,14 +21,11 @@ use crate::output::progress::BarWriter;
 /// Target of the run-start and run-end records, which are for the log file.
 pub const AUDIT: &str = "cfrevoke::audit";
 
-/// `-q` counts down and `-v` counts up from the default of `info`.
-#[derive(Debug, Clone, Copy, Default, clap::Args)]
+/// How much goes to stderr: `-q` counts down and `-v` counts up from the
+/// default of `info`.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Verbosity {
-    /// More detail on stderr (-v: every attempt, -vv: everything). RUST_LOG overrides.
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
-    /// Less on stderr (-q: warnings and errors only, no progress bar).
-    #[arg(short, long, action = clap::ArgAction::Count, global = true, conflicts_with = "verbose")]
     pub quiet: u8,
 }
 

@@ -2,32 +2,38 @@
 //! the exit code cron acts on, all from the same numbers.
 
 use std::fmt;
-use std::path::Path;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+use anyhow::Context;
 
 use crate::exit::ExitCode;
 use crate::input::plan::Plan;
 use crate::output::results::Tally;
 use crate::pipeline::dispatcher::StopReason;
-use crate::pipeline::run::Operation;
+use crate::pipeline::operation::Operation;
+use crate::pipeline::settings::RunSettings;
 
-pub struct Summary<'a> {
-    pub plan: &'a Plan,
+/// What a run did: the value the engine hands back, for whoever shows it.
+pub struct Summary {
+    pub plan: Arc<Plan>,
     pub operation: Operation,
-    pub run_id: &'a str,
+    pub run_id: String,
     pub tally: Tally,
     pub requests: u64,
     pub elapsed: Duration,
     pub stop: Option<StopReason>,
-    pub results: &'a Path,
-    pub log: Option<&'a Path>,
+    pub results: PathBuf,
+    pub log: Option<PathBuf>,
     /// Pairs of this input an earlier run already finished (with --resume).
     pub done_before: u64,
     /// The command that picks up what this run left.
     pub resume_command: String,
 }
 
-impl Summary<'_> {
+impl Summary {
     /// Unique pairs with no final results row from this run or an earlier
     /// one: left for a resumed run.
     pub fn not_attempted(&self) -> u64 {
@@ -55,7 +61,7 @@ impl Summary<'_> {
         tracing::info!(
             target: crate::output::logging::AUDIT,
             event = "run_end",
-            run_id = self.run_id,
+            run_id = self.run_id.as_str(),
             revoked = self.tally.revoked,
             already_revoked = self.tally.already_revoked,
             not_found = self.tally.not_found,
@@ -75,7 +81,7 @@ impl Summary<'_> {
     }
 }
 
-impl Summary<'_> {
+impl Summary {
     /// The machine-readable summary for `--summary-json` and `--json`.
     pub fn to_json(&self) -> serde_json::Value {
         let counts: serde_json::Map<String, serde_json::Value> =
@@ -94,18 +100,29 @@ impl Summary<'_> {
             "input": self.plan.display,
             "input_sha256": self.plan.sha256,
             "results": self.results.display().to_string(),
-            "log": self.log.map(|p| p.display().to_string()),
+            "log": self.log.as_ref().map(|p| p.display().to_string()),
         })
+    }
+
+    /// Writes the JSON summary to `path`. Not waiting on the open: a FIFO
+    /// nobody reads must not hang the run's end, after every row is recorded.
+    pub fn write_json(&self, path: &Path) -> anyhow::Result<()> {
+        crate::output::disk::open_without_waiting(
+            std::fs::OpenOptions::new().write(true).create(true).truncate(true),
+            path,
+        )
+        .and_then(|mut file| file.write_all(format!("{}\n", self.to_json()).as_bytes()))
+        .with_context(|| format!("cannot write the summary to {}", path.display()))
     }
 }
 
-impl fmt::Display for Summary<'_> {
+impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.stop {
             Some(StopReason::CredentialsRefused(why)) => {
                 writeln!(f, "STOPPED: the API refused the credentials ({why}). Check the token is valid and has \"SSL and Certificates Write\".")?
             }
-            Some(StopReason::Unreachable(why)) => writeln!(f, "STOPPED: could not check the credentials, the API kept failing ({why}). Nothing was revoked.")?,
+            Some(StopReason::Unreachable(why)) => writeln!(f, "STOPPED: could not check the credentials, the API kept failing ({why}). Nothing was {}.", self.operation.done().as_str())?,
             Some(StopReason::Interrupted) => writeln!(f, "STOPPED: interrupted.")?,
             Some(StopReason::Output(why) | StopReason::Input(why) | StopReason::Systemic { why, .. }) => {
                 writeln!(f, "STOPPED: {why}")?
@@ -132,12 +149,92 @@ impl fmt::Display for Summary<'_> {
             self.rate()
         )?;
         writeln!(f, "results: {}", self.results.display())?;
-        if let Some(log) = self.log {
+        if let Some(log) = &self.log {
             writeln!(f, "log: {}", log.display())?;
         }
         if self.not_attempted() > 0 || self.tally.failed > 0 {
             writeln!(f, "to retry what is left: {}", self.resume_command)?;
         }
         Ok(())
+    }
+}
+
+/// The command that continues a run: the command line as given, with
+/// `--resume` and an explicit `--output`, quoted for a POSIX shell.
+pub fn resume_command(settings: &RunSettings, output: &Path) -> String {
+    let mut words: Vec<String> = if settings.argv.is_empty() {
+        vec!["cfrevoke".into(), settings.operation.verb().into(), settings.input.display().to_string()]
+    } else {
+        settings.argv.clone()
+    };
+    if settings.output.is_none() {
+        words.extend(["--output".into(), output.display().to_string()]);
+    }
+    if !settings.resume {
+        words.push("--resume".into());
+    }
+    words.iter().map(|w| shell_quote(w)).collect::<Vec<_>>().join(" ")
+}
+
+fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty() && word.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(&b));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run of `operation` over a one-row input that stopped before its
+    /// first request, because the API could not be reached.
+    fn unreachable(operation: Operation) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.csv");
+        std::fs::write(
+            &input,
+            "zone_id,certificate_id\n023e105f4ecef8ad9ca31a8372d0c353,0123456789abcdef0123456789abcdef\n",
+        )
+        .unwrap();
+        let summary = Summary {
+            plan: Arc::new(Plan::build(&input).unwrap()),
+            operation,
+            run_id: "r1".into(),
+            tally: Tally::default(),
+            requests: 8,
+            elapsed: Duration::from_secs(1),
+            stop: Some(StopReason::Unreachable("503".into())),
+            results: dir.path().join("out.csv"),
+            log: None,
+            done_before: 0,
+            resume_command: "cfrevoke again".into(),
+        };
+        summary.to_string()
+    }
+
+    #[test]
+    fn a_stopped_run_says_what_was_not_done_in_its_own_words() {
+        let revoke = unreachable(Operation::Revoke { verify: false });
+        assert!(
+            revoke.starts_with(
+                "STOPPED: could not check the credentials, the API kept failing (503). Nothing was revoked.\n"
+            ),
+            "{revoke}"
+        );
+        let reactivate = unreachable(Operation::Reactivate);
+        assert!(reactivate.contains("(503). Nothing was reactivated.\n"), "{reactivate}");
+        assert!(!reactivate.contains("revoked"), "{reactivate}");
+        assert!(reactivate.contains("to retry what is left: cfrevoke again"), "{reactivate}");
+    }
+
+    #[test]
+    fn resume_commands_survive_a_shell() {
+        assert_eq!(shell_quote("in.csv"), "in.csv");
+        assert_eq!(shell_quote("my certs.csv"), "'my certs.csv'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
     }
 }

@@ -1,0 +1,62 @@
+//! What the engine is told, as plain values: the CLI turns flags into these,
+//! and a test or another front end can build them by hand, with no command
+//! line to parse.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::client::{ApiClient, BaseUrl};
+use crate::credentials::Credentials;
+use crate::input::reader::Selection;
+use crate::pacing::rate::{Pace, Pacer};
+use crate::pacing::retry::RetryPolicy;
+use crate::pipeline::dispatcher::Dispatcher;
+use crate::pipeline::operation::Operation;
+
+/// Where requests go, as whom, how fast and how persistently: the same for
+/// every command that talks to the API, so they cannot drift apart.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    pub base_url: BaseUrl,
+    pub credentials: Credentials,
+    pub pace: Pace,
+    pub retry: RetryPolicy,
+    /// Per request.
+    pub timeout: Duration,
+}
+
+impl ApiSettings {
+    /// A dispatcher with a fresh pacer: each run starts from its own pace.
+    pub fn dispatcher(&self, concurrency: usize) -> anyhow::Result<Dispatcher> {
+        let client = ApiClient::new(self.base_url.clone(), &self.credentials, self.timeout)?;
+        Ok(Dispatcher::new(client, Pacer::new(self.pace), self.retry, concurrency))
+    }
+}
+
+/// One bulk run (revoke, reactivate), apart from where it sends requests.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    pub operation: Operation,
+    /// A CSV path, or `-` for standard input.
+    pub input: PathBuf,
+    /// Only rows matching these are taken (reactivate: the revoked rows of a results file).
+    pub selections: Vec<Selection>,
+    pub skip_invalid: bool,
+    /// Against an in-process sandbox: results get a name of their own, and
+    /// the audit record says so.
+    pub sandbox: bool,
+    /// The results file; `None` derives one beside the input.
+    pub output: Option<PathBuf>,
+    pub log_file: Option<PathBuf>,
+    /// Checked, with the other files, to be distinct before anything is sent.
+    pub summary_json: Option<PathBuf>,
+    /// Requests in flight at once.
+    pub concurrency: usize,
+    /// Continue the run whose results are at the output path.
+    pub resume: bool,
+    /// Stop after this many rows in a row fail the same way; 0 never stops.
+    pub max_same_failures: u32,
+    /// The command line as given, for the resume hint and the audit record;
+    /// empty when there is none (the hint then names the operation).
+    pub argv: Vec<String>,
+}
