@@ -9,7 +9,7 @@ use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, LOCATION};
 use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 
-use crate::api::{headers, CertStatus, CertificateState, ClientCertificate, Envelope};
+use crate::api::{headers, list_query, CertStatus, CertificateState, ClientCertificate, Envelope};
 use crate::credentials::Credentials;
 use crate::escape;
 use crate::input::ids::{CertId, ZoneId};
@@ -65,11 +65,6 @@ impl std::fmt::Display for BaseUrl {
 }
 
 impl BaseUrl {
-    /// Whether this is Cloudflare's own API, for confirmations and banners.
-    pub fn is_cloudflare(&self) -> bool {
-        self.0.host_str().is_some_and(|h| h.eq_ignore_ascii_case("api.cloudflare.com"))
-    }
-
     /// A zone's certificate collection, `rest` appended to the path. IDs are
     /// formatted from validated binary values (hex digits and dashes), so the
     /// path has exactly this shape whatever the input held and needs no
@@ -91,9 +86,9 @@ impl BaseUrl {
     fn page(&self, zone: ZoneId, status: Option<CertStatus>, page: u32, per_page: u32) -> Url {
         let mut url = self.collection(zone, format_args!(""));
         url.query_pairs_mut()
-            .append_pair("status", status.map_or("all", CertStatus::as_str))
-            .append_pair("page", &page.to_string())
-            .append_pair("per_page", &per_page.to_string());
+            .append_pair(list_query::STATUS, status.map_or(list_query::ALL, CertStatus::as_str))
+            .append_pair(list_query::PAGE, &page.to_string())
+            .append_pair(list_query::PER_PAGE, &per_page.to_string());
         url
     }
 }

@@ -6,12 +6,13 @@ use std::io::{self, BufRead};
 use std::ops::Range;
 
 use crate::input::ids::{CertId, ZoneId};
+use crate::outcome::column;
 
 /// Header spellings accepted for each column, compared after lower-casing and
 /// turning spaces and dashes into underscores.
-const ZONE_ALIASES: &[&str] = &["zone_id", "zone", "zoneid", "zone_identifier"];
+const ZONE_ALIASES: &[&str] = &[column::ZONE_ID, "zone", "zoneid", "zone_identifier"];
 const CERT_ALIASES: &[&str] = &[
-    "certificate_id",
+    column::CERTIFICATE_ID,
     "client_certificate_id",
     "cert_id",
     "certificate",
@@ -399,8 +400,8 @@ impl<R: BufRead> InputReader<R> {
         let mut selected = Vec::new();
         for selection in selections {
             let column = match selection.column {
-                "zone_id" => Some(zone_col),
-                "certificate_id" => Some(cert_col),
+                column::ZONE_ID => Some(zone_col),
+                column::CERTIFICATE_ID => Some(cert_col),
                 name => find_column(&reader.fields, &[name]),
             };
             let column = column.ok_or_else(|| header_problem(format!("a column named {}", selection.column)))?;

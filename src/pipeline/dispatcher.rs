@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{codes, CertStatus, CertificateState, ClientCertificate};
+use crate::api::{codes, maybe_carried_out, CertStatus, CertificateState, ClientCertificate};
 use crate::client::{ApiClient, Reply, TransportError};
 use crate::input::ids::{CertId, ZoneId};
 use crate::input::reader::Row;
@@ -123,17 +123,8 @@ impl Answer for Vec<ClientCertificate> {
     }
 }
 
-/// Whether a request may have been carried out although its answer does not
-/// say so: no answer at all, a 5xx (an edge can fail after the API did the
-/// work), or a 2xx that could not be read or did not answer the request. A
-/// 4xx is a refusal. Also read from a results row's `http_status`, where
-/// empty means no answer.
-pub fn maybe_carried_out(status: Option<u16>) -> bool {
-    status.is_none_or(|s| matches!(s, 200..=299 | 500..=599))
-}
-
-/// The same for one attempt: a connection that was never made carried
-/// nothing.
+/// [`maybe_carried_out`] for one attempt: a connection that was never made
+/// carried nothing.
 fn attempt_maybe_carried_out<T>(answer: &Result<Reply<T>, TransportError>) -> bool {
     match answer {
         Err(TransportError::Connect(_)) => false,
@@ -172,18 +163,24 @@ impl<T> Settled<T> {
         }
     }
 
+    /// Why there is no final answer once attempts ran out, as every message
+    /// about such a request (a results row, a listing's error) words it.
+    pub fn exhausted(&self) -> String {
+        format!("gave up after {} attempt(s): {}", self.attempts, self.last())
+    }
+
     /// The final answer, or why there is none as a results row records it:
     /// the API's error code, if any, and a message.
     pub fn final_answer(&self) -> Result<&Reply<T>, (Option<i64>, String)> {
         match &self.answer {
             Ok(reply) if !self.gave_up && !self.interrupted => Ok(reply),
             answer => {
-                let ending = if self.interrupted {
-                    format!("the run stopped after {} attempt(s); the last: ", self.attempts)
+                let why = if self.interrupted {
+                    format!("the run stopped after {} attempt(s); the last: {}", self.attempts, self.last())
                 } else {
-                    format!("gave up after {} attempt(s): ", self.attempts)
+                    self.exhausted()
                 };
-                Err((answer.as_ref().ok().and_then(|r| r.error().0), format!("{ending}{}", self.last())))
+                Err((answer.as_ref().ok().and_then(|r| r.error().0), why))
             }
         }
     }

@@ -73,7 +73,7 @@ impl Credentials {
                 return Err(Reply::error(StatusCode::FORBIDDEN, codes::INVALID_TOKEN, "Invalid access token"));
             }
             return match &mut self.uses_left {
-                Some(0) => Err(unauthenticated()),
+                Some(0) => Err(refused(StatusCode::UNAUTHORIZED)),
                 Some(left) => {
                     *left -= 1;
                     Ok(Principal::Token)
@@ -82,17 +82,19 @@ impl Credentials {
             };
         }
         match (headers.get("x-auth-email"), headers.get("x-auth-key")) {
-            (None, None) => Err(unauthenticated()),
+            (None, None) => Err(refused(StatusCode::UNAUTHORIZED)),
             (Some(email), Some(key)) if email == self.email.as_str() && key == self.key.as_str() => Ok(Principal::Key),
-            (Some(_), Some(_)) => Err(Reply::error(StatusCode::FORBIDDEN, codes::AUTH_ERROR, "Authentication error")),
+            (Some(_), Some(_)) => Err(refused(StatusCode::FORBIDDEN)),
             (Some(_), None) => Err(malformed("Invalid format for X-Auth-Key header", 6103)),
             (None, Some(_)) => Err(malformed("Invalid format for X-Auth-Email header", 6102)),
         }
     }
 }
 
-fn unauthenticated() -> Reply {
-    Reply::error(StatusCode::UNAUTHORIZED, codes::AUTH_ERROR, "Authentication error")
+/// Cloudflare's code 10000 answer: 401 without credentials (or once a
+/// token's uses are spent), 403 for credentials that may not do this.
+pub(crate) fn refused(status: StatusCode) -> Reply {
+    Reply::error(status, codes::AUTH_ERROR, "Authentication error")
 }
 
 /// 400 with code 6003 and, second, the specific code Cloudflare chains to it.

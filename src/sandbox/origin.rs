@@ -12,15 +12,15 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use super::auth::{Credentials, Principal};
+use super::auth::{self, Credentials, Principal};
 use super::config::SandboxConfig;
 use super::faults::{Fault, Faults, Served};
 use super::fixtures;
 use super::journal::Journal;
 use super::ratelimit::{Limiter, Verdict};
 use super::reply::Reply;
-use super::routes::{CertOp, Endpoint, ListQuery, Route};
-use super::state::{CertKey, CertStore, Refusal};
+use super::routes::{CertKey, CertOp, Endpoint, ListQuery, Route};
+use super::state::{CertStore, Refusal};
 use crate::api::{codes, ApiMessage, Envelope};
 
 /// Codes for refusals Cloudflare is not known to word; chosen so that none
@@ -175,7 +175,7 @@ impl Origin {
 
     fn certificate(&mut self, op: CertOp, key: CertKey, body: &[u8], now: Instant) -> Reply {
         if self.forbid_writes && op != CertOp::Get {
-            return Reply::error(StatusCode::FORBIDDEN, codes::AUTH_ERROR, "Authentication error");
+            return auth::refused(StatusCode::FORBIDDEN);
         }
         let outcome = match op {
             CertOp::Get => self.store.get(key, now),
