@@ -95,7 +95,7 @@ impl BaseUrl {
 
 /// What one request brought back; `T` is the envelope's `result`.
 #[derive(Debug)]
-pub struct Reply<T = CertificateState> {
+pub struct ApiReply<T = CertificateState> {
     pub status: u16,
     pub cf_ray: Option<String>,
     pub retry_after: Option<Duration>,
@@ -107,19 +107,27 @@ pub struct Reply<T = CertificateState> {
     pub latency: Duration,
 }
 
-impl Reply<CertificateState> {
+impl ApiReply<CertificateState> {
     /// The certificate status the answer reports, if it carried one.
     pub fn cert_status(&self) -> Option<CertStatus> {
         self.body.as_ref().ok()?.result?.status
     }
 }
 
-impl<T> Reply<T> {
+impl<T> ApiReply<T> {
     /// An answer with just a status and a body, for unit tests of what
     /// answers mean.
     #[cfg(test)]
     pub(crate) fn bare(status: u16, body: Result<Envelope<T>, String>) -> Self {
-        Reply { status, cf_ray: None, retry_after: None, remaining: None, policy: None, body, latency: Duration::ZERO }
+        ApiReply {
+            status,
+            cf_ray: None,
+            retry_after: None,
+            remaining: None,
+            policy: None,
+            body,
+            latency: Duration::ZERO,
+        }
     }
 
     /// The API's first error code and message; without an envelope, why the
@@ -202,11 +210,11 @@ impl ApiClient {
         &self.base
     }
 
-    pub async fn revoke(&self, zone: ZoneId, cert: CertId) -> Result<Reply, TransportError> {
+    pub async fn revoke(&self, zone: ZoneId, cert: CertId) -> Result<ApiReply, TransportError> {
         self.send(Method::DELETE, self.base.certificate(zone, cert), None).await
     }
 
-    pub async fn get(&self, zone: ZoneId, cert: CertId) -> Result<Reply, TransportError> {
+    pub async fn get(&self, zone: ZoneId, cert: CertId) -> Result<ApiReply, TransportError> {
         self.send(Method::GET, self.base.certificate(zone, cert), None).await
     }
 
@@ -218,12 +226,12 @@ impl ApiClient {
         status: Option<CertStatus>,
         page: u32,
         per_page: u32,
-    ) -> Result<Reply<Vec<ClientCertificate>>, TransportError> {
+    ) -> Result<ApiReply<Vec<ClientCertificate>>, TransportError> {
         self.send(Method::GET, self.base.page(zone, status, page, per_page), None).await
     }
 
     /// The undo: only works while the certificate is `pending_revocation`.
-    pub async fn reactivate(&self, zone: ZoneId, cert: CertId) -> Result<Reply, TransportError> {
+    pub async fn reactivate(&self, zone: ZoneId, cert: CertId) -> Result<ApiReply, TransportError> {
         self.send(Method::PATCH, self.base.certificate(zone, cert), Some(r#"{"reactivate":true}"#)).await
     }
 
@@ -232,7 +240,7 @@ impl ApiClient {
         method: Method,
         url: Url,
         json: Option<&'static str>,
-    ) -> Result<Reply<T>, TransportError> {
+    ) -> Result<ApiReply<T>, TransportError> {
         let started = std::time::Instant::now();
         let mut request = self.http.request(method, url);
         if let Some(body) = json {
@@ -251,7 +259,15 @@ impl ApiClient {
         } else {
             read_capped(response).await.map_err(|e| self.transport(&e))?.and_then(|bytes| decode(&bytes))
         };
-        Ok(Reply { status: status.as_u16(), cf_ray, retry_after, remaining, policy, body, latency: started.elapsed() })
+        Ok(ApiReply {
+            status: status.as_u16(),
+            cf_ray,
+            retry_after,
+            remaining,
+            policy,
+            body,
+            latency: started.elapsed(),
+        })
     }
 
     fn transport(&self, err: &reqwest::Error) -> TransportError {

@@ -25,7 +25,7 @@ fn most_in_window(hits: &[Hit], width: Duration) -> usize {
 async fn requests_never_exceed_the_quota_in_any_window() {
     let work = Workdir::new();
     let input = work.write("in.csv", input_csv(45));
-    let api = TestApi::start(Reply::revoked).await;
+    let api = TestApi::start(TestResponse::revoked).await;
     let mut cmd = api.revoke(&input, &work.path("out.csv"));
     cmd.args(["--rate", "20/1s", "--concurrency", "16"]);
     let out = run(cmd).await;

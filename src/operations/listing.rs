@@ -133,7 +133,7 @@ mod tests {
 
     use super::*;
     use crate::api::Envelope;
-    use crate::client::{Reply, TransportError};
+    use crate::client::{ApiReply, TransportError};
 
     fn zone() -> ZoneId {
         "023e105f4ecef8ad9ca31a8372d0c353".parse().unwrap()
@@ -175,7 +175,7 @@ mod tests {
         answer: Result<(u16, Envelope<Vec<ClientCertificate>>), TransportError>,
         gave_up: bool,
     ) -> Settled<Vec<ClientCertificate>> {
-        let answer = answer.map(|(status, envelope)| Reply::bare(status, Ok(envelope)));
+        let answer = answer.map(|(status, envelope)| ApiReply::bare(status, Ok(envelope)));
         Settled {
             answer,
             mismatch: None,

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::api::{codes, CertStatus, CertificateState};
-use crate::client::Reply;
+use crate::client::ApiReply;
 use crate::input::reader::Row;
 use crate::outcome::Outcome;
 use crate::output::results::ResultRow;
@@ -100,7 +100,7 @@ pub fn result_row(
         certificate_id: row.cert.to_string(),
         outcome,
         http_status: reply.map(|r| r.status),
-        cert_status: reply.and_then(Reply::cert_status).map(CertStatus::as_str),
+        cert_status: reply.and_then(ApiReply::cert_status).map(CertStatus::as_str),
         attempts: settled.attempts,
         error_code: error.0,
         error_message: error.1,
@@ -124,7 +124,7 @@ mod tests {
         body: Result<Envelope<CertificateState>, String>,
         gave_up: bool,
     ) -> Settled<CertificateState> {
-        let answer = Ok(Reply::bare(status, body));
+        let answer = Ok(ApiReply::bare(status, body));
         Settled {
             answer,
             mismatch: None,

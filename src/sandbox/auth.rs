@@ -6,7 +6,7 @@ use rand::distr::{Alphanumeric, SampleString};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::reply::Reply;
+use super::reply::PlainResponse;
 use crate::api::codes;
 
 /// Mixed into the seed so the credentials do not depend on other knobs.
@@ -59,7 +59,7 @@ impl Credentials {
     /// Checks a request's credentials; a bearer token takes precedence over
     /// email and key, as in the official SDKs. Each accepted use of the token
     /// brings its death nearer.
-    pub(crate) fn check(&mut self, headers: &HeaderMap) -> Result<Principal, Reply> {
+    pub(crate) fn check(&mut self, headers: &HeaderMap) -> Result<Principal, PlainResponse> {
         if let Some(value) = headers.get(AUTHORIZATION) {
             let token = value
                 .to_str()
@@ -70,7 +70,7 @@ impl Credentials {
                 .filter(|token| !token.is_empty() && !token.contains(char::is_whitespace))
                 .ok_or_else(|| malformed("Invalid format for Authorization header", 6111))?;
             if token != self.token {
-                return Err(Reply::error(StatusCode::FORBIDDEN, codes::INVALID_TOKEN, "Invalid access token"));
+                return Err(PlainResponse::error(StatusCode::FORBIDDEN, codes::INVALID_TOKEN, "Invalid access token"));
             }
             return match &mut self.uses_left {
                 Some(0) => Err(refused(StatusCode::UNAUTHORIZED)),
@@ -93,13 +93,13 @@ impl Credentials {
 
 /// Cloudflare's code 10000 answer: 401 without credentials (or once a
 /// token's uses are spent), 403 for credentials that may not do this.
-pub(crate) fn refused(status: StatusCode) -> Reply {
-    Reply::error(status, codes::AUTH_ERROR, "Authentication error")
+pub(crate) fn refused(status: StatusCode) -> PlainResponse {
+    PlainResponse::error(status, codes::AUTH_ERROR, "Authentication error")
 }
 
 /// 400 with code 6003 and, second, the specific code Cloudflare chains to it.
-fn malformed(detail: &str, detail_code: i64) -> Reply {
-    Reply::error_chain(
+fn malformed(detail: &str, detail_code: i64) -> PlainResponse {
+    PlainResponse::error_chain(
         StatusCode::BAD_REQUEST,
         [(codes::BAD_AUTH_HEADER, "Invalid request headers"), (detail_code, detail)],
     )
@@ -116,7 +116,7 @@ mod tests {
         pairs.iter().map(|&(k, v)| (k.parse().unwrap(), HeaderValue::from_str(v).unwrap())).collect()
     }
 
-    fn refusal(result: Result<Principal, Reply>) -> (u16, i64) {
+    fn refusal(result: Result<Principal, PlainResponse>) -> (u16, i64) {
         let reply = result.unwrap_err();
         let envelope: Envelope<()> = serde_json::from_slice(&reply.body).unwrap();
         (reply.status.as_u16(), envelope.errors[0].code)
