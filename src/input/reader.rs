@@ -3,8 +3,8 @@
 //! bad row.
 
 use std::io::{self, BufRead};
-use std::ops::Range;
 
+use crate::input::fields::{Fields, Line, MAX_RECORD};
 use crate::input::ids::{CertId, ZoneId};
 use crate::outcome::column;
 
@@ -21,12 +21,6 @@ const CERT_ALIASES: &[&str] = &[
     "certid",
     "certificateid",
 ];
-
-/// The longest record read, quotes and line ends included. A real row is a few
-/// hundred bytes even with a long note; without a bound, a quote left open (or
-/// an input with no line end at all, such as `/dev/zero`) would pull the rest
-/// of the input into memory as one field.
-pub const MAX_RECORD: usize = 1 << 20;
 
 /// A row that can be revoked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +109,21 @@ fn too_long(line: u64) -> InputError {
     })
 }
 
+/// Gives the record being read its next line; `true` once the record has ended.
+fn feed(fields: &mut Fields, line: &Line<'_>) -> Result<bool, InputError> {
+    fields.feed(line).ok_or_else(|| too_long(fields.line_of(0)))
+}
+
+/// The input ended inside a quoted field.
+fn unclosed(fields: &Fields) -> InputError {
+    let (line, column) = fields.open_field();
+    InputError::Unreadable(Problem {
+        line,
+        column: Some(column),
+        expected: "a closing quote for the quoted field that starts here; the input ends inside it".into(),
+    })
+}
+
 /// Streams CSV records (RFC 4180: a quoted field may hold commas, quotes and
 /// line breaks), however many physical lines each spans, and keeps the
 /// physical line every field starts on: a problem points where an editor
@@ -144,14 +153,6 @@ pub struct Selection {
     pub values: Vec<String>,
 }
 
-/// One physical line: its text, and what ended it (nothing at the end of an
-/// input without a final line end).
-struct Line<'a> {
-    number: u64,
-    body: &'a [u8],
-    end: &'a [u8],
-}
-
 /// Where the first line of `buf` ends: the end of its text and of its line
 /// end. `None` when its line end is not in `buf`, or may not all be: a CR as
 /// the last byte may be half of a CRLF.
@@ -170,169 +171,6 @@ fn end_len(line: &[u8]) -> usize {
         2
     } else {
         usize::from(line.ends_with(b"\n") || line.ends_with(b"\r"))
-    }
-}
-
-/// One record split into fields.
-struct Fields {
-    /// Reads the records that hold a quote. It is never reset: csv-core drops a
-    /// BOM from the first bytes it is given after a reset, wherever in the
-    /// file those lie.
-    parser: csv_core::Reader,
-    /// The fields' text: a copy of the line on the fast path, csv-core's
-    /// unquoted output otherwise.
-    bytes: Vec<u8>,
-    /// Where each field lies in `bytes`.
-    spans: Vec<Range<usize>>,
-    /// For each line a field of the record starts on, the first such field
-    /// and the line: one entry unless a quoted field spans lines.
-    lines: Vec<(usize, u64)>,
-    /// csv-core's field ends, counted from the start of the record.
-    ends: Vec<usize>,
-    /// How far csv-core is through the record: bytes written to `bytes`,
-    /// fields ended, input bytes taken.
-    written: usize,
-    ended: usize,
-    taken: usize,
-}
-
-impl Default for Fields {
-    /// Built by hand: csv-core's derived `Default` leaves the parser
-    /// unconfigured. The parser is given a line end to skip, so that it counts
-    /// as started and leaves any BOM to [`without_bom`], which drops only the
-    /// file's own.
-    fn default() -> Self {
-        let mut parser = csv_core::Reader::new();
-        parser.read_record(b"\n", &mut [0], &mut [0]);
-        Fields {
-            parser,
-            bytes: Vec::new(),
-            spans: Vec::new(),
-            lines: Vec::new(),
-            ends: Vec::new(),
-            written: 0,
-            ended: 0,
-            taken: 0,
-        }
-    }
-}
-
-impl Fields {
-    /// A line without a quote is a whole record, split at its commas.
-    /// csv-core would split it the same way, one byte at a time through its
-    /// state machine: a sixth of pass one's time before this fast path.
-    fn split_plain(&mut self, line: &Line<'_>) {
-        self.bytes.clear();
-        self.bytes.extend_from_slice(line.body);
-        self.spans.clear();
-        let mut start = 0;
-        for comma in memchr::memchr_iter(b',', line.body) {
-            self.spans.push(start..comma);
-            start = comma + 1;
-        }
-        self.spans.push(start..line.body.len());
-        self.lines.clear();
-        self.lines.push((0, line.number));
-    }
-
-    /// Starts a record for csv-core at line `number`.
-    fn begin(&mut self, number: u64) {
-        (self.written, self.ended, self.taken) = (0, 0, 0);
-        self.lines.clear();
-        self.lines.push((0, number));
-    }
-
-    /// Gives csv-core the next line of the record; `true` once the record
-    /// has ended.
-    fn feed(&mut self, line: &Line<'_>) -> Result<bool, InputError> {
-        self.taken += line.body.len() + line.end.len();
-        if self.taken > MAX_RECORD {
-            return Err(too_long(self.line_of(0)));
-        }
-        // A line's text holds no line end, so only its end can end the
-        // record. csv-core takes empty input for the end of the file; the
-        // last line of an input without a final line end gets one instead.
-        self.read(line.body, line.number);
-        Ok(self.read(if line.end.is_empty() { b"\n" } else { line.end }, line.number))
-    }
-
-    /// Runs csv-core over `input`, from line `number`; `true` if the record
-    /// ended in it. What follows its end in `input` can only be the LF of a
-    /// CRLF, which csv-core would skip anyway.
-    fn read(&mut self, mut input: &[u8], number: u64) -> bool {
-        while !input.is_empty() {
-            if self.written == self.bytes.len() {
-                self.bytes.resize((self.bytes.len() * 2).max(256), 0);
-            }
-            if self.ended == self.ends.len() {
-                self.ends.resize((self.ends.len() * 2).max(8), 0);
-            }
-            let (result, read, written, ended) =
-                self.parser.read_record(input, &mut self.bytes[self.written..], &mut self.ends[self.ended..]);
-            input = &input[read..];
-            self.written += written;
-            // A field ends at a comma, so the one after it starts on this line.
-            if ended > 0 && self.lines.last().map(|&(_, line)| line) != Some(number) {
-                self.lines.push((self.ended + 1, number));
-            }
-            self.ended += ended;
-            match result {
-                // `End` answers only empty input, which is never given.
-                csv_core::ReadRecordResult::Record | csv_core::ReadRecordResult::End => {
-                    self.spans.clear();
-                    let mut start = 0;
-                    for &end in &self.ends[..self.ended] {
-                        self.spans.push(start..end);
-                        start = end;
-                    }
-                    return true;
-                }
-                csv_core::ReadRecordResult::InputEmpty
-                | csv_core::ReadRecordResult::OutputFull
-                | csv_core::ReadRecordResult::OutputEndsFull => {}
-            }
-        }
-        false
-    }
-
-    /// The input ended inside the quoted field csv-core was reading.
-    fn unclosed(&self) -> InputError {
-        InputError::Unreadable(Problem {
-            line: self.line_of(self.ended),
-            column: Some(self.ended + 1),
-            expected: "a closing quote for the quoted field that starts here; the input ends inside it".into(),
-        })
-    }
-
-    /// The physical line field `index` starts on.
-    fn line_of(&self, index: usize) -> u64 {
-        self.lines.iter().rev().find(|&&(first, _)| first <= index).map_or(0, |&(_, line)| line)
-    }
-
-    fn len(&self) -> usize {
-        self.spans.len()
-    }
-
-    fn get(&self, index: usize) -> Option<&[u8]> {
-        let span = self.spans.get(index)?.clone();
-        Some(unquote(self.bytes[span].trim_ascii()))
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &[u8]> {
-        (0..self.len()).filter_map(|i| self.get(i))
-    }
-
-    fn is_blank(&self) -> bool {
-        self.iter().all(<[u8]>::is_empty)
-    }
-}
-
-/// A field quoted after a space (`a, "b"`) is not quoted as far as CSV is
-/// concerned; spreadsheets and hand edits produce it, so the quotes go too.
-fn unquote(field: &[u8]) -> &[u8] {
-    match field {
-        [b'"', inner @ .., b'"'] => inner.trim_ascii(),
-        _ => field,
     }
 }
 
@@ -425,16 +263,16 @@ impl<R: BufRead> InputReader<R> {
                 Ok(true)
             } else {
                 fields.begin(line.number);
-                fields.feed(line)
+                feed(fields, line)
             }
         })?;
         let Some(mut ended) = first.transpose()? else {
             return Ok(false);
         };
         while !ended {
-            ended = match self.next_line(Fields::feed)? {
+            ended = match self.next_line(feed)? {
                 Some(fed) => fed?,
-                None => return Err(self.fields.unclosed()),
+                None => return Err(unclosed(&self.fields)),
             };
         }
         Ok(true)
@@ -571,6 +409,7 @@ fn header_hint(headers: &Fields) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::input::fields::unquote;
 
     fn read_all(text: &str) -> Result<Vec<Record>, InputError> {
         let mut reader = InputReader::new(text.as_bytes())?;
@@ -633,7 +472,7 @@ mod tests {
                 Ok(true) if reader.fields.is_blank() => {}
                 Ok(true) => {
                     let f = &reader.fields;
-                    out.push((f.line_of(0), f.spans.iter().map(|s| f.bytes[s.clone()].to_vec()).collect()));
+                    out.push((f.line_of(0), f.raw()));
                 }
                 Ok(false) => return (out, None),
                 Err(e) => return (out, Some(e)),
