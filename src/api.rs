@@ -139,6 +139,14 @@ impl<'de> Deserialize<'de> for CertStatus {
     }
 }
 
+/// The path segments of the certificate endpoints,
+/// `zones/{zone}/client_certificates[/{cert}]`, as the client builds them and
+/// the sandbox routes them.
+pub mod paths {
+    pub const ZONES: &str = "zones";
+    pub const CLIENT_CERTIFICATES: &str = "client_certificates";
+}
+
 /// The list endpoint's query parameters, as the client sends them and the
 /// sandbox reads them.
 pub mod list_query {

@@ -9,7 +9,7 @@ use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, LOCATION};
 use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 
-use crate::api::{headers, list_query, CertStatus, CertificateState, ClientCertificate, Envelope};
+use crate::api::{headers, list_query, paths, CertStatus, CertificateState, ClientCertificate, Envelope};
 use crate::credentials::Credentials;
 use crate::escape;
 use crate::input::ids::{CertId, ZoneId};
@@ -72,7 +72,9 @@ impl BaseUrl {
     /// the scheme and host again, nor segment by segment.
     fn collection(&self, zone: ZoneId, rest: std::fmt::Arguments<'_>) -> Url {
         let mut url = self.0.clone();
-        url.set_path(&format!("{}/zones/{zone}/client_certificates{rest}", self.0.path().trim_end_matches('/')));
+        let (root, zones, certificates) =
+            (self.0.path().trim_end_matches('/'), paths::ZONES, paths::CLIENT_CERTIFICATES);
+        url.set_path(&format!("{root}/{zones}/{zone}/{certificates}{rest}"));
         url
     }
 

@@ -7,7 +7,7 @@
 
 use hyper::Method;
 
-use crate::api::{list_query, CertStatus};
+use crate::api::{list_query, paths, CertStatus};
 use crate::input::ids::{CertId, ZoneId};
 
 /// The certificate a request addresses; the store is keyed the same way, so
@@ -58,10 +58,10 @@ impl Route {
             return Route::Unknown;
         }
         let endpoint = match segments {
-            [Some("zones"), Some(zone), Some("client_certificates"), None] if method == Method::GET => {
+            [Some(paths::ZONES), Some(zone), Some(paths::CLIENT_CERTIFICATES), None] if method == Method::GET => {
                 ZoneId::parse(zone.as_bytes()).map_or(Endpoint::InvalidId, Endpoint::List)
             }
-            [Some("zones"), Some(zone), Some("client_certificates"), Some(cert)] => {
+            [Some(paths::ZONES), Some(zone), Some(paths::CLIENT_CERTIFICATES), Some(cert)] => {
                 let op = match *method {
                     Method::GET => CertOp::Get,
                     Method::DELETE => CertOp::Delete,
