@@ -117,21 +117,6 @@ impl ApiReply<CertificateState> {
 }
 
 impl<T> ApiReply<T> {
-    /// An answer with just a status and a body, for unit tests of what
-    /// answers mean.
-    #[cfg(test)]
-    pub(crate) fn bare(status: u16, body: Result<Envelope<T>, String>) -> Self {
-        ApiReply {
-            status,
-            cf_ray: None,
-            retry_after: None,
-            remaining: None,
-            policy: None,
-            body,
-            latency: Duration::ZERO,
-        }
-    }
-
     /// The API's first error code and message; without an envelope, why the
     /// body could not be read.
     pub fn error(&self) -> (Option<i64>, String) {
@@ -358,6 +343,23 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     }
     let when = httpdate::parse_http_date(value).ok()?;
     Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+impl<T> ApiReply<T> {
+    /// An answer with just a status and a body, for unit tests of what
+    /// answers mean.
+    pub(crate) fn bare(status: u16, body: Result<Envelope<T>, String>) -> Self {
+        ApiReply {
+            status,
+            cf_ray: None,
+            retry_after: None,
+            remaining: None,
+            policy: None,
+            body,
+            latency: Duration::ZERO,
+        }
+    }
 }
 
 #[cfg(test)]
