@@ -9,7 +9,7 @@ use std::ops::Range;
 /// hundred bytes even with a long note; without a bound, a quote left open (or
 /// an input with no line end at all, such as `/dev/zero`) would pull the rest
 /// of the input into memory as one field.
-pub const MAX_RECORD: usize = 1 << 20;
+pub(super) const MAX_RECORD: usize = 1 << 20;
 
 /// One physical line: its text, and what ended it (nothing at the end of an
 /// input without a final line end).

@@ -4,6 +4,7 @@
 //! results that `--resume` skips.
 
 mod fields;
+mod header;
 pub mod ids;
 pub mod plan;
 pub mod reader;

@@ -1,26 +1,14 @@
-//! Reading revoke's input CSV: header aliases, tolerant parsing (BOM, CRLF,
-//! spaces, blank lines, quoted line breaks), and a precise account of every
-//! bad row.
+//! Reading revoke's input CSV: header aliases (`header.rs`),
+//! tolerant parsing (BOM, CRLF, spaces, blank lines, quoted line breaks, the
+//! record split into fields by `fields.rs`), and a precise
+//! account of every bad row.
 
 use std::io::{self, BufRead};
 
 use crate::input::fields::{Fields, Line, MAX_RECORD};
+use crate::input::header::{find_column, header_hint, CERT_ALIASES, ZONE_ALIASES};
 use crate::input::ids::{CertId, ZoneId};
 use crate::outcome::column;
-
-/// Header spellings accepted for each column, compared after lower-casing and
-/// turning spaces and dashes into underscores.
-const ZONE_ALIASES: &[&str] = &[column::ZONE_ID, "zone", "zoneid", "zone_identifier"];
-const CERT_ALIASES: &[&str] = &[
-    column::CERTIFICATE_ID,
-    "client_certificate_id",
-    "cert_id",
-    "certificate",
-    "client_certificate",
-    "cert",
-    "certid",
-    "certificateid",
-];
 
 /// A row that can be revoked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +70,7 @@ pub enum Record {
 pub enum InputError {
     /// Nothing after this point can be read as its author meant: the header is
     /// missing or lacks a required column, or a record never ends (a quote left
-    /// open, or more than [`MAX_RECORD`] bytes).
+    /// open, or more than `fields::MAX_RECORD` bytes).
     #[error("{}", .0.expected)]
     Unreadable(Problem),
     #[error("could not read the input: {0}")]
@@ -172,14 +160,6 @@ fn end_len(line: &[u8]) -> usize {
     } else {
         usize::from(line.ends_with(b"\n") || line.ends_with(b"\r"))
     }
-}
-
-fn normalise_header(raw: &[u8]) -> String {
-    String::from_utf8_lossy(raw).trim().to_ascii_lowercase().replace([' ', '-'], "_")
-}
-
-fn find_column(headers: &Fields, aliases: &[&str]) -> Option<usize> {
-    headers.iter().position(|h| aliases.contains(&normalise_header(h).as_str()))
 }
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -387,23 +367,6 @@ impl<R: BufRead> InputReader<R> {
             Err(e) => invalid(self.cert_col, e.to_string()),
         }
     }
-}
-
-/// Says what a good header looks like, and spots the common mistake of a file
-/// that starts straight with data.
-fn header_hint(headers: &Fields) -> String {
-    let found: Vec<String> = headers.iter().map(|h| String::from_utf8_lossy(h).into_owned()).collect();
-    let looks_like_data = headers.iter().any(|h| ZoneId::parse(h).is_ok() || CertId::parse(h).is_ok());
-    let mut hint = format!(
-        "a header line naming the columns zone_id and certificate_id (also accepted: {} / {}), found {:?}",
-        ZONE_ALIASES[1..].join(", "),
-        CERT_ALIASES[1..].join(", "),
-        found.join(",")
-    );
-    if looks_like_data {
-        hint.push_str("; the first line looks like data: add the line `zone_id,certificate_id` above it");
-    }
-    hint
 }
 
 #[cfg(test)]
