@@ -262,12 +262,19 @@ impl<T> Envelope<T> {
     }
 }
 
-/// The IETF-draft rate-limit headers Cloudflare sends on every response.
+/// The content type of every envelope, in a request body and in an answer.
+pub const JSON: &str = "application/json";
+
+/// The headers that the client and the sandbox both name.
 pub mod headers {
+    /// The IETF-draft rate-limit headers Cloudflare sends on every response.
     pub const RATELIMIT: &str = "ratelimit";
     pub const RATELIMIT_POLICY: &str = "ratelimit-policy";
     pub const RETRY_AFTER: &str = "retry-after";
     pub const CF_RAY: &str = "cf-ray";
+    /// The legacy credentials: an account's email and its global API key.
+    pub const AUTH_EMAIL: &str = "x-auth-email";
+    pub const AUTH_KEY: &str = "x-auth-key";
 }
 
 #[cfg(test)]

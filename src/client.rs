@@ -9,7 +9,7 @@ use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, LOCATION};
 use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 
-use crate::api::{headers, list_query, paths, CertStatus, CertificateState, ClientCertificate, Envelope};
+use crate::api::{headers, list_query, paths, CertStatus, CertificateState, ClientCertificate, Envelope, JSON};
 use crate::credentials::Credentials;
 use crate::escape;
 use crate::input::ids::{CertId, ZoneId};
@@ -178,8 +178,8 @@ impl ApiClient {
                 auth.insert(AUTHORIZATION, sensitive(&format!("Bearer {}", token.expose())));
             }
             Credentials::EmailKey { email, key } => {
-                auth.insert("x-auth-email", sensitive(email));
-                auth.insert("x-auth-key", sensitive(key.expose()));
+                auth.insert(headers::AUTH_EMAIL, sensitive(email));
+                auth.insert(headers::AUTH_KEY, sensitive(key.expose()));
             }
         }
         let http = reqwest::Client::builder()
@@ -231,7 +231,7 @@ impl ApiClient {
         let started = std::time::Instant::now();
         let mut request = self.http.request(method, url);
         if let Some(body) = json {
-            request = request.header(reqwest::header::CONTENT_TYPE, "application/json").body(body);
+            request = request.header(reqwest::header::CONTENT_TYPE, JSON).body(body);
         }
         let response = request.send().await.map_err(|e| self.transport(&e))?;
         let status = response.status();

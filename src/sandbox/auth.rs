@@ -8,6 +8,7 @@ use rand::{Rng, SeedableRng};
 
 use super::reply::PlainResponse;
 use crate::api::codes;
+use crate::api::headers::{AUTH_EMAIL, AUTH_KEY};
 
 /// Mixed into the seed so the credentials do not depend on other knobs.
 const CREDENTIALS_STREAM: u64 = 0x746f_6b65_6e73_0001;
@@ -81,7 +82,7 @@ impl Credentials {
                 None => Ok(Principal::Token),
             };
         }
-        match (headers.get("x-auth-email"), headers.get("x-auth-key")) {
+        match (headers.get(AUTH_EMAIL), headers.get(AUTH_KEY)) {
             (None, None) => Err(refused(StatusCode::UNAUTHORIZED)),
             (Some(email), Some(key)) if email == self.email.as_str() && key == self.key.as_str() => Ok(Principal::Key),
             (Some(_), Some(_)) => Err(refused(StatusCode::FORBIDDEN)),

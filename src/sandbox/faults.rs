@@ -14,7 +14,8 @@ use hyper::StatusCode;
 use rand::rngs::SmallRng;
 use rand::Rng;
 
-use super::reply::{PlainResponse, JSON};
+use super::reply::PlainResponse;
+use crate::api::JSON;
 
 /// Code of the envelope of a simulated 5xx; Cloudflare documents none.
 const INTERNAL_ERROR: i64 = 10001;

@@ -8,9 +8,7 @@ use serde::Serialize;
 
 use super::ratelimit::Verdict;
 use crate::api::headers::{CF_RAY, RATELIMIT, RATELIMIT_POLICY, RETRY_AFTER};
-use crate::api::{ApiMessage, Envelope};
-
-pub(crate) const JSON: &str = "application/json";
+use crate::api::{ApiMessage, Envelope, JSON};
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct PlainResponse {

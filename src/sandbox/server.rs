@@ -131,7 +131,7 @@ async fn respond(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Resp
 fn stats(journal: super::Journal) -> Response<Body> {
     PlainResponse {
         status: StatusCode::OK,
-        content_type: super::reply::JSON,
+        content_type: crate::api::JSON,
         body: serde_json::to_vec_pretty(&journal).expect("the journal has string keys and plain values"),
         ratelimit: None,
     }
