@@ -85,8 +85,8 @@ pub struct StatusFilter(Option<CertStatus>);
 
 impl StatusFilter {
     /// `all`, then every status in the API's order.
-    const EVERY: [StatusFilter; 5] = {
-        let mut every = [StatusFilter(None); 5];
+    const EVERY: [StatusFilter; CertStatus::ALL.len() + 1] = {
+        let mut every = [StatusFilter(None); CertStatus::ALL.len() + 1];
         let mut i = 0;
         while i < CertStatus::ALL.len() {
             every[i + 1] = StatusFilter(Some(CertStatus::ALL[i]));
