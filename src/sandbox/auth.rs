@@ -6,7 +6,7 @@ use rand::distr::{Alphanumeric, SampleString};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::reply::PlainResponse;
+use super::response::PlainResponse;
 use crate::api::codes;
 use crate::api::headers::{AUTH_EMAIL, AUTH_KEY};
 

@@ -14,7 +14,7 @@ use hyper::StatusCode;
 use rand::rngs::SmallRng;
 use rand::Rng;
 
-use super::reply::PlainResponse;
+use super::response::PlainResponse;
 use crate::api::JSON;
 
 /// Code of the envelope of a simulated 5xx; Cloudflare documents none.

@@ -18,7 +18,7 @@ use super::faults::{Fault, Faults, Served};
 use super::fixtures;
 use super::journal::Journal;
 use super::ratelimit::{Limiter, Verdict};
-use super::reply::PlainResponse;
+use super::response::PlainResponse;
 use super::routes::{CertKey, CertOp, Endpoint, ListQuery, Route};
 use super::state::{CertStore, Refusal};
 use crate::api::{codes, ApiMessage, Envelope};

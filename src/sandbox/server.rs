@@ -23,7 +23,7 @@ use tracing::debug;
 
 use super::faults::{FaultKind, Served};
 use super::origin::{ApiRequest, Origin};
-use super::reply::PlainResponse;
+use super::response::PlainResponse;
 use super::routes::{CertOp, Endpoint, Route};
 
 /// Far more than `{"reactivate": true}`; anything longer is not a PATCH
