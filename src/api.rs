@@ -29,6 +29,16 @@ pub mod codes {
     pub const INVALID_IDENTIFIER: i64 = 7003;
 }
 
+/// Whether a request may have been carried out although its answer does not
+/// say so: no answer at all (`None`), a 5xx (an edge can fail after the API
+/// did the work), or a 2xx that could not be read or did not answer the
+/// request. A 4xx is a refusal. The dispatcher asks it of each attempt, and
+/// a resumed run of a results row's `http_status`, where empty means no
+/// answer.
+pub fn maybe_carried_out(status: Option<u16>) -> bool {
+    status.is_none_or(|s| matches!(s, 200..=299 | 500..=599))
+}
+
 /// `{"success": bool, "errors": [...], "messages": [...], "result": ...}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Envelope<T> {
@@ -74,8 +84,7 @@ pub struct ResultInfo {
 }
 
 /// The certificate states of the OpenAPI `status` enum.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CertStatus {
     Active,
     PendingReactivation,
@@ -84,7 +93,23 @@ pub enum CertStatus {
 }
 
 impl CertStatus {
-    pub fn as_str(self) -> &'static str {
+    pub const ALL: [CertStatus; 4] =
+        [CertStatus::Active, CertStatus::PendingReactivation, CertStatus::PendingRevocation, CertStatus::Revoked];
+
+    /// [`CertStatus::ALL`] by name, for saying what is accepted.
+    pub const NAMES: [&'static str; 4] = {
+        let mut names = [""; 4];
+        let mut i = 0;
+        while i < names.len() {
+            names[i] = CertStatus::ALL[i].as_str();
+            i += 1;
+        }
+        names
+    };
+
+    /// The API's name for the status, in its answers and in the list
+    /// endpoint's query; cfrevoke's results and listings spell it the same.
+    pub const fn as_str(self) -> &'static str {
         match self {
             CertStatus::Active => "active",
             CertStatus::PendingReactivation => "pending_reactivation",
@@ -92,6 +117,44 @@ impl CertStatus {
             CertStatus::Revoked => "revoked",
         }
     }
+
+    /// The status `name` is the API's name for.
+    pub fn parse(name: &str) -> Option<CertStatus> {
+        CertStatus::ALL.into_iter().find(|status| status.as_str() == name)
+    }
+}
+
+/// Written and read by [`CertStatus::as_str`], so the client, the sandbox
+/// and the listing cannot disagree on a name.
+impl Serialize for CertStatus {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for CertStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        CertStatus::parse(&name).ok_or_else(|| serde::de::Error::unknown_variant(&name, &CertStatus::NAMES))
+    }
+}
+
+/// The path segments of the certificate endpoints,
+/// `zones/{zone}/client_certificates[/{cert}]`, as the client builds them and
+/// the sandbox routes them.
+pub mod paths {
+    pub const ZONES: &str = "zones";
+    pub const CLIENT_CERTIFICATES: &str = "client_certificates";
+}
+
+/// The list endpoint's query parameters, as the client sends them and the
+/// sandbox reads them.
+pub mod list_query {
+    pub const STATUS: &str = "status";
+    pub const PAGE: &str = "page";
+    pub const PER_PAGE: &str = "per_page";
+    /// The `status` value that asks for certificates in every status.
+    pub const ALL: &str = "all";
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -199,10 +262,36 @@ impl<T> Envelope<T> {
     }
 }
 
-/// The IETF-draft rate-limit headers Cloudflare sends on every response.
+/// The content type of every envelope, in a request body and in an answer.
+pub const JSON: &str = "application/json";
+
+/// The headers that the client and the sandbox both name.
 pub mod headers {
+    /// The IETF-draft rate-limit headers Cloudflare sends on every response.
     pub const RATELIMIT: &str = "ratelimit";
     pub const RATELIMIT_POLICY: &str = "ratelimit-policy";
     pub const RETRY_AFTER: &str = "retry-after";
     pub const CF_RAY: &str = "cf-ray";
+    /// The legacy credentials: an account's email and its global API key.
+    pub const AUTH_EMAIL: &str = "x-auth-email";
+    pub const AUTH_KEY: &str = "x-auth-key";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_status_has_one_name_both_ways() {
+        for status in CertStatus::ALL {
+            let json = serde_json::to_string(&status).unwrap();
+            assert_eq!(json, format!("\"{}\"", status.as_str()));
+            assert_eq!(serde_json::from_str::<CertStatus>(&json).unwrap(), status);
+            assert_eq!(CertStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(CertStatus::NAMES, ["active", "pending_reactivation", "pending_revocation", "revoked"]);
+        let err = serde_json::from_str::<CertStatus>("\"gone\"").unwrap_err().to_string();
+        assert!(err.starts_with("unknown variant `gone`, expected one of `active`, `pending_reactivation`"), "{err}");
+        assert_eq!(CertStatus::parse(list_query::ALL), None);
+    }
 }

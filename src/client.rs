@@ -9,7 +9,7 @@ use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, LOCATION};
 use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 
-use crate::api::{headers, CertStatus, CertificateState, ClientCertificate, Envelope};
+use crate::api::{headers, list_query, paths, CertStatus, CertificateState, ClientCertificate, Envelope, JSON};
 use crate::credentials::Credentials;
 use crate::escape;
 use crate::input::ids::{CertId, ZoneId};
@@ -65,11 +65,6 @@ impl std::fmt::Display for BaseUrl {
 }
 
 impl BaseUrl {
-    /// Whether this is Cloudflare's own API, for confirmations and banners.
-    pub fn is_cloudflare(&self) -> bool {
-        self.0.host_str().is_some_and(|h| h.eq_ignore_ascii_case("api.cloudflare.com"))
-    }
-
     /// A zone's certificate collection, `rest` appended to the path. IDs are
     /// formatted from validated binary values (hex digits and dashes), so the
     /// path has exactly this shape whatever the input held and needs no
@@ -77,7 +72,9 @@ impl BaseUrl {
     /// the scheme and host again, nor segment by segment.
     fn collection(&self, zone: ZoneId, rest: std::fmt::Arguments<'_>) -> Url {
         let mut url = self.0.clone();
-        url.set_path(&format!("{}/zones/{zone}/client_certificates{rest}", self.0.path().trim_end_matches('/')));
+        let (root, zones, certificates) =
+            (self.0.path().trim_end_matches('/'), paths::ZONES, paths::CLIENT_CERTIFICATES);
+        url.set_path(&format!("{root}/{zones}/{zone}/{certificates}{rest}"));
         url
     }
 
@@ -91,16 +88,16 @@ impl BaseUrl {
     fn page(&self, zone: ZoneId, status: Option<CertStatus>, page: u32, per_page: u32) -> Url {
         let mut url = self.collection(zone, format_args!(""));
         url.query_pairs_mut()
-            .append_pair("status", status.map_or("all", CertStatus::as_str))
-            .append_pair("page", &page.to_string())
-            .append_pair("per_page", &per_page.to_string());
+            .append_pair(list_query::STATUS, status.map_or(list_query::ALL, CertStatus::as_str))
+            .append_pair(list_query::PAGE, &page.to_string())
+            .append_pair(list_query::PER_PAGE, &per_page.to_string());
         url
     }
 }
 
 /// What one request brought back; `T` is the envelope's `result`.
 #[derive(Debug)]
-pub struct Reply<T = CertificateState> {
+pub struct ApiReply<T = CertificateState> {
     pub status: u16,
     pub cf_ray: Option<String>,
     pub retry_after: Option<Duration>,
@@ -112,21 +109,14 @@ pub struct Reply<T = CertificateState> {
     pub latency: Duration,
 }
 
-impl Reply<CertificateState> {
+impl ApiReply<CertificateState> {
     /// The certificate status the answer reports, if it carried one.
     pub fn cert_status(&self) -> Option<CertStatus> {
         self.body.as_ref().ok()?.result?.status
     }
 }
 
-impl<T> Reply<T> {
-    /// An answer with just a status and a body, for unit tests of what
-    /// answers mean.
-    #[cfg(test)]
-    pub(crate) fn bare(status: u16, body: Result<Envelope<T>, String>) -> Self {
-        Reply { status, cf_ray: None, retry_after: None, remaining: None, policy: None, body, latency: Duration::ZERO }
-    }
-
+impl<T> ApiReply<T> {
     /// The API's first error code and message; without an envelope, why the
     /// body could not be read.
     pub fn error(&self) -> (Option<i64>, String) {
@@ -188,8 +178,8 @@ impl ApiClient {
                 auth.insert(AUTHORIZATION, sensitive(&format!("Bearer {}", token.expose())));
             }
             Credentials::EmailKey { email, key } => {
-                auth.insert("x-auth-email", sensitive(email));
-                auth.insert("x-auth-key", sensitive(key.expose()));
+                auth.insert(headers::AUTH_EMAIL, sensitive(email));
+                auth.insert(headers::AUTH_KEY, sensitive(key.expose()));
             }
         }
         let http = reqwest::Client::builder()
@@ -207,11 +197,11 @@ impl ApiClient {
         &self.base
     }
 
-    pub async fn revoke(&self, zone: ZoneId, cert: CertId) -> Result<Reply, TransportError> {
+    pub async fn revoke(&self, zone: ZoneId, cert: CertId) -> Result<ApiReply, TransportError> {
         self.send(Method::DELETE, self.base.certificate(zone, cert), None).await
     }
 
-    pub async fn get(&self, zone: ZoneId, cert: CertId) -> Result<Reply, TransportError> {
+    pub async fn get(&self, zone: ZoneId, cert: CertId) -> Result<ApiReply, TransportError> {
         self.send(Method::GET, self.base.certificate(zone, cert), None).await
     }
 
@@ -223,12 +213,12 @@ impl ApiClient {
         status: Option<CertStatus>,
         page: u32,
         per_page: u32,
-    ) -> Result<Reply<Vec<ClientCertificate>>, TransportError> {
+    ) -> Result<ApiReply<Vec<ClientCertificate>>, TransportError> {
         self.send(Method::GET, self.base.page(zone, status, page, per_page), None).await
     }
 
     /// The undo: only works while the certificate is `pending_revocation`.
-    pub async fn reactivate(&self, zone: ZoneId, cert: CertId) -> Result<Reply, TransportError> {
+    pub async fn reactivate(&self, zone: ZoneId, cert: CertId) -> Result<ApiReply, TransportError> {
         self.send(Method::PATCH, self.base.certificate(zone, cert), Some(r#"{"reactivate":true}"#)).await
     }
 
@@ -237,11 +227,11 @@ impl ApiClient {
         method: Method,
         url: Url,
         json: Option<&'static str>,
-    ) -> Result<Reply<T>, TransportError> {
+    ) -> Result<ApiReply<T>, TransportError> {
         let started = std::time::Instant::now();
         let mut request = self.http.request(method, url);
         if let Some(body) = json {
-            request = request.header(reqwest::header::CONTENT_TYPE, "application/json").body(body);
+            request = request.header(reqwest::header::CONTENT_TYPE, JSON).body(body);
         }
         let response = request.send().await.map_err(|e| self.transport(&e))?;
         let status = response.status();
@@ -256,7 +246,15 @@ impl ApiClient {
         } else {
             read_capped(response).await.map_err(|e| self.transport(&e))?.and_then(|bytes| decode(&bytes))
         };
-        Ok(Reply { status: status.as_u16(), cf_ray, retry_after, remaining, policy, body, latency: started.elapsed() })
+        Ok(ApiReply {
+            status: status.as_u16(),
+            cf_ray,
+            retry_after,
+            remaining,
+            policy,
+            body,
+            latency: started.elapsed(),
+        })
     }
 
     fn transport(&self, err: &reqwest::Error) -> TransportError {
@@ -345,6 +343,23 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     }
     let when = httpdate::parse_http_date(value).ok()?;
     Some(when.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+impl<T> ApiReply<T> {
+    /// An answer with just a status and a body, for unit tests of what
+    /// answers mean.
+    pub(crate) fn bare(status: u16, body: Result<Envelope<T>, String>) -> Self {
+        ApiReply {
+            status,
+            cf_ray: None,
+            retry_after: None,
+            remaining: None,
+            policy: None,
+            body,
+            latency: Duration::ZERO,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ fn unsafe_char(c: char) -> bool {
 }
 
 /// `text` with every unsafe character written as Rust writes it in a string
-/// literal (`\n`, `\r`, `\t`, `\u{1b}`), cut to [`MAX_CHARS`] characters.
+/// literal (`\n`, `\r`, `\t`, `\u{1b}`), cut to `MAX_CHARS` characters.
 /// A backslash is kept as it is: it cannot act on a terminal or split a line.
 pub fn server_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len().min(MAX_CHARS));

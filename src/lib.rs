@@ -20,8 +20,9 @@
 //!   record, and the look at the files before the first request.
 //! - [`api`] and [`client`]: the wire types and the HTTP client, shared with
 //!   the [`sandbox`], a simulated API on loopback. [`credentials`], [`escape`]
-//!   (server text made safe for a terminal) and [`exit`] (the exit codes) are
-//!   used across stages.
+//!   (server text made safe for a terminal), [`exit`] (the exit codes) and
+//!   [`outcome`] (the outcome names and results columns, read back by a later
+//!   run) are used across stages.
 
 pub mod api;
 pub mod cli;
@@ -31,6 +32,7 @@ pub mod escape;
 pub mod exit;
 pub mod input;
 pub mod operations;
+pub mod outcome;
 pub mod output;
 pub mod pacing;
 pub mod pipeline;

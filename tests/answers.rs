@@ -15,9 +15,9 @@ use axum::http::{Method, Response};
 use crate::support::*;
 
 /// A success envelope whose result is `result`.
-fn ok(result: serde_json::Value) -> Reply {
+fn ok(result: serde_json::Value) -> TestResponse {
     let body = serde_json::json!({"success": true, "errors": [], "messages": [], "result": result});
-    Reply { status: 200, body: body.to_string(), headers: vec![] }
+    TestResponse { status: 200, body: body.to_string(), headers: vec![] }
 }
 
 fn by_cert(rows: Vec<HashMap<String, String>>) -> HashMap<String, HashMap<String, String>> {
@@ -32,7 +32,7 @@ async fn a_2xx_that_does_not_show_the_revocation_is_a_failure() {
         (Method::DELETE, c) if c == cert(0) => ok(serde_json::json!({"id": c, "status": "active"})),
         (Method::DELETE, c) if c == cert(1) => ok(serde_json::json!({"id": cert(9), "status": "pending_revocation"})),
         (Method::DELETE, c) if c == cert(2) => ok(serde_json::Value::Null),
-        _ => Reply::revoked(hit),
+        _ => TestResponse::revoked(hit),
     })
     .await;
     let mut cmd = api.revoke(&input, &work.path("out.csv"));
@@ -71,7 +71,7 @@ async fn a_2xx_to_reactivate_must_show_the_certificate_coming_back() {
         (Method::PATCH, c) if c == cert(0) => ok(serde_json::json!({"id": c, "status": "pending_revocation"})),
         (Method::PATCH, c) if c == cert(1) => ok(serde_json::json!({"id": cert(9), "status": "pending_reactivation"})),
         (Method::PATCH, c) => ok(serde_json::json!({"id": c, "status": "pending_reactivation"})),
-        _ => Reply::revoked(hit),
+        _ => TestResponse::revoked(hit),
     })
     .await;
     let revoked = run(api.revoke(&input, &work.path("out.csv"))).await;
@@ -196,7 +196,7 @@ impl HangingDeletes {
                     if hanging.load(Ordering::SeqCst) {
                         tokio::time::sleep(Duration::from_secs(60)).await;
                     }
-                    Reply::error(400, 1407, "already revoked")
+                    TestResponse::error(400, 1407, "already revoked")
                 };
                 Response::builder()
                     .status(reply.status)

@@ -166,9 +166,12 @@ const LOCATION: &str = "https://user:hunter2@evil.example/steal?sig=s3cr3t#frag"
 async fn a_redirect_is_a_final_error_and_never_followed() {
     let work = Workdir::new();
     let input = work.write("in.csv", input_csv(3));
-    let api =
-        TestApi::start(|_| Reply { status: 302, body: String::new(), headers: vec![("location", LOCATION.into())] })
-            .await;
+    let api = TestApi::start(|_| TestResponse {
+        status: 302,
+        body: String::new(),
+        headers: vec![("location", LOCATION.into())],
+    })
+    .await;
     let out = run(api.revoke(&input, &work.path("out.csv"))).await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert_eq!(api.hits().len(), 1, "the credentials check, once; nothing followed or retried");
@@ -186,8 +189,10 @@ async fn a_redirected_delete_fails_its_row_after_one_attempt() {
     let work = Workdir::new();
     let input = work.write("in.csv", input_csv(4));
     let api = TestApi::start(|hit| match hit.method {
-        Method::DELETE => Reply { status: 307, body: "{}".into(), headers: vec![("location", "../moved".into())] },
-        _ => Reply::revoked(hit),
+        Method::DELETE => {
+            TestResponse { status: 307, body: "{}".into(), headers: vec![("location", "../moved".into())] }
+        }
+        _ => TestResponse::revoked(hit),
     })
     .await;
     let out = run(api.revoke(&input, &work.path("out.csv"))).await;
@@ -211,14 +216,14 @@ async fn server_text_is_escaped_in_stderr_results_and_log() {
     let work = Workdir::new();
     let input = work.write("in.csv", input_csv(2));
     let api = TestApi::start(|hit| match (hit.method.clone(), hit.cert().ends_with('0')) {
-        (Method::DELETE, true) => Reply::error(400, 1002, "\x1b]0;evil\x07\r\nFAKE"),
+        (Method::DELETE, true) => TestResponse::error(400, 1002, "\x1b]0;evil\x07\r\nFAKE"),
         // An unknown status value, which serde's error quotes.
-        (Method::DELETE, false) => Reply {
+        (Method::DELETE, false) => TestResponse {
             status: 200,
             body: r#"{"success":true,"errors":[],"result":{"status":"\u001b[2J\rgone"}}"#.into(),
             headers: vec![("cf-ray", "ray\twith-tab".into())],
         },
-        _ => Reply::revoked(hit),
+        _ => TestResponse::revoked(hit),
     })
     .await;
     let mut cmd = api.revoke(&input, &work.path("out.csv"));

@@ -78,7 +78,7 @@ async fn a_list_output_whose_common_name_holds_a_line_break_is_read_whole() {
     csv.write_record([zone(0).as_str(), &cert(0), &format!("device\n{hz},{hc}"), "active"]).unwrap();
     csv.write_record([zone(1).as_str(), &cert(1), "plain", "active"]).unwrap();
     csv.flush().unwrap();
-    let api = TestApi::start(Reply::revoked).await;
+    let api = TestApi::start(TestResponse::revoked).await;
     let mut cmd = api.revoke(&work.path("listed.csv"), &work.path("out.csv"));
     cmd.arg("--skip-invalid");
     let out = run(cmd).await;
@@ -95,7 +95,7 @@ async fn a_lone_cr_ends_a_record_and_no_row_after_it_is_lost() {
     let work = Workdir::new();
     let text = format!("zone_id,certificate_id\n{}\r{}\r\n{}\r", pair(0), pair(1), pair(2));
     let input = work.write("in.csv", text);
-    let api = TestApi::start(Reply::revoked).await;
+    let api = TestApi::start(TestResponse::revoked).await;
     let out = run(api.revoke(&input, &work.path("out.csv"))).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(api.count(Method::DELETE), 3);
@@ -107,7 +107,7 @@ async fn an_unclosed_quote_is_refused_even_with_skip_invalid() {
     let work = Workdir::new();
     let text = format!("zone_id,certificate_id,note\n{},\"open\n{}\n", pair(0), pair(1));
     let input = work.write("in.csv", text);
-    let api = TestApi::start(Reply::revoked).await;
+    let api = TestApi::start(TestResponse::revoked).await;
     let mut cmd = api.revoke(&input, &work.path("out.csv"));
     cmd.arg("--skip-invalid");
     let out = run(cmd).await;
@@ -170,7 +170,7 @@ async fn an_input_that_is_not_a_regular_file_needs_output() {
     let work = Workdir::new();
     let fifo = work.path("in.fifo");
     mkfifo(&fifo);
-    let api = TestApi::start(Reply::revoked).await;
+    let api = TestApi::start(TestResponse::revoked).await;
     let mut cmd = cfrevoke_std();
     cmd.env("CLOUDFLARE_API_TOKEN", TOKEN).args(["revoke", "--yes", "--base-url", &api.base_url()]).arg(&fifo);
     let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start cfrevoke");

@@ -5,7 +5,7 @@ use crate::support::*;
 async fn refused(text: &str) -> (String, usize) {
     let work = Workdir::new();
     let input = work.write("certs.csv", text);
-    let api = TestApi::start(Reply::revoked).await;
+    let api = TestApi::start(TestResponse::revoked).await;
     let out = run(api.revoke(&input, &work.path("out.csv"))).await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(!work.path("out.csv").exists(), "no results file for a refused input");
@@ -65,7 +65,7 @@ async fn skip_invalid_records_bad_rows_and_revokes_the_rest() {
     let work = Workdir::new();
     let text = format!("zone_id,certificate_id\n{},{}\nnope,{}\n{},{}\n", zone(0), cert(0), cert(1), zone(2), cert(2));
     let input = work.write("in.csv", text);
-    let api = TestApi::start(Reply::revoked).await;
+    let api = TestApi::start(TestResponse::revoked).await;
     let mut cmd = api.revoke(&input, &work.path("out.csv"));
     cmd.arg("--skip-invalid");
     let out = run(cmd).await;

@@ -232,8 +232,8 @@ async fn a_server_that_repeats_a_page_is_stopped_after_retrying_errors() {
     });
     // The first answer is a 503, every later one the same page: retried, then caught looping.
     let api = TestApi::start(move |hit| match hit.repeat {
-        0 => Reply::error(503, 1000, "upstream unavailable"),
-        _ => Reply { status: 200, body: page.to_string(), headers: vec![] },
+        0 => TestResponse::error(503, 1000, "upstream unavailable"),
+        _ => TestResponse { status: 200, body: page.to_string(), headers: vec![] },
     })
     .await;
     let mut cmd = cfrevoke();

@@ -24,7 +24,7 @@ async fn outputs_that_are_one_file_are_refused_before_any_request() {
     let earlier = work.write("earlier.csv", "line,zone_id,certificate_id,outcome\n");
     std::os::unix::fs::symlink(&input, work.path("link.csv")).unwrap();
     std::fs::hard_link(&input, work.path("hard.json")).unwrap();
-    let api = TestApi::start(Reply::revoked).await;
+    let api = TestApi::start(TestResponse::revoked).await;
     let out = work.path("out.csv");
     let cases: [(&str, &[&std::path::Path]); 5] = [
         ("--summary-json over the results", &["--summary-json".as_ref(), out.as_path()]),
@@ -69,7 +69,7 @@ async fn outputs_that_are_one_file_are_refused_before_any_request() {
 async fn a_log_that_cannot_be_written_stops_the_run_before_the_first_request() {
     let work = Workdir::new();
     let input = work.write("in.csv", input_csv(10));
-    let api = TestApi::start(Reply::revoked).await;
+    let api = TestApi::start(TestResponse::revoked).await;
     let mut cmd = api.revoke(&input, &work.path("out.csv"));
     cmd.args(["--log-file", "/dev/full"]);
     let out = run(cmd).await;
@@ -89,7 +89,7 @@ async fn a_log_that_cannot_be_written_stops_the_run_before_the_first_request() {
 async fn a_file_size_limit_stops_the_run_cleanly_and_a_resume_finishes() {
     let work = Workdir::new();
     let input = work.write("in.csv", input_csv(60));
-    let api = TestApi::start(Reply::revoked).await;
+    let api = TestApi::start(TestResponse::revoked).await;
     let out = work.path("out.csv");
     let mut cmd = api.revoke_std(&input, &out);
     cmd.arg("--log-file").arg(work.path("run.jsonl"));
@@ -115,11 +115,11 @@ async fn a_results_file_left_without_rows_is_started_over_with_or_without_resume
     let work = Workdir::new();
     let input = work.write("in.csv", input_csv(4));
     // A run whose token is refused leaves only the header behind.
-    let dead = TestApi::start(|_| Reply::error(401, 10000, "Authentication error")).await;
+    let dead = TestApi::start(|_| TestResponse::error(401, 10000, "Authentication error")).await;
     assert_eq!(run(dead.revoke(&input, &work.path("out.csv"))).await.status.code(), Some(3));
     assert!(work.read("out.csv").starts_with("line,zone_id") && work.results("out.csv").is_empty());
 
-    let api = TestApi::start(Reply::revoked).await;
+    let api = TestApi::start(TestResponse::revoked).await;
     let again = run(api.revoke(&input, &work.path("out.csv"))).await;
     assert_eq!(again.status.code(), Some(0), "the same command again just works: {}", stderr(&again));
     assert!(stderr(&again).contains("it held no results rows"), "{}", stderr(&again));
@@ -154,9 +154,9 @@ async fn a_closed_stdout_is_no_panic_and_the_files_are_written_first() {
     // The exit code still says what happened to the rows.
     let api = TestApi::start(|hit| {
         if hit.method == Method::DELETE {
-            Reply::error(404, 1415, "not found")
+            TestResponse::error(404, 1415, "not found")
         } else {
-            Reply::revoked(hit)
+            TestResponse::revoked(hit)
         }
     })
     .await;
@@ -190,7 +190,7 @@ async fn a_fifo_as_the_results_file_is_refused_before_any_request() {
     let input = work.write("in.csv", input_csv(3));
     let fifo = work.path("out.fifo");
     mkfifo(&fifo);
-    let api = TestApi::start(Reply::revoked).await;
+    let api = TestApi::start(TestResponse::revoked).await;
     for resume in [false, true] {
         let mut cmd = api.revoke(&input, &fifo);
         cmd.args(resume.then_some("--resume")).timeout(Duration::from_secs(20));
@@ -205,7 +205,7 @@ async fn a_summary_fifo_nobody_reads_does_not_hang_the_end_of_the_run() {
     let input = work.write("in.csv", input_csv(3));
     let fifo = work.path("summary.fifo");
     mkfifo(&fifo);
-    let api = TestApi::start(Reply::revoked).await;
+    let api = TestApi::start(TestResponse::revoked).await;
     let mut cmd = api.revoke(&input, &work.path("out.csv"));
     cmd.arg("--summary-json").arg(&fifo).timeout(Duration::from_secs(20));
     let out = run(cmd).await;

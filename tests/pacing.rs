@@ -36,7 +36,7 @@ async fn revoke_at(api: &TestApi, rows: usize, rate: &str) -> (Vec<Hit>, String)
 
 #[tokio::test(flavor = "multi_thread")]
 async fn requests_never_exceed_the_quota_in_any_window() {
-    let api = TestApi::start(Reply::revoked).await;
+    let api = TestApi::start(TestResponse::revoked).await;
     let (hits, _) = revoke_at(&api, 45, "20/1s").await;
     assert_eq!(hits.len(), 46, "45 DELETEs and the credentials check all count");
     assert_eq!(api.count(Method::DELETE), 45);
@@ -70,7 +70,7 @@ async fn a_flapping_policy_never_buys_a_burst() {
     let answers = AtomicUsize::new(0);
     let api = TestApi::start(move |hit: &Hit| {
         let quota = if answers.fetch_add(1, Ordering::Relaxed).is_multiple_of(2) { 10 } else { 11 };
-        Reply::revoked(hit).with_header("ratelimit-policy", &format!("\"default\";q={quota};w=1"))
+        TestResponse::revoked(hit).with_header("ratelimit-policy", &format!("\"default\";q={quota};w=1"))
     })
     .await;
     let (hits, _) = revoke_at(&api, 30, "auto").await;
@@ -84,7 +84,7 @@ async fn a_long_wait_for_a_spent_budget_is_said_at_the_default_verbosity() {
     // The credentials check spends the budget until a reset 4 s away.
     let api = TestApi::start(|hit: &Hit| {
         let left = if hit.method == Method::GET { "\"default\";r=0;t=4" } else { "\"default\";r=9;t=4" };
-        Reply::revoked(hit).with_header("ratelimit", left)
+        TestResponse::revoked(hit).with_header("ratelimit", left)
     })
     .await;
     let (_, said) = revoke_at(&api, 1, "1000/s").await;

@@ -9,8 +9,10 @@ use axum::http::Method;
 use crate::support::*;
 
 /// Answers GETs with the certificate and DELETEs as `delete` says.
-fn api(delete: impl Fn(&Hit) -> Reply + Send + Sync + 'static) -> impl Fn(&Hit) -> Reply + Send + Sync + 'static {
-    move |hit| if hit.method == Method::DELETE { delete(hit) } else { Reply::revoked(hit) }
+fn api(
+    delete: impl Fn(&Hit) -> TestResponse + Send + Sync + 'static,
+) -> impl Fn(&Hit) -> TestResponse + Send + Sync + 'static {
+    move |hit| if hit.method == Method::DELETE { delete(hit) } else { TestResponse::revoked(hit) }
 }
 
 fn by_cert(rows: &[HashMap<String, String>]) -> HashMap<String, HashMap<String, String>> {
@@ -21,7 +23,7 @@ fn by_cert(rows: &[HashMap<String, String>]) -> HashMap<String, HashMap<String, 
 async fn each_row_is_one_authenticated_delete_with_our_user_agent() {
     let work = Workdir::new();
     let input = work.write("in.csv", input_csv(60));
-    let api = TestApi::start(api(Reply::revoked)).await;
+    let api = TestApi::start(api(TestResponse::revoked)).await;
     let out = run(api.revoke(&input, &work.path("out.csv"))).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let rows = work.results("out.csv");
@@ -49,11 +51,11 @@ async fn every_row_ends_in_exactly_one_results_row() {
     text.push_str(&format!("{},{}\n", zone(1).to_uppercase(), cert(1).to_uppercase())); // duplicate
     let input = work.write("in.csv", text);
     let api = TestApi::start(api(|hit| match hit.cert().chars().last().unwrap() {
-        '1' => Reply::error(400, 1407, "already deleted"),
-        '2' => Reply::error(404, 1415, "not found"),
-        '3' if hit.repeat < 2 => Reply::error(503, 1000, "upstream unavailable"),
-        '4' => Reply::error(400, 1002, "bad request"),
-        _ => Reply::revoked(hit),
+        '1' => TestResponse::error(400, 1407, "already deleted"),
+        '2' => TestResponse::error(404, 1415, "not found"),
+        '3' if hit.repeat < 2 => TestResponse::error(503, 1000, "upstream unavailable"),
+        '4' => TestResponse::error(400, 1002, "bad request"),
+        _ => TestResponse::revoked(hit),
     }))
     .await;
     let out = run(api.revoke(&input, &work.path("out.csv"))).await;
@@ -85,7 +87,8 @@ async fn five_hundreds_give_up_after_max_attempts() {
     let work = Workdir::new();
     let input = work.write("in.csv", input_csv(3));
     let api =
-        TestApi::start(api(|_| Reply { status: 502, body: "<html>bad gateway</html>".into(), headers: vec![] })).await;
+        TestApi::start(api(|_| TestResponse { status: 502, body: "<html>bad gateway</html>".into(), headers: vec![] }))
+            .await;
     let mut cmd = api.revoke(&input, &work.path("out.csv"));
     cmd.args(["--max-attempts", "4"]);
     let out = run(cmd).await;
@@ -107,10 +110,10 @@ async fn retry_after_on_429_pauses_every_worker() {
     let counter = std::sync::atomic::AtomicUsize::new(0);
     let api = TestApi::start(api(move |hit| {
         if counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 5 {
-            Reply::error(429, 971, "Please wait and consider throttling your request speed")
+            TestResponse::error(429, 971, "Please wait and consider throttling your request speed")
                 .with_header("retry-after", "1")
         } else {
-            Reply::revoked(hit)
+            TestResponse::revoked(hit)
         }
     }))
     .await;
@@ -139,7 +142,7 @@ async fn retry_after_on_429_pauses_every_worker() {
 async fn refused_credentials_check_revokes_nothing() {
     let work = Workdir::new();
     let input = work.write("in.csv", input_csv(5));
-    let api = TestApi::start(|_| Reply::error(403, 9109, "Invalid access token")).await;
+    let api = TestApi::start(|_| TestResponse::error(403, 9109, "Invalid access token")).await;
     let out = run(api.revoke(&input, &work.path("out.csv"))).await;
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(api.count(Method::DELETE), 0);
@@ -152,7 +155,7 @@ async fn refused_credentials_check_revokes_nothing() {
 async fn legacy_email_and_key_are_sent_as_headers() {
     let work = Workdir::new();
     let input = work.write("in.csv", input_csv(1));
-    let api = TestApi::start(api(Reply::revoked)).await;
+    let api = TestApi::start(api(TestResponse::revoked)).await;
     let mut cmd = api.revoke(&input, &work.path("out.csv"));
     cmd.env_remove("CLOUDFLARE_API_TOKEN").env("CLOUDFLARE_EMAIL", "ops@example.com").env("CLOUDFLARE_API_KEY", "k3y");
     let out = run(cmd).await;
@@ -163,7 +166,7 @@ async fn legacy_email_and_key_are_sent_as_headers() {
 #[tokio::test(flavor = "multi_thread")]
 async fn stdin_input_needs_output_and_yes() {
     let work = Workdir::new();
-    let api = TestApi::start(api(Reply::revoked)).await;
+    let api = TestApi::start(api(TestResponse::revoked)).await;
     let mut cmd = cfrevoke();
     cmd.env("CLOUDFLARE_API_TOKEN", TOKEN)
         .args(["revoke", "-", "--base-url", &api.base_url()])
@@ -183,7 +186,7 @@ async fn stdin_input_needs_output_and_yes() {
 async fn a_real_run_needs_yes_when_not_on_a_terminal() {
     let work = Workdir::new();
     let input = work.write("in.csv", input_csv(2));
-    let api = TestApi::start(api(Reply::revoked)).await;
+    let api = TestApi::start(api(TestResponse::revoked)).await;
     let mut cmd = cfrevoke();
     cmd.env("CLOUDFLARE_API_TOKEN", TOKEN).arg("revoke").arg(&input).args(["--base-url", &api.base_url()]);
     let out = run(cmd).await;
@@ -197,7 +200,7 @@ async fn a_real_run_needs_yes_when_not_on_a_terminal() {
 async fn dry_run_sends_nothing_and_needs_no_credentials() {
     let work = Workdir::new();
     let input = work.write("in.csv", input_csv(12));
-    let api = TestApi::start(api(Reply::revoked)).await;
+    let api = TestApi::start(api(TestResponse::revoked)).await;
     let mut cmd = cfrevoke();
     cmd.arg("revoke").arg(&input).args(["--dry-run", "--base-url", &api.base_url()]);
     let out = run(cmd).await;
@@ -214,7 +217,7 @@ async fn existing_results_are_never_overwritten() {
     let work = Workdir::new();
     let input = work.write("in.csv", input_csv(2));
     work.write("in.results.csv", "earlier run\n");
-    let api = TestApi::start(api(Reply::revoked)).await;
+    let api = TestApi::start(api(TestResponse::revoked)).await;
     let mut cmd = cfrevoke();
     cmd.env("CLOUDFLARE_API_TOKEN", TOKEN).arg("revoke").arg(&input).args(["--yes", "--base-url", &api.base_url()]);
     let out = run(cmd).await;

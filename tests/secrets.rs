@@ -7,10 +7,10 @@ async fn no_secret_in_logs_results_errors_or_summary() {
     let work = Workdir::new();
     let input = work.write("in.csv", input_csv(20));
     let api = TestApi::start(|hit| match hit.cert().chars().last().unwrap() {
-        '1' => Reply::error(401, 10000, "Authentication error"),
-        '2' => Reply::error(403, 9109, "Invalid access token"),
-        '3' => Reply { status: 500, body: "oops".into(), headers: vec![] },
-        _ => Reply::revoked(hit),
+        '1' => TestResponse::error(401, 10000, "Authentication error"),
+        '2' => TestResponse::error(403, 9109, "Invalid access token"),
+        '3' => TestResponse { status: 500, body: "oops".into(), headers: vec![] },
+        _ => TestResponse::revoked(hit),
     })
     .await;
     let mut cmd = api.revoke(&input, &work.path("out.csv"));

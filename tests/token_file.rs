@@ -16,7 +16,7 @@ fn with_token_file(api: &TestApi, work: &Workdir, token_file: &std::path::Path) 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_endless_token_file_is_read_a_line_at_most() {
-    let api = TestApi::start(Reply::revoked).await;
+    let api = TestApi::start(TestResponse::revoked).await;
     let work = Workdir::new();
     let sparse = work.path("sparse");
     std::fs::File::create(&sparse).unwrap().set_len(100 << 20).unwrap();
@@ -34,7 +34,7 @@ async fn an_endless_token_file_is_read_a_line_at_most() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_token_file_others_can_read_gets_a_warning() {
     use std::os::unix::fs::PermissionsExt;
-    let api = TestApi::start(Reply::revoked).await;
+    let api = TestApi::start(TestResponse::revoked).await;
     for (mode, warned) in [(0o644, true), (0o600, false)] {
         let work = Workdir::new();
         let file = work.write("token", format!("{TOKEN}\n"));

@@ -29,11 +29,11 @@ async fn a_certificate_still_active_after_the_delete_fails_verification() {
     let input = work.write("in.csv", input_csv(2));
     let api = TestApi::start(|hit| {
         if hit.method == Method::DELETE {
-            Reply::revoked(hit)
+            TestResponse::revoked(hit)
         } else {
             let body = serde_json::json!({"success": true, "errors": [], "messages": [],
                 "result": {"id": hit.cert(), "status": "active"}});
-            Reply { status: 200, body: body.to_string(), headers: vec![] }
+            TestResponse { status: 200, body: body.to_string(), headers: vec![] }
         }
     })
     .await;

@@ -9,7 +9,7 @@ use crate::support::*;
 async fn numbers_that_mean_nothing_are_usage_errors() {
     let work = Workdir::new();
     let input = work.write("in.csv", input_csv(3));
-    let api = TestApi::start(Reply::revoked).await;
+    let api = TestApi::start(TestResponse::revoked).await;
     let zero = [
         ["--timeout", "0s"],
         ["--retry-delay", "0ms"],

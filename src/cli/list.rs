@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use anyhow::Context;
 use tempfile::NamedTempFile;
 
-use crate::api::{CertStatus, ClientCertificate};
+use crate::api::{list_query, CertStatus, ClientCertificate};
 use crate::cli::api_args::ApiArgs;
 use crate::exit::{refused, usage, ExitCode};
 use crate::input::ids::{CertId, ZoneId};
@@ -52,7 +52,7 @@ pub struct ListArgs {
     pub zones_file: Option<PathBuf>,
 
     /// Only certificates in this state; the API does this filtering.
-    #[arg(long, value_enum, default_value_t = StatusFilter::Active)]
+    #[arg(long, value_enum, default_value_t = StatusFilter(Some(CertStatus::Active)))]
     pub status: StatusFilter,
 
     /// Only common names matching this pattern: * for any run of characters, ? for one; case-insensitive.
@@ -79,26 +79,35 @@ pub struct ListArgs {
     pub api: ApiArgs,
 }
 
-/// The `status` values the list endpoint takes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-#[value(rename_all = "snake_case")]
-pub enum StatusFilter {
-    All,
-    Active,
-    PendingReactivation,
-    PendingRevocation,
-    Revoked,
-}
+/// The `status` values the list endpoint takes: `all` (`None`), or one
+/// status by the API's own name for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatusFilter(Option<CertStatus>);
 
 impl StatusFilter {
-    fn api(self) -> Option<CertStatus> {
-        match self {
-            StatusFilter::All => None,
-            StatusFilter::Active => Some(CertStatus::Active),
-            StatusFilter::PendingReactivation => Some(CertStatus::PendingReactivation),
-            StatusFilter::PendingRevocation => Some(CertStatus::PendingRevocation),
-            StatusFilter::Revoked => Some(CertStatus::Revoked),
+    /// `all`, then every status in the API's order.
+    const EVERY: [StatusFilter; CertStatus::ALL.len() + 1] = {
+        let mut every = [StatusFilter(None); CertStatus::ALL.len() + 1];
+        let mut i = 0;
+        while i < CertStatus::ALL.len() {
+            every[i + 1] = StatusFilter(Some(CertStatus::ALL[i]));
+            i += 1;
         }
+        every
+    };
+
+    fn api(self) -> Option<CertStatus> {
+        self.0
+    }
+}
+
+impl clap::ValueEnum for StatusFilter {
+    fn value_variants<'a>() -> &'a [Self] {
+        &StatusFilter::EVERY
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.0.map_or(list_query::ALL, CertStatus::as_str)))
     }
 }
 

@@ -10,6 +10,7 @@ use crate::cli::bulk::{self, RunArgs};
 use crate::exit::ExitCode;
 use crate::input::ids::{CertId, ZoneId};
 use crate::input::reader::Selection;
+use crate::outcome::{column, Outcome};
 use crate::output::logging::Verbosity;
 use crate::pipeline::operation::Operation;
 use crate::pipeline::settings::RunSettings;
@@ -35,13 +36,14 @@ pub struct ReactivateArgs {
 }
 
 pub fn run(args: &ReactivateArgs, verbosity: Verbosity, argv: &[String]) -> anyhow::Result<ExitCode> {
-    let mut selections = vec![Selection { column: "outcome", values: vec!["revoked".into()] }];
+    let mut selections = vec![Selection { column: column::OUTCOME, values: vec![Outcome::Revoked.as_str().into()] }];
     if !args.zones.is_empty() {
-        selections.push(Selection { column: "zone_id", values: args.zones.iter().map(ToString::to_string).collect() });
+        let values = args.zones.iter().map(ToString::to_string).collect();
+        selections.push(Selection { column: column::ZONE_ID, values });
     }
     if !args.certificates.is_empty() {
         let values = args.certificates.iter().map(ToString::to_string).collect();
-        selections.push(Selection { column: "certificate_id", values });
+        selections.push(Selection { column: column::CERTIFICATE_ID, values });
     }
     let settings = RunSettings { selections, ..args.run.settings(Operation::Reactivate, args.results.clone(), argv) };
     bulk::run(settings, &args.run, verbosity)

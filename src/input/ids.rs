@@ -150,6 +150,18 @@ fn ascii(digits: &[u8]) -> &str {
     std::str::from_utf8(digits).expect("hex digits and dashes are ASCII")
 }
 
+/// A pair in 33 bytes: compact enough to keep a million in memory (the
+/// plan's dedupe set, a resumed run's finished pairs), and ordered by zone
+/// first.
+pub(crate) type PairKey = [u8; 33];
+
+pub(crate) fn pair_key(zone: ZoneId, cert: CertId) -> PairKey {
+    let mut k = [0u8; 33];
+    k[..16].copy_from_slice(&zone.to_bytes());
+    k[16..].copy_from_slice(&cert.to_bytes());
+    k
+}
+
 impl fmt::Display for ZoneId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(ascii(&hex32(self.0)))

@@ -3,6 +3,8 @@
 //! whole file; pass two streams jobs), and the scan of an earlier run's
 //! results that `--resume` skips.
 
+mod fields;
+mod header;
 pub mod ids;
 pub mod plan;
 pub mod reader;

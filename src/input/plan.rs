@@ -20,22 +20,12 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use crate::input::ids::{CertId, ZoneId};
+use crate::input::ids::{pair_key, CertId, PairKey, ZoneId};
 use crate::input::reader::{InputError, InputReader, Invalid, Problem, Record, Row, Selection};
+use crate::input::resume::Finished;
 
 /// How many problems are listed before the rest are only counted.
 pub const PROBLEMS_SHOWN: usize = 20;
-
-/// A pair in 33 bytes: compact enough to keep a million in memory, and
-/// ordered by zone first.
-pub(crate) type Key = [u8; 33];
-
-pub(crate) fn key(zone: ZoneId, cert: CertId) -> Key {
-    let mut k = [0u8; 33];
-    k[..16].copy_from_slice(&zone.to_bytes());
-    k[16..].copy_from_slice(&cert.to_bytes());
-    k
-}
 
 /// Sorts keys that agree on their first `from` bytes into byte order, as
 /// `sort_unstable` would. A comparison sort moves each 33-byte key some twenty
@@ -45,7 +35,7 @@ pub(crate) fn key(zone: ZoneId, cert: CertId) -> Key {
 /// 256 buckets by the first byte that differs, and recurses, leaving only
 /// small buckets to a comparison sort. It needs no memory beyond a few
 /// kilobytes of stack per level, and there are at most 33 levels.
-fn sort_keys(keys: &mut [Key], from: usize) {
+fn sort_keys(keys: &mut [PairKey], from: usize) {
     /// Below this a comparison sort is quicker than another radix pass.
     const SMALL: usize = 48;
     if keys.len() <= SMALL {
@@ -136,7 +126,7 @@ pub struct Plan {
     pub sha256: String,
     /// The first valid row, used for the read-only credentials check.
     pub first: Option<Row>,
-    keys: Vec<Key>,
+    keys: Vec<PairKey>,
     selections: Vec<Selection>,
 }
 
@@ -227,7 +217,7 @@ impl Plan {
             match record {
                 Record::Valid(row) => {
                     plan.first.get_or_insert(row);
-                    plan.keys.push(key(row.zone, row.cert));
+                    plan.keys.push(pair_key(row.zone, row.cert));
                 }
                 Record::Invalid(bad) => {
                     plan.invalid += 1;
@@ -280,7 +270,7 @@ impl Plan {
 
 impl Plan {
     /// How many of this input's unique pairs an earlier run already finished.
-    pub fn count_finished(&self, finished: &crate::input::resume::Finished) -> u64 {
+    pub fn count_finished(&self, finished: &Finished) -> u64 {
         self.keys.iter().filter(|k| finished.contains_key(k)).count() as u64
     }
 
@@ -297,7 +287,7 @@ impl Plan {
 }
 
 /// Keys sort by zone first, so distinct zones are runs of equal prefixes.
-fn count_zones(keys: &[Key]) -> u64 {
+fn count_zones(keys: &[PairKey]) -> u64 {
     let mut zones = 0;
     let mut last: Option<&[u8]> = None;
     for k in keys {
@@ -313,7 +303,7 @@ fn count_zones(keys: &[Key]) -> u64 {
 /// sorted keys, so the first occurrence of each pair is the one revoked.
 pub struct Jobs<'a> {
     reader: InputReader<BufReader<ReadAt<'a>>>,
-    keys: &'a [Key],
+    keys: &'a [PairKey],
     seen: Vec<u64>,
     display: &'a str,
 }
@@ -338,7 +328,7 @@ impl Iterator for Jobs<'_> {
             match record {
                 Record::Invalid(bad) => return Some(Ok(Job::Invalid(bad))),
                 Record::Valid(row) => {
-                    let Ok(index) = self.keys.binary_search(&key(row.zone, row.cert)) else {
+                    let Ok(index) = self.keys.binary_search(&pair_key(row.zone, row.cert)) else {
                         return Some(Err(PlanError::Input(format!(
                             "{}:{}: the input changed while cfrevoke was reading it; run again on a stable copy",
                             self.display, row.line
@@ -401,7 +391,7 @@ mod tests {
         ) {
             // Few byte values and a shared zone: long runs of equal bytes,
             // buckets of every size and many duplicates, as real inputs have.
-            let mut keys: Vec<Key> = keys.iter().map(|k| k.as_slice().try_into().unwrap()).collect();
+            let mut keys: Vec<PairKey> = keys.iter().map(|k| k.as_slice().try_into().unwrap()).collect();
             for (i, key) in keys.iter_mut().enumerate().filter(|(i, _)| i % 3 != 0) {
                 key[..16].copy_from_slice(&zone);
                 key[20] = (i % 7) as u8;

@@ -1,31 +1,14 @@
-//! Reading revoke's input CSV: header aliases, tolerant parsing (BOM, CRLF,
-//! spaces, blank lines, quoted line breaks), and a precise account of every
-//! bad row.
+//! Reading revoke's input CSV: header aliases (`header.rs`),
+//! tolerant parsing (BOM, CRLF, spaces, blank lines, quoted line breaks, the
+//! record split into fields by `fields.rs`), and a precise
+//! account of every bad row.
 
 use std::io::{self, BufRead};
-use std::ops::Range;
 
+use crate::input::fields::{Fields, Line, MAX_RECORD};
+use crate::input::header::{find_column, header_hint, CERT_ALIASES, ZONE_ALIASES};
 use crate::input::ids::{CertId, ZoneId};
-
-/// Header spellings accepted for each column, compared after lower-casing and
-/// turning spaces and dashes into underscores.
-const ZONE_ALIASES: &[&str] = &["zone_id", "zone", "zoneid", "zone_identifier"];
-const CERT_ALIASES: &[&str] = &[
-    "certificate_id",
-    "client_certificate_id",
-    "cert_id",
-    "certificate",
-    "client_certificate",
-    "cert",
-    "certid",
-    "certificateid",
-];
-
-/// The longest record read, quotes and line ends included. A real row is a few
-/// hundred bytes even with a long note; without a bound, a quote left open (or
-/// an input with no line end at all, such as `/dev/zero`) would pull the rest
-/// of the input into memory as one field.
-pub const MAX_RECORD: usize = 1 << 20;
+use crate::outcome::column;
 
 /// A row that can be revoked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,7 +70,7 @@ pub enum Record {
 pub enum InputError {
     /// Nothing after this point can be read as its author meant: the header is
     /// missing or lacks a required column, or a record never ends (a quote left
-    /// open, or more than [`MAX_RECORD`] bytes).
+    /// open, or more than `fields::MAX_RECORD` bytes).
     #[error("{}", .0.expected)]
     Unreadable(Problem),
     #[error("could not read the input: {0}")]
@@ -111,6 +94,21 @@ fn too_long(line: u64) -> InputError {
             "a record of at most {} MiB; the one that starts here is longer (is a quote left open?)",
             MAX_RECORD >> 20
         ),
+    })
+}
+
+/// Gives the record being read its next line; `true` once the record has ended.
+fn feed(fields: &mut Fields, line: &Line<'_>) -> Result<bool, InputError> {
+    fields.feed(line).ok_or_else(|| too_long(fields.line_of(0)))
+}
+
+/// The input ended inside a quoted field.
+fn unclosed(fields: &Fields) -> InputError {
+    let (line, column) = fields.open_field();
+    InputError::Unreadable(Problem {
+        line,
+        column: Some(column),
+        expected: "a closing quote for the quoted field that starts here; the input ends inside it".into(),
     })
 }
 
@@ -143,14 +141,6 @@ pub struct Selection {
     pub values: Vec<String>,
 }
 
-/// One physical line: its text, and what ended it (nothing at the end of an
-/// input without a final line end).
-struct Line<'a> {
-    number: u64,
-    body: &'a [u8],
-    end: &'a [u8],
-}
-
 /// Where the first line of `buf` ends: the end of its text and of its line
 /// end. `None` when its line end is not in `buf`, or may not all be: a CR as
 /// the last byte may be half of a CRLF.
@@ -170,177 +160,6 @@ fn end_len(line: &[u8]) -> usize {
     } else {
         usize::from(line.ends_with(b"\n") || line.ends_with(b"\r"))
     }
-}
-
-/// One record split into fields.
-struct Fields {
-    /// Reads the records that hold a quote. It is never reset: csv-core drops a
-    /// BOM from the first bytes it is given after a reset, wherever in the
-    /// file those lie.
-    parser: csv_core::Reader,
-    /// The fields' text: a copy of the line on the fast path, csv-core's
-    /// unquoted output otherwise.
-    bytes: Vec<u8>,
-    /// Where each field lies in `bytes`.
-    spans: Vec<Range<usize>>,
-    /// For each line a field of the record starts on, the first such field
-    /// and the line: one entry unless a quoted field spans lines.
-    lines: Vec<(usize, u64)>,
-    /// csv-core's field ends, counted from the start of the record.
-    ends: Vec<usize>,
-    /// How far csv-core is through the record: bytes written to `bytes`,
-    /// fields ended, input bytes taken.
-    written: usize,
-    ended: usize,
-    taken: usize,
-}
-
-impl Default for Fields {
-    /// Built by hand: csv-core's derived `Default` leaves the parser
-    /// unconfigured. The parser is given a line end to skip, so that it counts
-    /// as started and leaves any BOM to [`without_bom`], which drops only the
-    /// file's own.
-    fn default() -> Self {
-        let mut parser = csv_core::Reader::new();
-        parser.read_record(b"\n", &mut [0], &mut [0]);
-        Fields {
-            parser,
-            bytes: Vec::new(),
-            spans: Vec::new(),
-            lines: Vec::new(),
-            ends: Vec::new(),
-            written: 0,
-            ended: 0,
-            taken: 0,
-        }
-    }
-}
-
-impl Fields {
-    /// A line without a quote is a whole record, split at its commas.
-    /// csv-core would split it the same way, one byte at a time through its
-    /// state machine: a sixth of pass one's time before this fast path.
-    fn split_plain(&mut self, line: &Line<'_>) {
-        self.bytes.clear();
-        self.bytes.extend_from_slice(line.body);
-        self.spans.clear();
-        let mut start = 0;
-        for comma in memchr::memchr_iter(b',', line.body) {
-            self.spans.push(start..comma);
-            start = comma + 1;
-        }
-        self.spans.push(start..line.body.len());
-        self.lines.clear();
-        self.lines.push((0, line.number));
-    }
-
-    /// Starts a record for csv-core at line `number`.
-    fn begin(&mut self, number: u64) {
-        (self.written, self.ended, self.taken) = (0, 0, 0);
-        self.lines.clear();
-        self.lines.push((0, number));
-    }
-
-    /// Gives csv-core the next line of the record; `true` once the record
-    /// has ended.
-    fn feed(&mut self, line: &Line<'_>) -> Result<bool, InputError> {
-        self.taken += line.body.len() + line.end.len();
-        if self.taken > MAX_RECORD {
-            return Err(too_long(self.line_of(0)));
-        }
-        // A line's text holds no line end, so only its end can end the
-        // record. csv-core takes empty input for the end of the file; the
-        // last line of an input without a final line end gets one instead.
-        self.read(line.body, line.number);
-        Ok(self.read(if line.end.is_empty() { b"\n" } else { line.end }, line.number))
-    }
-
-    /// Runs csv-core over `input`, from line `number`; `true` if the record
-    /// ended in it. What follows its end in `input` can only be the LF of a
-    /// CRLF, which csv-core would skip anyway.
-    fn read(&mut self, mut input: &[u8], number: u64) -> bool {
-        while !input.is_empty() {
-            if self.written == self.bytes.len() {
-                self.bytes.resize((self.bytes.len() * 2).max(256), 0);
-            }
-            if self.ended == self.ends.len() {
-                self.ends.resize((self.ends.len() * 2).max(8), 0);
-            }
-            let (result, read, written, ended) =
-                self.parser.read_record(input, &mut self.bytes[self.written..], &mut self.ends[self.ended..]);
-            input = &input[read..];
-            self.written += written;
-            // A field ends at a comma, so the one after it starts on this line.
-            if ended > 0 && self.lines.last().map(|&(_, line)| line) != Some(number) {
-                self.lines.push((self.ended + 1, number));
-            }
-            self.ended += ended;
-            match result {
-                // `End` answers only empty input, which is never given.
-                csv_core::ReadRecordResult::Record | csv_core::ReadRecordResult::End => {
-                    self.spans.clear();
-                    let mut start = 0;
-                    for &end in &self.ends[..self.ended] {
-                        self.spans.push(start..end);
-                        start = end;
-                    }
-                    return true;
-                }
-                csv_core::ReadRecordResult::InputEmpty
-                | csv_core::ReadRecordResult::OutputFull
-                | csv_core::ReadRecordResult::OutputEndsFull => {}
-            }
-        }
-        false
-    }
-
-    /// The input ended inside the quoted field csv-core was reading.
-    fn unclosed(&self) -> InputError {
-        InputError::Unreadable(Problem {
-            line: self.line_of(self.ended),
-            column: Some(self.ended + 1),
-            expected: "a closing quote for the quoted field that starts here; the input ends inside it".into(),
-        })
-    }
-
-    /// The physical line field `index` starts on.
-    fn line_of(&self, index: usize) -> u64 {
-        self.lines.iter().rev().find(|&&(first, _)| first <= index).map_or(0, |&(_, line)| line)
-    }
-
-    fn len(&self) -> usize {
-        self.spans.len()
-    }
-
-    fn get(&self, index: usize) -> Option<&[u8]> {
-        let span = self.spans.get(index)?.clone();
-        Some(unquote(self.bytes[span].trim_ascii()))
-    }
-
-    fn iter(&self) -> impl Iterator<Item = &[u8]> {
-        (0..self.len()).filter_map(|i| self.get(i))
-    }
-
-    fn is_blank(&self) -> bool {
-        self.iter().all(<[u8]>::is_empty)
-    }
-}
-
-/// A field quoted after a space (`a, "b"`) is not quoted as far as CSV is
-/// concerned; spreadsheets and hand edits produce it, so the quotes go too.
-fn unquote(field: &[u8]) -> &[u8] {
-    match field {
-        [b'"', inner @ .., b'"'] => inner.trim_ascii(),
-        _ => field,
-    }
-}
-
-fn normalise_header(raw: &[u8]) -> String {
-    String::from_utf8_lossy(raw).trim().to_ascii_lowercase().replace([' ', '-'], "_")
-}
-
-fn find_column(headers: &Fields, aliases: &[&str]) -> Option<usize> {
-    headers.iter().position(|h| aliases.contains(&normalise_header(h).as_str()))
 }
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -399,8 +218,8 @@ impl<R: BufRead> InputReader<R> {
         let mut selected = Vec::new();
         for selection in selections {
             let column = match selection.column {
-                "zone_id" => Some(zone_col),
-                "certificate_id" => Some(cert_col),
+                column::ZONE_ID => Some(zone_col),
+                column::CERTIFICATE_ID => Some(cert_col),
                 name => find_column(&reader.fields, &[name]),
             };
             let column = column.ok_or_else(|| header_problem(format!("a column named {}", selection.column)))?;
@@ -424,16 +243,16 @@ impl<R: BufRead> InputReader<R> {
                 Ok(true)
             } else {
                 fields.begin(line.number);
-                fields.feed(line)
+                feed(fields, line)
             }
         })?;
         let Some(mut ended) = first.transpose()? else {
             return Ok(false);
         };
         while !ended {
-            ended = match self.next_line(Fields::feed)? {
+            ended = match self.next_line(feed)? {
                 Some(fed) => fed?,
-                None => return Err(self.fields.unclosed()),
+                None => return Err(unclosed(&self.fields)),
             };
         }
         Ok(true)
@@ -550,26 +369,10 @@ impl<R: BufRead> InputReader<R> {
     }
 }
 
-/// Says what a good header looks like, and spots the common mistake of a file
-/// that starts straight with data.
-fn header_hint(headers: &Fields) -> String {
-    let found: Vec<String> = headers.iter().map(|h| String::from_utf8_lossy(h).into_owned()).collect();
-    let looks_like_data = headers.iter().any(|h| ZoneId::parse(h).is_ok() || CertId::parse(h).is_ok());
-    let mut hint = format!(
-        "a header line naming the columns zone_id and certificate_id (also accepted: {} / {}), found {:?}",
-        ZONE_ALIASES[1..].join(", "),
-        CERT_ALIASES[1..].join(", "),
-        found.join(",")
-    );
-    if looks_like_data {
-        hint.push_str("; the first line looks like data: add the line `zone_id,certificate_id` above it");
-    }
-    hint
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::input::fields::unquote;
 
     fn read_all(text: &str) -> Result<Vec<Record>, InputError> {
         let mut reader = InputReader::new(text.as_bytes())?;
@@ -632,7 +435,7 @@ mod tests {
                 Ok(true) if reader.fields.is_blank() => {}
                 Ok(true) => {
                     let f = &reader.fields;
-                    out.push((f.line_of(0), f.spans.iter().map(|s| f.bytes[s.clone()].to_vec()).collect()));
+                    out.push((f.line_of(0), f.raw()));
                 }
                 Ok(false) => return (out, None),
                 Err(e) => return (out, Some(e)),

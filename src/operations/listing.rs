@@ -66,15 +66,17 @@ fn judge(
     settled: Settled<Vec<ClientCertificate>>,
 ) -> Result<Vec<ClientCertificate>, ListError> {
     let failed = |why: String| ListError::Failed { zone, page, why };
+    // Worded before the answer is taken apart; a page is one request in 50 certificates.
+    let exhausted = settled.exhausted();
     let reply = match settled.answer {
-        Err(e) => return Err(failed(format!("gave up after {} attempt(s): {e}", settled.attempts))),
+        Err(_) => return Err(failed(exhausted)),
         Ok(reply) => reply,
     };
     if matches!(reply.status, 401 | 403) {
         return Err(ListError::CredentialsRefused { zone, answer: reply.describe() });
     }
     if settled.gave_up {
-        return Err(failed(format!("gave up after {} attempt(s): {}", settled.attempts, reply.describe())));
+        return Err(failed(exhausted));
     }
     match reply.body {
         // A `null` result is read as an empty page: the end.
@@ -131,7 +133,7 @@ mod tests {
 
     use super::*;
     use crate::api::Envelope;
-    use crate::client::{Reply, TransportError};
+    use crate::client::{ApiReply, TransportError};
 
     fn zone() -> ZoneId {
         "023e105f4ecef8ad9ca31a8372d0c353".parse().unwrap()
@@ -173,7 +175,7 @@ mod tests {
         answer: Result<(u16, Envelope<Vec<ClientCertificate>>), TransportError>,
         gave_up: bool,
     ) -> Settled<Vec<ClientCertificate>> {
-        let answer = answer.map(|(status, envelope)| Reply::bare(status, Ok(envelope)));
+        let answer = answer.map(|(status, envelope)| ApiReply::bare(status, Ok(envelope)));
         Settled {
             answer,
             mismatch: None,

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use crate::api::{codes, CertStatus};
 use crate::input::reader::Row;
 use crate::operations::revocation::{halt_on_401, result_row};
-use crate::output::results::{Outcome, ResultRow};
+use crate::outcome::Outcome;
+use crate::output::results::ResultRow;
 use crate::pipeline::dispatcher::{Dispatcher, Request};
 
 /// What a PATCH's 2xx must show: the certificate back, or on its way back.

@@ -3,9 +3,10 @@
 use std::sync::Arc;
 
 use crate::api::{codes, CertStatus, CertificateState};
-use crate::client::Reply;
+use crate::client::ApiReply;
 use crate::input::reader::Row;
-use crate::output::results::{Outcome, ResultRow};
+use crate::outcome::Outcome;
+use crate::output::results::ResultRow;
 use crate::pipeline::dispatcher::{Dispatcher, Request, Settled, StopReason};
 
 /// What a DELETE's 2xx must show: the certificate on its way out. Also what
@@ -20,7 +21,7 @@ const LOST_REPLY: &str = "an earlier attempt may have revoked it without a reada
 /// Revokes one certificate and, with `verify`, reads it back. `None` when the
 /// run stopped before the DELETE was sent: the row is left for a resume.
 /// `tried_before`: an earlier run recorded this pair `failed` after an answer
-/// that may hide a revocation (see [`crate::pipeline::dispatcher::maybe_carried_out`]).
+/// that may hide a revocation (see [`crate::api::maybe_carried_out`]).
 pub async fn revoke(dispatcher: Arc<Dispatcher>, row: Row, verify: bool, tried_before: bool) -> Option<ResultRow> {
     let request = Request::for_row("DELETE", &row).expecting(REVOKED);
     let settled = dispatcher.send(&request, || dispatcher.client.revoke(row.zone, row.cert)).await?;
@@ -99,7 +100,7 @@ pub fn result_row(
         certificate_id: row.cert.to_string(),
         outcome,
         http_status: reply.map(|r| r.status),
-        cert_status: reply.and_then(Reply::cert_status).map(CertStatus::as_str),
+        cert_status: reply.and_then(ApiReply::cert_status).map(CertStatus::as_str),
         attempts: settled.attempts,
         error_code: error.0,
         error_message: error.1,
@@ -123,7 +124,7 @@ mod tests {
         body: Result<Envelope<CertificateState>, String>,
         gave_up: bool,
     ) -> Settled<CertificateState> {
-        let answer = Ok(Reply::bare(status, body));
+        let answer = Ok(ApiReply::bare(status, body));
         Settled {
             answer,
             mismatch: None,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
-use crate::output::results::Outcome;
+use crate::outcome::Outcome;
 
 pub struct Progress {
     bar: ProgressBar,

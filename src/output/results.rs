@@ -6,47 +6,10 @@ use std::io::{self, BufWriter, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::input::resume::Finished;
-
 use serde::Serialize;
 
-/// What happened to one certificate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Revoked,
-    AlreadyRevoked,
-    NotFound,
-    Failed,
-    Invalid,
-    /// Reactivate: back to active (or already active again).
-    Reactivated,
-    /// Reactivate: the certificate had already reached `revoked`; Cloudflare
-    /// allows the undo only while it is `pending_revocation`.
-    TooLate,
-}
-
-impl Outcome {
-    pub const ALL: [Outcome; 5] =
-        [Outcome::Revoked, Outcome::AlreadyRevoked, Outcome::NotFound, Outcome::Failed, Outcome::Invalid];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Revoked => "revoked",
-            Outcome::AlreadyRevoked => "already_revoked",
-            Outcome::NotFound => "not_found",
-            Outcome::Failed => "failed",
-            Outcome::Invalid => "invalid",
-            Outcome::Reactivated => "reactivated",
-            Outcome::TooLate => "too_late",
-        }
-    }
-
-    /// Whether the row did what was asked of it.
-    pub fn is_success(self) -> bool {
-        matches!(self, Outcome::Revoked | Outcome::AlreadyRevoked | Outcome::Reactivated)
-    }
-}
+use crate::input::resume::{self, Finished, ScanError};
+use crate::outcome::{column, Outcome};
 
 /// One line of the results file. Field order is the column order.
 #[derive(Debug, Clone, Serialize)]
@@ -70,7 +33,7 @@ pub struct ResultRow {
 }
 
 /// Counts per outcome, for the summary, the log and the exit code.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Tally {
     pub revoked: u64,
     pub already_revoked: u64,
@@ -268,9 +231,9 @@ impl ResultsFile {
             results.start()?;
             return Ok((results, Finished::default()));
         }
-        let finished = crate::input::resume::scan(&mut file, &HEADER, finals).map_err(|e| match e {
-            crate::input::resume::ScanError::Io(source) => ResultsError::Open { path: path.to_path_buf(), source },
-            crate::input::resume::ScanError::Foreign(why) => ResultsError::Foreign { path: path.to_path_buf(), why },
+        let finished = resume::scan(&mut file, &HEADER, finals).map_err(|e| match e {
+            ScanError::Io(source) => ResultsError::Open { path: path.to_path_buf(), source },
+            ScanError::Foreign(why) => ResultsError::Foreign { path: path.to_path_buf(), why },
         })?;
         file.seek(SeekFrom::End(0)).map_err(|source| ResultsError::Open { path: path.to_path_buf(), source })?;
         Ok((ResultsFile::wrap(path, file), finished))
@@ -327,11 +290,11 @@ impl ResultsFile {
 /// Written explicitly because `serialize` only writes a header with the first
 /// row, and the file must be readable before then.
 pub const HEADER: [&str; 14] = [
-    "line",
-    "zone_id",
-    "certificate_id",
-    "outcome",
-    "http_status",
+    column::LINE,
+    column::ZONE_ID,
+    column::CERTIFICATE_ID,
+    column::OUTCOME,
+    column::HTTP_STATUS,
     "cert_status",
     "attempts",
     "error_code",

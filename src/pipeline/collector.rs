@@ -5,8 +5,9 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use crate::outcome::Outcome;
 use crate::output::progress::Progress;
-use crate::output::results::{Outcome, ResultRow, ResultsError, ResultsFile, Tally};
+use crate::output::results::{ResultRow, ResultsError, ResultsFile, Tally};
 use crate::pipeline::dispatcher::{Dispatcher, StopReason};
 
 /// Consecutive identical failures: when every certificate fails the same way

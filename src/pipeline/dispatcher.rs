@@ -15,8 +15,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{codes, CertStatus, CertificateState, ClientCertificate};
-use crate::client::{ApiClient, Reply, TransportError};
+use crate::api::{codes, maybe_carried_out, CertStatus, CertificateState, ClientCertificate};
+use crate::client::{ApiClient, ApiReply, TransportError};
 use crate::input::ids::{CertId, ZoneId};
 use crate::input::reader::Row;
 use crate::output::results::ResultRow;
@@ -119,18 +119,9 @@ impl Answer for Vec<ClientCertificate> {
     }
 }
 
-/// Whether a request may have been carried out although its answer does not
-/// say so: no answer at all, a 5xx (an edge can fail after the API did the
-/// work), or a 2xx that could not be read or did not answer the request. A
-/// 4xx is a refusal. Also read from a results row's `http_status`, where
-/// empty means no answer.
-pub fn maybe_carried_out(status: Option<u16>) -> bool {
-    status.is_none_or(|s| matches!(s, 200..=299 | 500..=599))
-}
-
-/// The same for one attempt: a connection that was never made carried
-/// nothing.
-fn attempt_maybe_carried_out<T>(answer: &Result<Reply<T>, TransportError>) -> bool {
+/// [`maybe_carried_out`] for one attempt: a connection that was never made
+/// carried nothing.
+fn attempt_maybe_carried_out<T>(answer: &Result<ApiReply<T>, TransportError>) -> bool {
     match answer {
         Err(TransportError::Connect(_)) => false,
         Err(_) => true,
@@ -141,7 +132,7 @@ fn attempt_maybe_carried_out<T>(answer: &Result<Reply<T>, TransportError>) -> bo
 /// The last answer of a request that is done retrying.
 #[derive(Debug)]
 pub struct Settled<T> {
-    pub answer: Result<Reply<T>, TransportError>,
+    pub answer: Result<ApiReply<T>, TransportError>,
     /// Why the 2xx in `answer` does not answer the request (see [`Expect`]).
     pub mismatch: Option<String>,
     pub attempts: u32,
@@ -168,18 +159,24 @@ impl<T> Settled<T> {
         }
     }
 
+    /// Why there is no final answer once attempts ran out, as every message
+    /// about such a request (a results row, a listing's error) words it.
+    pub fn exhausted(&self) -> String {
+        format!("gave up after {} attempt(s): {}", self.attempts, self.last())
+    }
+
     /// The final answer, or why there is none as a results row records it:
     /// the API's error code, if any, and a message.
-    pub fn final_answer(&self) -> Result<&Reply<T>, (Option<i64>, String)> {
+    pub fn final_answer(&self) -> Result<&ApiReply<T>, (Option<i64>, String)> {
         match &self.answer {
             Ok(reply) if !self.gave_up && !self.interrupted => Ok(reply),
             answer => {
-                let ending = if self.interrupted {
-                    format!("the run stopped after {} attempt(s); the last: ", self.attempts)
+                let why = if self.interrupted {
+                    format!("the run stopped after {} attempt(s); the last: {}", self.attempts, self.last())
                 } else {
-                    format!("gave up after {} attempt(s): ", self.attempts)
+                    self.exhausted()
                 };
-                Err((answer.as_ref().ok().and_then(|r| r.error().0), format!("{ending}{}", self.last())))
+                Err((answer.as_ref().ok().and_then(|r| r.error().0), why))
             }
         }
     }
@@ -193,7 +190,7 @@ struct Transient {
 
 /// Which answers are transient. Cloudflare documents only 200 and "4XX";
 /// the rest follows what API-NOTES.md records as observed.
-fn transient<T>(reply: &Reply<T>) -> Option<Transient> {
+fn transient<T>(reply: &ApiReply<T>) -> Option<Transient> {
     let code = reply.body.as_ref().ok().and_then(|e| e.first_error()).map(|e| e.code);
     let rate_limited = reply.status == 429 || matches!(code, Some(codes::RATE_LIMITED | codes::RATE_LIMITED_OLD));
     let garbled_success = (200..300).contains(&reply.status) && !reply.body.as_ref().is_ok_and(|e| e.success);
@@ -207,7 +204,7 @@ fn transient<T>(reply: &Reply<T>) -> Option<Transient> {
 
 /// Why a 2xx does not answer `request`: its envelope is readable and says
 /// success, but its result is not what the request asked for.
-fn unanswered<T: Answer>(reply: &Reply<T>, request: &Request) -> Option<String> {
+fn unanswered<T: Answer>(reply: &ApiReply<T>, request: &Request) -> Option<String> {
     let envelope = reply.body.as_ref().ok().filter(|e| e.success && (200..300).contains(&reply.status))?;
     T::mismatch(envelope.result.as_ref(), request)
 }
@@ -277,7 +274,7 @@ impl Dispatcher {
     where
         T: Answer,
         F: FnMut() -> Fut,
-        Fut: Future<Output = Result<Reply<T>, TransportError>>,
+        Fut: Future<Output = Result<ApiReply<T>, TransportError>>,
     {
         let mut schedule = self.retry.schedule();
         let mut started = None;
@@ -456,8 +453,8 @@ mod tests {
     use crate::api::Envelope;
     use crate::credentials::{Credentials, Secret};
 
-    pub(crate) fn reply(status: u16, body: Result<Envelope<CertificateState>, String>) -> Reply {
-        Reply::bare(status, body)
+    pub(crate) fn reply(status: u16, body: Result<Envelope<CertificateState>, String>) -> ApiReply {
+        ApiReply::bare(status, body)
     }
 
     fn err(code: i64) -> Result<Envelope<CertificateState>, String> {
@@ -513,7 +510,7 @@ mod tests {
         const GONE: &[CertStatus] = &[CertStatus::PendingRevocation, CertStatus::Revoked];
         let delete = request("DELETE").expecting(GONE);
         let pending = state(Some(CERT), Some(CertStatus::PendingRevocation));
-        let answered = |reply: &Reply| unanswered(reply, &delete);
+        let answered = |reply: &ApiReply| unanswered(reply, &delete);
         assert_eq!(answered(&reply(200, Ok(Envelope::ok(pending)))), None);
         let active = reply(200, Ok(Envelope::ok(state(Some(CERT), Some(CertStatus::Active)))));
         assert_eq!(answered(&active).unwrap(), "the answer says the certificate is active");
@@ -551,7 +548,7 @@ mod tests {
     async fn settle(
         dispatcher: &Dispatcher,
         request: Request,
-        answer: impl Fn(u32) -> Result<Reply, TransportError>,
+        answer: impl Fn(u32) -> Result<ApiReply, TransportError>,
     ) -> Option<Settled<CertificateState>> {
         let sent = AtomicU32::new(0);
         dispatcher
@@ -563,7 +560,7 @@ mod tests {
     }
 
     /// A transport failure first, "already revoked" after.
-    fn lost_then_1407(first: TransportError) -> impl Fn(u32) -> Result<Reply, TransportError> {
+    fn lost_then_1407(first: TransportError) -> impl Fn(u32) -> Result<ApiReply, TransportError> {
         move |n| if n == 0 { Err(first.clone()) } else { Ok(reply(400, err(1407))) }
     }
 
@@ -603,7 +600,7 @@ mod tests {
             .send(&request("DELETE"), || {
                 sent.fetch_add(1, Ordering::Relaxed);
                 dispatcher.halt(StopReason::Interrupted);
-                async { Err::<Reply, _>(TransportError::Timeout(Duration::from_secs(1))) }
+                async { Err::<ApiReply, _>(TransportError::Timeout(Duration::from_secs(1))) }
             })
             .await
             .expect("an attempted request is settled");

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use crate::input::reader::Row;
-use crate::output::results::{Outcome, ResultRow};
+use crate::outcome::Outcome;
+use crate::output::results::ResultRow;
 use crate::pipeline::dispatcher::Dispatcher;
 
 /// What a bulk command does to each row.

@@ -31,8 +31,10 @@ pub async fn watch(dispatcher: Arc<Dispatcher>) {
     tracing::warn!("interrupted: no new requests; waiting for those in flight (interrupt again to exit at once)");
     dispatcher.halt(StopReason::Interrupted);
     next_signal().await;
-    // Every results row already written is whole: rows are written and
-    // flushed one at a time by the collector.
+    // The collector flushes its rows a batch at a time, in one write call
+    // where they fit its buffer. Exiting mid-batch can leave a torn last
+    // line, which `--resume` cuts off ([`crate::input::resume`]), and loses
+    // rows not yet flushed, whose pairs a resumed run sends again.
     eprintln!("interrupted twice: exiting now");
     std::process::exit(i32::from(ExitCode::Interrupted.code()));
 }

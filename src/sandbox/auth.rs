@@ -6,8 +6,9 @@ use rand::distr::{Alphanumeric, SampleString};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::reply::Reply;
+use super::response::PlainResponse;
 use crate::api::codes;
+use crate::api::headers::{AUTH_EMAIL, AUTH_KEY};
 
 /// Mixed into the seed so the credentials do not depend on other knobs.
 const CREDENTIALS_STREAM: u64 = 0x746f_6b65_6e73_0001;
@@ -59,7 +60,7 @@ impl Credentials {
     /// Checks a request's credentials; a bearer token takes precedence over
     /// email and key, as in the official SDKs. Each accepted use of the token
     /// brings its death nearer.
-    pub(crate) fn check(&mut self, headers: &HeaderMap) -> Result<Principal, Reply> {
+    pub(crate) fn check(&mut self, headers: &HeaderMap) -> Result<Principal, PlainResponse> {
         if let Some(value) = headers.get(AUTHORIZATION) {
             let token = value
                 .to_str()
@@ -70,10 +71,10 @@ impl Credentials {
                 .filter(|token| !token.is_empty() && !token.contains(char::is_whitespace))
                 .ok_or_else(|| malformed("Invalid format for Authorization header", 6111))?;
             if token != self.token {
-                return Err(Reply::error(StatusCode::FORBIDDEN, codes::INVALID_TOKEN, "Invalid access token"));
+                return Err(PlainResponse::error(StatusCode::FORBIDDEN, codes::INVALID_TOKEN, "Invalid access token"));
             }
             return match &mut self.uses_left {
-                Some(0) => Err(unauthenticated()),
+                Some(0) => Err(refused(StatusCode::UNAUTHORIZED)),
                 Some(left) => {
                     *left -= 1;
                     Ok(Principal::Token)
@@ -81,23 +82,25 @@ impl Credentials {
                 None => Ok(Principal::Token),
             };
         }
-        match (headers.get("x-auth-email"), headers.get("x-auth-key")) {
-            (None, None) => Err(unauthenticated()),
+        match (headers.get(AUTH_EMAIL), headers.get(AUTH_KEY)) {
+            (None, None) => Err(refused(StatusCode::UNAUTHORIZED)),
             (Some(email), Some(key)) if email == self.email.as_str() && key == self.key.as_str() => Ok(Principal::Key),
-            (Some(_), Some(_)) => Err(Reply::error(StatusCode::FORBIDDEN, codes::AUTH_ERROR, "Authentication error")),
+            (Some(_), Some(_)) => Err(refused(StatusCode::FORBIDDEN)),
             (Some(_), None) => Err(malformed("Invalid format for X-Auth-Key header", 6103)),
             (None, Some(_)) => Err(malformed("Invalid format for X-Auth-Email header", 6102)),
         }
     }
 }
 
-fn unauthenticated() -> Reply {
-    Reply::error(StatusCode::UNAUTHORIZED, codes::AUTH_ERROR, "Authentication error")
+/// Cloudflare's code 10000 answer: 401 without credentials (or once a
+/// token's uses are spent), 403 for credentials that may not do this.
+pub(crate) fn refused(status: StatusCode) -> PlainResponse {
+    PlainResponse::error(status, codes::AUTH_ERROR, "Authentication error")
 }
 
 /// 400 with code 6003 and, second, the specific code Cloudflare chains to it.
-fn malformed(detail: &str, detail_code: i64) -> Reply {
-    Reply::error_chain(
+fn malformed(detail: &str, detail_code: i64) -> PlainResponse {
+    PlainResponse::error_chain(
         StatusCode::BAD_REQUEST,
         [(codes::BAD_AUTH_HEADER, "Invalid request headers"), (detail_code, detail)],
     )
@@ -114,7 +117,7 @@ mod tests {
         pairs.iter().map(|&(k, v)| (k.parse().unwrap(), HeaderValue::from_str(v).unwrap())).collect()
     }
 
-    fn refusal(result: Result<Principal, Reply>) -> (u16, i64) {
+    fn refusal(result: Result<Principal, PlainResponse>) -> (u16, i64) {
         let reply = result.unwrap_err();
         let envelope: Envelope<()> = serde_json::from_slice(&reply.body).unwrap();
         (reply.status.as_u16(), envelope.errors[0].code)

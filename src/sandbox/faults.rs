@@ -14,7 +14,8 @@ use hyper::StatusCode;
 use rand::rngs::SmallRng;
 use rand::Rng;
 
-use super::reply::{Reply, JSON};
+use super::response::PlainResponse;
+use crate::api::JSON;
 
 /// Code of the envelope of a simulated 5xx; Cloudflare documents none.
 const INTERNAL_ERROR: i64 = 10001;
@@ -78,7 +79,7 @@ pub(crate) struct Fault {
 /// What reaches the client.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Served {
-    Reply(Reply),
+    Response(PlainResponse),
     Reset,
 }
 
@@ -138,15 +139,15 @@ impl Fault {
             return None;
         }
         match self.kind {
-            FaultKind::Error => Some(Served::Reply(self.error_page(None))),
+            FaultKind::Error => Some(Served::Response(self.error_page(None))),
             FaultKind::Reset => Some(Served::Reset),
-            FaultKind::Malformed if self.form.is_multiple_of(2) => Some(Served::Reply(Reply {
+            FaultKind::Malformed if self.form.is_multiple_of(2) => Some(Served::Response(PlainResponse {
                 status: StatusCode::BAD_GATEWAY,
                 content_type: JSON,
                 body: Vec::new(),
                 ratelimit: None,
             })),
-            FaultKind::Malformed => Some(Served::Reply(Reply {
+            FaultKind::Malformed => Some(Served::Response(PlainResponse {
                 status: StatusCode::from_u16(520).unwrap_or(StatusCode::BAD_GATEWAY),
                 content_type: "text/plain; charset=UTF-8",
                 body: b"error code: 520".to_vec(),
@@ -158,16 +159,16 @@ impl Fault {
     }
 
     /// What the client gets instead of `reply` once the API has done the work.
-    pub(crate) fn after(self, reply: Reply) -> Served {
+    pub(crate) fn after(self, reply: PlainResponse) -> Served {
         match self.kind {
-            FaultKind::Error => Served::Reply(self.error_page(Some(&reply))),
+            FaultKind::Error => Served::Response(self.error_page(Some(&reply))),
             FaultKind::Reset => Served::Reset,
-            FaultKind::Slow => Served::Reply(reply),
+            FaultKind::Slow => Served::Response(reply),
             FaultKind::Malformed => {
                 let mut reply = reply;
                 let keep = if self.form.is_multiple_of(2) { 0 } else { reply.body.len() / 2 };
                 reply.body.truncate(keep);
-                Served::Reply(reply)
+                Served::Response(reply)
             }
         }
     }
@@ -175,13 +176,13 @@ impl Fault {
     /// A 500, 502 or 503, half the time as an edge's HTML page. After the
     /// change the rate-limit headers of the real answer survive: the request
     /// was counted.
-    fn error_page(self, replaced: Option<&Reply>) -> Reply {
+    fn error_page(self, replaced: Option<&PlainResponse>) -> PlainResponse {
         let status = [StatusCode::INTERNAL_SERVER_ERROR, StatusCode::BAD_GATEWAY, StatusCode::SERVICE_UNAVAILABLE]
             [usize::from(self.form % 3)];
         let reply = if self.form.is_multiple_of(2) {
-            Reply::error(status, INTERNAL_ERROR, "Internal server error, please try again")
+            PlainResponse::error(status, INTERNAL_ERROR, "Internal server error, please try again")
         } else {
-            Reply { status, content_type: "text/html", body: html_page(status).into_bytes(), ratelimit: None }
+            PlainResponse { status, content_type: "text/html", body: html_page(status).into_bytes(), ratelimit: None }
         };
         reply.with_ratelimit(replaced.and_then(|r| r.ratelimit))
     }
@@ -207,8 +208,8 @@ mod tests {
         (0..n).map(|_| faults.draw(&mut rng)).collect()
     }
 
-    fn ok_reply() -> Reply {
-        Reply::ok(serde_json::json!({"id": "x", "status": "pending_revocation"}))
+    fn ok_reply() -> PlainResponse {
+        PlainResponse::ok(serde_json::json!({"id": "x", "status": "pending_revocation"}))
             .with_ratelimit(Some(Verdict::Allowed { remaining: 3, reset: 9 }))
     }
 
@@ -255,9 +256,9 @@ mod tests {
     fn edge_faults_never_claim_success() {
         let edge = |kind, form| (Fault { kind, after_change: false, form }).before();
         for form in 0..6 {
-            let Some(Served::Reply(error)) = edge(FaultKind::Error, form) else { panic!("errors are answered") };
+            let Some(Served::Response(error)) = edge(FaultKind::Error, form) else { panic!("errors are answered") };
             assert!(error.status.is_server_error(), "{}", error.status);
-            let Some(Served::Reply(garbled)) = edge(FaultKind::Malformed, form) else { panic!("answered") };
+            let Some(Served::Response(garbled)) = edge(FaultKind::Malformed, form) else { panic!("answered") };
             assert!(garbled.status.is_server_error(), "{}", garbled.status);
             assert!(serde_json::from_slice::<serde_json::Value>(&garbled.body).is_err());
             assert_eq!((error.ratelimit, garbled.ratelimit), (None, None));
@@ -270,18 +271,18 @@ mod tests {
     #[test]
     fn late_faults_spoil_the_real_answer() {
         let fault = |kind, form| Fault { kind, after_change: true, form };
-        let Served::Reply(empty) = fault(FaultKind::Malformed, 0).after(ok_reply()) else { panic!() };
+        let Served::Response(empty) = fault(FaultKind::Malformed, 0).after(ok_reply()) else { panic!() };
         assert_eq!((empty.status, empty.body.len()), (StatusCode::OK, 0));
-        let Served::Reply(cut) = fault(FaultKind::Malformed, 1).after(ok_reply()) else { panic!() };
+        let Served::Response(cut) = fault(FaultKind::Malformed, 1).after(ok_reply()) else { panic!() };
         assert_eq!(cut.body.len(), ok_reply().body.len() / 2);
         assert!(serde_json::from_slice::<serde_json::Value>(&cut.body).is_err());
-        let Served::Reply(html) = fault(FaultKind::Error, 1).after(ok_reply()) else { panic!() };
+        let Served::Response(html) = fault(FaultKind::Error, 1).after(ok_reply()) else { panic!() };
         assert_eq!(html.status, StatusCode::BAD_GATEWAY);
         assert!(String::from_utf8(html.body).unwrap().contains("<title>502 Bad Gateway</title>"));
         assert_eq!(html.ratelimit, ok_reply().ratelimit);
-        let Served::Reply(json) = fault(FaultKind::Error, 0).after(ok_reply()) else { panic!() };
+        let Served::Response(json) = fault(FaultKind::Error, 0).after(ok_reply()) else { panic!() };
         assert_eq!(json.status, StatusCode::INTERNAL_SERVER_ERROR);
-        assert_eq!(fault(FaultKind::Slow, 0).after(ok_reply()), Served::Reply(ok_reply()));
+        assert_eq!(fault(FaultKind::Slow, 0).after(ok_reply()), Served::Response(ok_reply()));
         assert_eq!(fault(FaultKind::Reset, 0).after(ok_reply()), Served::Reset);
     }
 

@@ -22,7 +22,7 @@ mod fixtures;
 mod journal;
 mod origin;
 mod ratelimit;
-mod reply;
+mod response;
 mod routes;
 mod server;
 mod state;

@@ -12,15 +12,15 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use super::auth::{Credentials, Principal};
+use super::auth::{self, Credentials, Principal};
 use super::config::SandboxConfig;
 use super::faults::{Fault, Faults, Served};
 use super::fixtures;
 use super::journal::Journal;
 use super::ratelimit::{Limiter, Verdict};
-use super::reply::Reply;
-use super::routes::{CertOp, Endpoint, ListQuery, Route};
-use super::state::{CertKey, CertStore, Refusal};
+use super::response::PlainResponse;
+use super::routes::{CertKey, CertOp, Endpoint, ListQuery, Route};
+use super::state::{CertStore, Refusal};
 use crate::api::{codes, ApiMessage, Envelope};
 
 /// Codes for refusals Cloudflare is not known to word; chosen so that none
@@ -102,7 +102,7 @@ impl Origin {
     /// order: route, credentials, rate limit, then the endpoint. Requests
     /// refused for their credentials are not counted against the quota,
     /// since they cannot be attributed to the user.
-    pub(crate) fn handle(&mut self, request: &ApiRequest, now: Instant) -> Reply {
+    pub(crate) fn handle(&mut self, request: &ApiRequest, now: Instant) -> PlainResponse {
         let Route::Api(endpoint) = *request.route else {
             return no_route().with_ratelimit(self.peek(now));
         };
@@ -112,7 +112,7 @@ impl Origin {
         };
         let verdict = self.limiter.as_mut().map(|limiter| limiter.admit(now));
         let reply = match verdict {
-            Some(Verdict::Limited { .. }) => Reply::error(
+            Some(Verdict::Limited { .. }) => PlainResponse::error(
                 StatusCode::TOO_MANY_REQUESTS,
                 codes::RATE_LIMITED,
                 "Please wait and consider throttling your request speed",
@@ -124,7 +124,7 @@ impl Origin {
 
     pub(crate) fn served(&mut self, served: &Served, fault: Option<Fault>) {
         let status = match served {
-            Served::Reply(reply) => Some(reply.status),
+            Served::Response(reply) => Some(reply.status),
             Served::Reset => None,
         };
         self.journal.note_served(status, fault);
@@ -156,26 +156,37 @@ impl Origin {
         self.limiter.as_mut().map(|limiter| limiter.peek(now))
     }
 
-    fn endpoint(&mut self, endpoint: Endpoint, principal: Principal, request: &ApiRequest, now: Instant) -> Reply {
+    fn endpoint(
+        &mut self,
+        endpoint: Endpoint,
+        principal: Principal,
+        request: &ApiRequest,
+        now: Instant,
+    ) -> PlainResponse {
         match endpoint {
             Endpoint::InvalidId => {
-                Reply::error(StatusCode::BAD_REQUEST, codes::INVALID_IDENTIFIER, "Invalid object identifier")
+                PlainResponse::error(StatusCode::BAD_REQUEST, codes::INVALID_IDENTIFIER, "Invalid object identifier")
             }
             Endpoint::List(zone) => match ListQuery::parse(request.query) {
                 Ok(query) => {
                     let (certs, info) = self.store.list(zone, query.status, query.page, query.per_page, now);
-                    Reply::envelope(StatusCode::OK, &Envelope { result_info: Some(info), ..Envelope::ok(certs) })
+                    PlainResponse::envelope(
+                        StatusCode::OK,
+                        &Envelope { result_info: Some(info), ..Envelope::ok(certs) },
+                    )
                 }
-                Err(message) => Reply::error(StatusCode::BAD_REQUEST, sandbox_codes::INVALID_PARAMETER, message),
+                Err(message) => {
+                    PlainResponse::error(StatusCode::BAD_REQUEST, sandbox_codes::INVALID_PARAMETER, message)
+                }
             },
             Endpoint::Cert(op, key) => self.certificate(op, key, request.body, now),
             Endpoint::VerifyToken => self.verify_token(principal),
         }
     }
 
-    fn certificate(&mut self, op: CertOp, key: CertKey, body: &[u8], now: Instant) -> Reply {
+    fn certificate(&mut self, op: CertOp, key: CertKey, body: &[u8], now: Instant) -> PlainResponse {
         if self.forbid_writes && op != CertOp::Get {
-            return Reply::error(StatusCode::FORBIDDEN, codes::AUTH_ERROR, "Authentication error");
+            return auth::refused(StatusCode::FORBIDDEN);
         }
         let outcome = match op {
             CertOp::Get => self.store.get(key, now),
@@ -186,16 +197,16 @@ impl Origin {
             },
         };
         match outcome {
-            Ok(cert) => Reply::ok(cert),
+            Ok(cert) => PlainResponse::ok(cert),
             Err(Refusal::NotFound) => {
-                Reply::error(StatusCode::NOT_FOUND, codes::CERT_NOT_FOUND, "Client certificate not found")
+                PlainResponse::error(StatusCode::NOT_FOUND, codes::CERT_NOT_FOUND, "Client certificate not found")
             }
-            Err(Refusal::AlreadyRevoked) => Reply::error(
+            Err(Refusal::AlreadyRevoked) => PlainResponse::error(
                 StatusCode::BAD_REQUEST,
                 codes::ALREADY_REVOKED,
                 "This client certificate has already been deleted",
             ),
-            Err(Refusal::NotPendingRevocation) => Reply::error(
+            Err(Refusal::NotPendingRevocation) => PlainResponse::error(
                 StatusCode::BAD_REQUEST,
                 sandbox_codes::NOT_PENDING_REVOCATION,
                 "Only a client certificate in pending_revocation can be reactivated",
@@ -205,14 +216,14 @@ impl Origin {
 
     /// `GET /user/tokens/verify`, which a client can call before a run to
     /// learn whether its token works at all.
-    fn verify_token(&self, principal: Principal) -> Reply {
+    fn verify_token(&self, principal: Principal) -> PlainResponse {
         #[derive(Serialize)]
         struct TokenStatus<'a> {
             id: &'a str,
             status: &'static str,
         }
         if principal != Principal::Token {
-            return Reply::error(StatusCode::BAD_REQUEST, sandbox_codes::NOT_A_TOKEN, "Invalid API Token");
+            return PlainResponse::error(StatusCode::BAD_REQUEST, sandbox_codes::NOT_A_TOKEN, "Invalid API Token");
         }
         let result = TokenStatus { id: self.credentials.token_id(), status: "active" };
         let message = ApiMessage {
@@ -221,25 +232,27 @@ impl Origin {
             documentation_url: None,
             source: None,
         };
-        Reply::envelope(StatusCode::OK, &Envelope { messages: vec![message], ..Envelope::ok(result) })
+        PlainResponse::envelope(StatusCode::OK, &Envelope { messages: vec![message], ..Envelope::ok(result) })
     }
 }
 
-fn no_route() -> Reply {
-    Reply::error(StatusCode::NOT_FOUND, codes::NO_ROUTE, "No route for the URI")
+fn no_route() -> PlainResponse {
+    PlainResponse::error(StatusCode::NOT_FOUND, codes::NO_ROUTE, "No route for the URI")
 }
 
-fn reactivation_requested(body: &[u8]) -> Result<(), Reply> {
+fn reactivation_requested(body: &[u8]) -> Result<(), PlainResponse> {
     #[derive(Deserialize)]
     struct Reactivate {
         reactivate: Option<bool>,
     }
     match serde_json::from_slice::<Reactivate>(body) {
-        Err(_) => {
-            Err(Reply::error(StatusCode::BAD_REQUEST, sandbox_codes::MALFORMED_JSON, "Malformed JSON in request body"))
-        }
+        Err(_) => Err(PlainResponse::error(
+            StatusCode::BAD_REQUEST,
+            sandbox_codes::MALFORMED_JSON,
+            "Malformed JSON in request body",
+        )),
         Ok(Reactivate { reactivate: Some(true) }) => Ok(()),
-        Ok(_) => Err(Reply::error(
+        Ok(_) => Err(PlainResponse::error(
             StatusCode::BAD_REQUEST,
             sandbox_codes::REACTIVATE_REQUIRED,
             "The request body must be {\"reactivate\": true}",
@@ -286,13 +299,13 @@ mod tests {
             path: &str,
             body: &str,
             at: Duration,
-        ) -> (Reply, Envelope<serde_json::Value>) {
+        ) -> (PlainResponse, Envelope<serde_json::Value>) {
             let (path, query) = path.split_once('?').map_or((path, None), |(p, q)| (p, Some(q)));
             let route = Route::parse(&method, path);
             self.origin.arrive(&method, &route);
             let request = ApiRequest { route: &route, headers: &self.auth, query, body: body.as_bytes() };
             let reply = self.origin.handle(&request, self.t0 + at);
-            self.origin.served(&Served::Reply(reply.clone()), None);
+            self.origin.served(&Served::Response(reply.clone()), None);
             let envelope = serde_json::from_slice(&reply.body).expect("every API answer is an envelope");
             (reply, envelope)
         }

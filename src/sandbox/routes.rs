@@ -7,9 +7,12 @@
 
 use hyper::Method;
 
-use super::state::CertKey;
-use crate::api::CertStatus;
+use crate::api::{list_query, paths, CertStatus};
 use crate::input::ids::{CertId, ZoneId};
+
+/// The certificate a request addresses; the store is keyed the same way, so
+/// a parsed route can be handed to it as it is.
+pub(crate) type CertKey = (ZoneId, CertId);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum CertOp {
@@ -55,10 +58,10 @@ impl Route {
             return Route::Unknown;
         }
         let endpoint = match segments {
-            [Some("zones"), Some(zone), Some("client_certificates"), None] if method == Method::GET => {
+            [Some(paths::ZONES), Some(zone), Some(paths::CLIENT_CERTIFICATES), None] if method == Method::GET => {
                 ZoneId::parse(zone.as_bytes()).map_or(Endpoint::InvalidId, Endpoint::List)
             }
-            [Some("zones"), Some(zone), Some("client_certificates"), Some(cert)] => {
+            [Some(paths::ZONES), Some(zone), Some(paths::CLIENT_CERTIFICATES), Some(cert)] => {
                 let op = match *method {
                     Method::GET => CertOp::Get,
                     Method::DELETE => CertOp::Delete,
@@ -95,15 +98,15 @@ impl ListQuery {
         for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
             match key {
-                "status" => parsed.status = parse_status(value)?,
-                "page" => {
+                list_query::STATUS => parsed.status = parse_status(value)?,
+                list_query::PAGE => {
                     parsed.page = value
                         .parse()
                         .ok()
                         .filter(|&p| p >= 1)
                         .ok_or_else(|| format!("page must be a whole number of at least 1, not {value:?}"))?;
                 }
-                "per_page" => {
+                list_query::PER_PAGE => {
                     parsed.per_page = value
                         .parse()
                         .ok()
@@ -118,18 +121,12 @@ impl ListQuery {
 }
 
 fn parse_status(value: &str) -> Result<Option<CertStatus>, String> {
-    Ok(Some(match value {
-        "all" => return Ok(None),
-        "active" => CertStatus::Active,
-        "pending_reactivation" => CertStatus::PendingReactivation,
-        "pending_revocation" => CertStatus::PendingRevocation,
-        "revoked" => CertStatus::Revoked,
-        _ => {
-            return Err(format!(
-                "status must be one of all, active, pending_reactivation, pending_revocation, revoked, not {value:?}"
-            ))
-        }
-    }))
+    if value == list_query::ALL {
+        return Ok(None);
+    }
+    CertStatus::parse(value).map(Some).ok_or_else(|| {
+        format!("status must be one of {}, {}, not {value:?}", list_query::ALL, CertStatus::NAMES.join(", "))
+    })
 }
 
 #[cfg(test)]

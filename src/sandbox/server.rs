@@ -23,7 +23,7 @@ use tracing::debug;
 
 use super::faults::{FaultKind, Served};
 use super::origin::{ApiRequest, Origin};
-use super::reply::Reply;
+use super::response::PlainResponse;
 use super::routes::{CertOp, Endpoint, Route};
 
 /// Far more than `{"reactivate": true}`; anything longer is not a PATCH
@@ -112,7 +112,7 @@ async fn respond(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Resp
             let reply = shared.origin().handle(&api_request, Instant::now());
             match arrival.fault {
                 Some(fault) => fault.after(reply),
-                None => Served::Reply(reply),
+                None => Served::Response(reply),
             }
         }
     };
@@ -123,15 +123,15 @@ async fn respond(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Resp
         tokio::time::sleep(shared.slow_delay).await;
     }
     match served {
-        Served::Reply(reply) => Ok(reply.into_response(Some(&arrival.ray), shared.policy.as_ref())),
+        Served::Response(reply) => Ok(reply.into_response(Some(&arrival.ray), shared.policy.as_ref())),
         Served::Reset => Err(Reset),
     }
 }
 
 fn stats(journal: super::Journal) -> Response<Body> {
-    Reply {
+    PlainResponse {
         status: StatusCode::OK,
-        content_type: super::reply::JSON,
+        content_type: crate::api::JSON,
         body: serde_json::to_vec_pretty(&journal).expect("the journal has string keys and plain values"),
         ratelimit: None,
     }

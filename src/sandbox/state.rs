@@ -9,11 +9,9 @@ use std::time::{Duration, Instant};
 
 use super::fixtures;
 use super::journal::{CertActivity, CertEntry};
-use super::routes::CertOp;
+use super::routes::{CertKey, CertOp};
 use crate::api::{CertStatus, ClientCertificate, ResultInfo};
 use crate::input::ids::{CertId, ZoneId};
-
-pub(crate) type CertKey = (ZoneId, CertId);
 
 /// Why a certificate operation was refused; the caller words the answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

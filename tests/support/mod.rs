@@ -101,35 +101,35 @@ impl Hit {
 }
 
 /// What the double answers.
-pub struct Reply {
+pub struct TestResponse {
     pub status: u16,
     pub body: String,
     pub headers: Vec<(&'static str, String)>,
 }
 
-impl Reply {
-    pub fn revoked(hit: &Hit) -> Reply {
+impl TestResponse {
+    pub fn revoked(hit: &Hit) -> TestResponse {
         let body = serde_json::json!({
             "success": true, "errors": [], "messages": [],
             "result": {"id": hit.cert(), "status": "pending_revocation"}
         });
-        Reply { status: 200, body: body.to_string(), headers: vec![("cf-ray", format!("ray-{}", hit.cert()))] }
+        TestResponse { status: 200, body: body.to_string(), headers: vec![("cf-ray", format!("ray-{}", hit.cert()))] }
     }
 
-    pub fn error(status: u16, code: i64, message: &str) -> Reply {
+    pub fn error(status: u16, code: i64, message: &str) -> TestResponse {
         let body = serde_json::json!({
             "success": false, "errors": [{"code": code, "message": message}], "messages": [], "result": null
         });
-        Reply { status, body: body.to_string(), headers: vec![] }
+        TestResponse { status, body: body.to_string(), headers: vec![] }
     }
 
-    pub fn with_header(mut self, name: &'static str, value: &str) -> Reply {
+    pub fn with_header(mut self, name: &'static str, value: &str) -> TestResponse {
         self.headers.push((name, value.to_string()));
         self
     }
 }
 
-type Responder = dyn Fn(&Hit) -> Reply + Send + Sync;
+type Responder = dyn Fn(&Hit) -> TestResponse + Send + Sync;
 
 /// The API double: every request is recorded, then answered by the closure.
 pub struct TestApi {
@@ -138,7 +138,7 @@ pub struct TestApi {
 }
 
 impl TestApi {
-    pub async fn start(responder: impl Fn(&Hit) -> Reply + Send + Sync + 'static) -> TestApi {
+    pub async fn start(responder: impl Fn(&Hit) -> TestResponse + Send + Sync + 'static) -> TestApi {
         let hits: Arc<Mutex<Vec<Hit>>> = Arc::default();
         let responder: Arc<Responder> = Arc::new(responder);
         let recorded = Arc::clone(&hits);

@@ -8,12 +8,10 @@ use serde::Serialize;
 
 use super::ratelimit::Verdict;
 use crate::api::headers::{CF_RAY, RATELIMIT, RATELIMIT_POLICY, RETRY_AFTER};
-use crate::api::{ApiMessage, Envelope};
-
-pub(crate) const JSON: &str = "application/json";
+use crate::api::{ApiMessage, Envelope, JSON};
 
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Reply {
+pub(crate) struct PlainResponse {
     pub status: StatusCode,
     pub content_type: &'static str,
     pub body: Vec<u8>,
@@ -22,9 +20,9 @@ pub(crate) struct Reply {
     pub ratelimit: Option<Verdict>,
 }
 
-impl Reply {
-    pub(crate) fn envelope<T: Serialize>(status: StatusCode, envelope: &Envelope<T>) -> Reply {
-        Reply {
+impl PlainResponse {
+    pub(crate) fn envelope<T: Serialize>(status: StatusCode, envelope: &Envelope<T>) -> PlainResponse {
+        PlainResponse {
             status,
             content_type: JSON,
             body: {
@@ -38,17 +36,17 @@ impl Reply {
         }
     }
 
-    pub(crate) fn ok<T: Serialize>(result: T) -> Reply {
-        Reply::envelope(StatusCode::OK, &Envelope::ok(result))
+    pub(crate) fn ok<T: Serialize>(result: T) -> PlainResponse {
+        PlainResponse::envelope(StatusCode::OK, &Envelope::ok(result))
     }
 
-    pub(crate) fn error(status: StatusCode, code: i64, message: impl Into<String>) -> Reply {
-        Reply::envelope(status, &Envelope::<()>::error(code, message))
+    pub(crate) fn error(status: StatusCode, code: i64, message: impl Into<String>) -> PlainResponse {
+        PlainResponse::envelope(status, &Envelope::<()>::error(code, message))
     }
 
     /// An error with Cloudflare's more specific second error, as it answers
     /// malformed credentials headers.
-    pub(crate) fn error_chain(status: StatusCode, errors: [(i64, &str); 2]) -> Reply {
+    pub(crate) fn error_chain(status: StatusCode, errors: [(i64, &str); 2]) -> PlainResponse {
         let envelope = Envelope::<()> {
             success: false,
             errors: errors
@@ -64,11 +62,11 @@ impl Reply {
             result: None,
             result_info: None,
         };
-        Reply::envelope(status, &envelope)
+        PlainResponse::envelope(status, &envelope)
     }
 
-    pub(crate) fn with_ratelimit(self, ratelimit: Option<Verdict>) -> Reply {
-        Reply { ratelimit, ..self }
+    pub(crate) fn with_ratelimit(self, ratelimit: Option<Verdict>) -> PlainResponse {
+        PlainResponse { ratelimit, ..self }
     }
 
     /// `ray` is the cf-ray header, `policy` the Ratelimit-Policy value sent
@@ -110,7 +108,7 @@ mod tests {
 
     #[test]
     fn error_envelopes_have_a_null_result() {
-        let reply = Reply::error(StatusCode::NOT_FOUND, 1415, "Client certificate not found");
+        let reply = PlainResponse::error(StatusCode::NOT_FOUND, 1415, "Client certificate not found");
         let json: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
         assert_eq!(
             json,
@@ -125,7 +123,7 @@ mod tests {
 
     #[test]
     fn error_chains_keep_both_codes_in_order() {
-        let reply = Reply::error_chain(StatusCode::BAD_REQUEST, [(6003, "a"), (6111, "b")]);
+        let reply = PlainResponse::error_chain(StatusCode::BAD_REQUEST, [(6003, "a"), (6111, "b")]);
         let envelope: Envelope<()> = serde_json::from_slice(&reply.body).unwrap();
         let codes: Vec<i64> = envelope.errors.iter().map(|e| e.code).collect();
         assert_eq!(codes, [6003, 6111]);
@@ -134,7 +132,7 @@ mod tests {
     #[test]
     fn headers_of_a_rate_limited_answer() {
         let policy = HeaderValue::from_static("\"default\";q=10;w=2");
-        let response = Reply::error(StatusCode::TOO_MANY_REQUESTS, 971, "slow down")
+        let response = PlainResponse::error(StatusCode::TOO_MANY_REQUESTS, 971, "slow down")
             .with_ratelimit(Some(Verdict::Limited { retry_after: 3 }))
             .into_response(Some("0123456789abcdef-SBX"), Some(&policy));
         let headers = response.headers();
@@ -148,18 +146,18 @@ mod tests {
     #[test]
     fn retry_after_only_on_429() {
         let policy = HeaderValue::from_static("\"default\";q=10;w=2");
-        let response = Reply::error(StatusCode::NOT_FOUND, 7000, "No route for the URI")
+        let response = PlainResponse::error(StatusCode::NOT_FOUND, 7000, "No route for the URI")
             .with_ratelimit(Some(Verdict::Limited { retry_after: 3 }))
             .into_response(None, Some(&policy));
         assert!(response.headers().get("retry-after").is_none());
         assert_eq!(response.headers()["ratelimit"], "\"default\";r=0;t=3");
-        let quiet = Reply::ok(1).into_response(None, Some(&policy));
+        let quiet = PlainResponse::ok(1).into_response(None, Some(&policy));
         assert!(quiet.headers().get("ratelimit").is_none());
     }
 
     #[test]
     fn hidden_headers_still_say_when_to_retry() {
-        let response = Reply::error(StatusCode::TOO_MANY_REQUESTS, 971, "slow down")
+        let response = PlainResponse::error(StatusCode::TOO_MANY_REQUESTS, 971, "slow down")
             .with_ratelimit(Some(Verdict::Limited { retry_after: 3 }))
             .into_response(None, None);
         assert!(response.headers().get("ratelimit").is_none() && response.headers().get("ratelimit-policy").is_none());
