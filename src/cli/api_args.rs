@@ -10,8 +10,8 @@ use crate::cli::positive_duration;
 use crate::client::{ApiClient, BaseUrl, DEFAULT_BASE_URL};
 use crate::credentials::{self, Credentials};
 use crate::exit::usage;
-use crate::pacing::rate::{Pace, Pacer};
 use crate::pacing::retry::RetryPolicy;
+use crate::pacing::{Pace, Pacer};
 use crate::pipeline::dispatcher::Dispatcher;
 
 #[derive(Debug, Clone, clap::Args)]

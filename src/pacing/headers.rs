@@ -63,7 +63,7 @@ pub fn parse_policy(value: &str) -> Option<Policy> {
             let quota = u32::try_from(param(item, "q")?).ok().filter(|q| *q > 0)?;
             let window = param(item, "w").filter(|w| (1..=MAX_SECONDS).contains(w))?;
             let window = Duration::from_secs(window);
-            crate::pacing::rate::paceable(quota, window).then_some(Policy { quota, window })
+            crate::pacing::budget::paceable(quota, window).then_some(Policy { quota, window })
         })
         .min_by(Policy::tighter)
 }

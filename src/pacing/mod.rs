@@ -2,6 +2,8 @@
 //! that enforces it, the budget read from the API's rate-limit headers, the
 //! account-wide pause a 429 imposes, and the retry schedule.
 
+mod budget;
 pub mod headers;
-pub mod rate;
 pub mod retry;
+
+pub use budget::{Pace, Pacer, Rate, LONGEST_WAIT};

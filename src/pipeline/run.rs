@@ -24,7 +24,7 @@ use crate::output::logging::{self, LogFile, LogHealth, Verbosity};
 use crate::output::progress::Progress;
 use crate::output::results::{self, Outcome, ResultRow, ResultsError, ResultsFile};
 use crate::output::summary::Summary;
-use crate::pacing::rate::Pace;
+use crate::pacing::Pace;
 use crate::pipeline::collector::{collect, Stamp};
 use crate::pipeline::dispatcher::{Dispatcher, StopReason};
 use crate::pipeline::queue::{self, Feeder};
