@@ -7,8 +7,9 @@
 //! - [`input`]: the CSV reader, IDs, the plan (pass one checks and dedupes the
 //!   whole file before anything is sent; pass two streams jobs), and the scan
 //!   of an earlier run's results for `--resume`.
-//! - [`pacing`]: the quota and its limiter, the budget read from the API's
-//!   rate-limit headers, the shared 429 pause, and the retry schedule.
+//! - [`pacing`]: the pacer, and what it ties together: the quota, its
+//!   limiter, the budget read from the API's rate-limit headers, and the
+//!   shared 429 pause; and the retry schedule.
 //! - [`pipeline`]: the engine every bulk operation shares: queue, dispatcher
 //!   (pacing, concurrency, retry), collector, signals, and the run itself.
 //! - [`operations`]: what each operation sends and what an answer means for a
