@@ -63,6 +63,16 @@ struct Snapshot {
     sent_since: u32,
 }
 
+/// What the budget allows as of a moment.
+#[derive(Debug, Clone, Copy)]
+struct Spendable {
+    /// Requests that may go now, the reserve kept back.
+    requests: u32,
+    /// When the next slot surely frees, or when to look again if only news
+    /// will free one.
+    next_free: Instant,
+}
+
 /// What the API last said about the current window, and what this run sent
 /// since. Three things follow from it.
 ///
@@ -137,16 +147,14 @@ impl Budget {
         self.ours.range(from..to.max(from)).filter(move |c| c.surely && horizon.is_none_or(|h| c.sent > h))
     }
 
-    /// The budget as of `now`, if the API has said anything, and when the
-    /// next slot surely frees (or when to look again, if only news will
-    /// free one).
-    fn spendable(&self, now: Instant, marks: Marks) -> Option<(u32, Instant)> {
+    /// What the budget allows as of `now`, if the API has said anything.
+    fn spendable(&self, now: Instant, marks: Marks) -> Option<Spendable> {
         let snapshot = self.snapshot?;
         if snapshot.reset_at <= now {
             // The window has reset, but a sliding one has lost only its
             // oldest request: one request asks, the rest wait for its answer.
             let asking = self.in_flight + self.queued;
-            return Some((u32::from(asking == 0), now + NEWS_WAIT));
+            return Some(Spendable { requests: u32::from(asking == 0), next_free: now + NEWS_WAIT });
         }
         let mut freed = 0u32;
         let mut next_free = snapshot.reset_at;
@@ -164,7 +172,7 @@ impl Budget {
             }
         }
         let spent = snapshot.owed + snapshot.sent_since + marks.reserve;
-        Some((snapshot.left.saturating_add(freed).saturating_sub(spent), next_free))
+        Some(Spendable { requests: snapshot.left.saturating_add(freed).saturating_sub(spent), next_free })
     }
 
     /// The next send slot the spacing that leaves another tool its share
@@ -180,8 +188,8 @@ impl Budget {
         let shared = self.share_slot().map_or(now, |slot| slot.max(now));
         match self.spendable(now, marks) {
             None => shared,
-            Some((0, next_free)) => next_free.max(shared),
-            Some((spendable, _)) if spendable >= marks.low || !self.crowded(marks) => shared,
+            Some(Spendable { requests: 0, next_free }) => next_free.max(shared),
+            Some(Spendable { requests, .. }) if requests >= marks.low || !self.crowded(marks) => shared,
             Some(_) => self.next.map_or(shared, |next| next.max(shared)),
         }
     }
@@ -195,8 +203,8 @@ impl Budget {
         if let Some(snapshot) = &mut self.snapshot {
             snapshot.sent_since += 1;
         }
-        self.next = match self.spendable(now, marks) {
-            Some((spendable, _)) if spendable > 0 && spendable < marks.low && self.crowded(marks) => {
+        self.next = match self.spendable(now, marks).map(|s| s.requests) {
+            Some(spendable) if spendable > 0 && spendable < marks.low && self.crowded(marks) => {
                 let reset_at = self.snapshot.map_or(now, |s| s.reset_at);
                 Some(now + reset_at.saturating_duration_since(now) / spendable)
             }
@@ -207,7 +215,7 @@ impl Budget {
     /// When a spent budget next frees a slot, if it is spent: a stall, as
     /// opposed to the pace, and said when long.
     pub(super) fn spent_until(&self, now: Instant, marks: Marks) -> Option<Instant> {
-        self.spendable(now, marks).and_then(|(spendable, next_free)| (spendable == 0).then_some(next_free))
+        self.spendable(now, marks).filter(|s| s.requests == 0).map(|s| s.next_free)
     }
 
     /// Takes the send slot for a claimed request if the spacing that
@@ -248,7 +256,8 @@ impl Budget {
     }
 
     /// Records the answer to a request sent at `sent`: its rate-limit
-    /// headers, if it had any.
+    /// headers, if it had any. Each step below reads what the ones before
+    /// it left.
     pub(super) fn answered(
         &mut self,
         sent: Instant,
@@ -257,29 +266,11 @@ impl Budget {
         now: Instant,
         marks: Marks,
     ) {
-        if policy.is_some_and(|new| self.policy.is_some_and(|old| old != new)) {
-            // Counted against another quota: no slot of it frees in this one.
-            self.ours.clear();
-        }
+        self.requota(policy);
         self.settled(policy);
         let of = Counted { sent, answered: now, surely: remaining.is_some() };
         if let Some(remaining) = remaining {
-            // Answered after this request was sent: perhaps not yet counted
-            // when the server handled it.
-            let answered_since = self.ours.len() - self.ours.partition_point(|c| c.answered <= sent);
-            let owed = self.in_flight + self.queued + answered_since as u32;
-            // A reset beyond the window would be a garbled header, and one
-            // beyond the longest wait is clipped like a `Retry-After`.
-            let reset = self.policy.map_or(remaining.reset, |p| remaining.reset.min(p.window)).min(LONGEST_WAIT);
-            let left = remaining.requests;
-            if let Some(before) = self.snapshot.filter(|before| sent >= before.of.answered) {
-                // Handled after the last one. (A sliding window's reset
-                // jumps that far only after a pause of half a window, which
-                // merely makes this run cautious for the rest of it.)
-                let jumped = self.policy.is_some_and(|p| reset > before.reset && reset * 2 >= p.window);
-                self.fixed |= left > before.left && jumped;
-            }
-            self.snapshot = Some(Snapshot { left, reset, reset_at: now + reset, of, owed, sent_since: 0 });
+            self.read(of, remaining);
         }
         // Who else spends the quota, and which slots free, can be told only
         // against the window the API counts in.
@@ -287,18 +278,64 @@ impl Budget {
             return;
         };
         self.ours.push_back(of);
-        // Gone from every window this answer (or, without one, the latest
-        // that can still matter) describes.
-        let horizon = if remaining.is_some() { Some(sent) } else { now.checked_sub(policy.window) };
+        self.prune(of, policy);
+        if let Some(remaining) = remaining {
+            self.observe_others(remaining, policy, now, marks);
+        }
+    }
+
+    /// A quota other than the one counted with so far: this run's requests
+    /// were counted against that one, so no slot of it frees in this one.
+    fn requota(&mut self, policy: Option<Policy>) {
+        if policy.is_some_and(|new| self.policy.is_some_and(|old| old != new)) {
+            self.ours.clear();
+        }
+    }
+
+    /// Takes an answer's count as the snapshot to spend from, once it has
+    /// been asked whether the count shows a fixed window's reset.
+    fn read(&mut self, of: Counted, remaining: Remaining) {
+        // Answered after this request was sent: perhaps not yet counted
+        // when the server handled it.
+        let answered_since = self.ours.len() - self.ours.partition_point(|c| c.answered <= of.sent);
+        let owed = self.in_flight + self.queued + answered_since as u32;
+        // A reset beyond the window would be a garbled header, and one
+        // beyond the longest wait is clipped like a `Retry-After`.
+        let reset = self.policy.map_or(remaining.reset, |p| remaining.reset.min(p.window)).min(LONGEST_WAIT);
+        let left = remaining.requests;
+        self.fixed |= self.resets_whole(of, left, reset);
+        self.snapshot = Some(Snapshot { left, reset, reset_at: of.answered + reset, of, owed, sent_since: 0 });
+    }
+
+    /// Whether a count of `left` resetting in `reset`, for a request
+    /// handled after the snapshot's, shows the window reset as a fixed one
+    /// does: more left than before, and the reset jumped up to half the
+    /// window or more. (A sliding window's reset jumps that far only after
+    /// a pause of half a window, which merely makes this run cautious for
+    /// the rest of it.)
+    fn resets_whole(&self, of: Counted, left: u32, reset: Duration) -> bool {
+        self.snapshot.filter(|before| of.sent >= before.of.answered).is_some_and(|before| {
+            let jumped = self.policy.is_some_and(|p| reset > before.reset && reset * 2 >= p.window);
+            left > before.left && jumped
+        })
+    }
+
+    /// Forgets this run's requests gone from every window the answer to
+    /// `of` (or, without a count, the latest that can still matter)
+    /// describes.
+    fn prune(&mut self, of: Counted, policy: Policy) {
+        let horizon = if of.surely { Some(of.sent) } else { of.answered.checked_sub(policy.window) };
         while self.ours.front().zip(horizon).is_some_and(|(c, h)| c.answered + policy.window <= h) {
             self.ours.pop_front();
         }
-        let Some(remaining) = remaining else {
-            return;
-        };
-        // What the server counted that this run did not send. Anything of
-        // this run's that may still be in the window counts as ours, so
-        // others come out low rather than high; the headroom covers that.
+    }
+
+    /// Estimates another tool's use of the quota from what the server
+    /// counted that this run did not send, and the spacing that leaves it
+    /// its share. Anything of this run's that may still be in the window
+    /// counts as ours, so others come out low rather than high; the
+    /// headroom covers that.
+    fn observe_others(&mut self, remaining: Remaining, policy: Policy, now: Instant, marks: Marks) {
         let counted = policy.quota.saturating_sub(remaining.requests);
         let in_window = match self.snapshot.filter(|_| self.fixed) {
             Some(snapshot) => {
@@ -524,8 +561,8 @@ mod tests {
         // later, may have been counted before the second arrived.
         budget.answered(t0 + ms(1), remaining(5, 300), policy(7), t0 + ms(2), ALONE);
         budget.answered(t0, remaining(6, 300), policy(7), t0 + ms(3), ALONE);
-        assert_eq!(budget.spendable(t0 + ms(3), ALONE).map(|(n, _)| n), Some(4), "6 less the second, less reserve");
+        assert_eq!(budget.spendable(t0 + ms(3), ALONE).map(|s| s.requests), Some(4), "6 less the second, less reserve");
         send(&mut budget, t0 + ms(4), ALONE);
-        assert_eq!(budget.spendable(t0 + ms(4), ALONE).map(|(n, _)| n), Some(3));
+        assert_eq!(budget.spendable(t0 + ms(4), ALONE).map(|s| s.requests), Some(3));
     }
 }
