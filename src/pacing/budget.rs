@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use super::headers::{Policy, Remaining};
 use super::pace::Rate;
 use super::pause::LONGEST_WAIT;
+use super::share::Share;
 
 /// How long a worker waiting for the API's next answer sleeps before it
 /// looks again anyway: answers wake it sooner.
@@ -104,19 +105,10 @@ pub(super) struct Budget {
     /// may yet free a slot, in the order answered. Kept only once the API has
     /// named its window, and bounded by what one window holds.
     ours: VecDeque<Counted>,
-    /// When the latest request took its send slot.
-    last_sent: Option<Instant>,
-    /// The spacing that leaves other consumers their observed share.
-    share: Option<Duration>,
+    /// Another tool spending the same quota, if one does.
+    share: Share,
     /// The quota the API's counts are out of: the tightest in force.
     policy: Option<Policy>,
-    /// This run's first request, and others' count in the first answer to
-    /// name the quota. A tool already at work when this run started shows
-    /// its whole use in that first count. One that starts with this run does
-    /// not: until a whole window has passed, its use since then is only part
-    /// of what it will use in one, and is scaled up to match.
-    first_sent: Option<Instant>,
-    others_at_first: Option<u32>,
     /// Whether the API's window has been seen to reset as a fixed window
     /// does: between two answers the count went down while the reset jumped
     /// back up to half the window or more. From then on a slot this run
@@ -134,7 +126,7 @@ impl Budget {
     /// or when this run's own pace is faster than the quota allows.
     fn crowded(&self, marks: Marks) -> bool {
         let outpaces = self.policy.is_some_and(|p| marks.interval.checked_mul(p.quota).is_none_or(|w| w < p.window));
-        self.share.is_some() || outpaces
+        self.share.is_shared() || outpaces
     }
 
     /// This run's requests that were surely counted in `snapshot` and
@@ -175,17 +167,11 @@ impl Budget {
         Some(Spendable { requests: snapshot.left.saturating_add(freed).saturating_sub(spent), next_free })
     }
 
-    /// The next send slot the spacing that leaves another tool its share
-    /// allows, if another tool shares the quota.
-    fn share_slot(&self) -> Option<Instant> {
-        self.share.zip(self.last_sent).map(|(share, last)| last + share)
-    }
-
     /// When the budget lets the next request go: no sooner than others'
     /// share allows; at zero, when a slot surely frees; when crowded and
     /// below the low mark, the next spread slot.
     pub(super) fn earliest(&self, now: Instant, marks: Marks) -> Instant {
-        let shared = self.share_slot().map_or(now, |slot| slot.max(now));
+        let shared = self.share.next_slot().map_or(now, |slot| slot.max(now));
         match self.spendable(now, marks) {
             None => shared,
             Some(Spendable { requests: 0, next_free }) => next_free.max(shared),
@@ -199,7 +185,7 @@ impl Budget {
     /// so what is left lasts until the reset.
     pub(super) fn claimed(&mut self, now: Instant, marks: Marks) {
         self.queued += 1;
-        self.first_sent.get_or_insert(now);
+        self.share.claimed(now);
         if let Some(snapshot) = &mut self.snapshot {
             snapshot.sent_since += 1;
         }
@@ -225,13 +211,13 @@ impl Budget {
     /// change with the next answer, and a slot booked on a stale estimate
     /// could be minutes away.
     pub(super) fn take_slot(&mut self, now: Instant, limited: impl FnOnce() -> Result<(), Instant>) -> Option<Instant> {
-        if let Some(slot) = self.share_slot().filter(|&slot| slot > now) {
+        if let Some(slot) = self.share.next_slot().filter(|&slot| slot > now) {
             return Some(slot);
         }
         if let Err(at) = limited() {
             return Some(at);
         }
-        self.last_sent = Some(now);
+        self.share.sent(now);
         None
     }
 
@@ -330,11 +316,10 @@ impl Budget {
         }
     }
 
-    /// Estimates another tool's use of the quota from what the server
-    /// counted that this run did not send, and the spacing that leaves it
-    /// its share. Anything of this run's that may still be in the window
-    /// counts as ours, so others come out low rather than high; the
-    /// headroom covers that.
+    /// Tells the share what the server counted that this run did not
+    /// send: another tool's use of the quota. Anything of this run's that
+    /// may still be in the window counts as ours, so others come out low
+    /// rather than high; the headroom covers that.
     fn observe_others(&mut self, remaining: Remaining, policy: Policy, now: Instant, marks: Marks) {
         let counted = policy.quota.saturating_sub(remaining.requests);
         let in_window = match self.snapshot.filter(|_| self.fixed) {
@@ -346,15 +331,7 @@ impl Budget {
         };
         let ours = self.in_flight + in_window as u32;
         let others = counted.saturating_sub(ours);
-        let before = *self.others_at_first.get_or_insert(others);
-        let seen_for = self.first_sent.map_or(policy.window, |first| now.saturating_duration_since(first));
-        let part = (seen_for.as_secs_f64() / policy.window.as_secs_f64()).clamp(0.05, 1.0);
-        let others = others.max((f64::from(others.saturating_sub(before)) / part).ceil() as u32).min(policy.quota);
-        // Left unused when sharing: the other tool's use between two answers
-        // cannot be seen.
-        let headroom = (policy.quota / 10).max(1);
-        let room = policy.quota.saturating_sub(others.saturating_add(headroom)).max(1);
-        self.share = (others > marks.reserve).then(|| policy.window / room);
+        self.share.observed(others, policy, now, marks.reserve);
     }
 }
 
@@ -377,7 +354,8 @@ mod tests {
     #[test]
     fn another_consumer_is_left_its_share() {
         let now = Instant::now();
-        let mut budget = Budget { policy: policy(100), first_sent: Some(now - ms(600_000)), ..Budget::default() };
+        let mut budget = Budget { policy: policy(100), ..Budget::default() };
+        budget.share.claimed(now - ms(600_000));
         for i in 0..10 {
             send(&mut budget, now + ms(i), ALONE);
         }
@@ -525,7 +503,7 @@ mod tests {
                 budget.let_go();
                 budget.answered(sent, remaining(left, 2), window, sent + ms(10), ALONE);
             }
-            budget.share = None;
+            budget.share = Share::default();
             budget.earliest(t0 + ms(50), ALONE)
         };
         assert_eq!(spent(false), t0 + ms(2010), "sliding: when the first request leaves");

@@ -5,8 +5,8 @@
 //!   every window within it;
 //! - `limiter`: governor's GCRA on tokio's clock, and the record of sends
 //!   that carries its schedule over a change of quota;
-//! - `budget`: what the API's `Ratelimit` header says is left, and who else
-//!   spends the quota ([`headers`] parses the header);
+//! - `budget`: what the API's `Ratelimit` header says is left ([`headers`]
+//!   parses the header), and `share`: another tool that spends the quota;
 //! - `pause`: the account-wide pause a 429 imposes, and the notice that says
 //!   a long wait on stderr;
 //! - [`retry`]: the schedule of attempts after a failure.
@@ -18,6 +18,7 @@ mod pace;
 mod pacer;
 mod pause;
 pub mod retry;
+mod share;
 #[cfg(test)]
 mod testing;
 
