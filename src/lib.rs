@@ -8,8 +8,9 @@
 //! - [`input`]: the CSV reader, IDs, the plan (pass one checks and dedupes the
 //!   whole file before anything is sent; pass two streams jobs), and the scan
 //!   of an earlier run's results for `--resume`.
-//! - [`pacing`]: the quota and its limiter, the budget read from the API's
-//!   rate-limit headers, the shared 429 pause, and the retry schedule.
+//! - [`pacing`]: the pacer, and what it ties together: the quota, its
+//!   limiter, the budget read from the API's rate-limit headers, and the
+//!   shared 429 pause; and the retry schedule.
 //! - [`pipeline`]: the engine every bulk operation shares: its settings, the
 //!   operation, queue, dispatcher (pacing, concurrency, retry), collector,
 //!   signals, the set-up shared with `list` (session), and the run itself,

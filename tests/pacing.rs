@@ -1,6 +1,8 @@
 //! The configured quota is never exceeded in any window, as the server counts.
+//! One busiest-window test drives the binary; how the pacer keeps every
+//! window within a quota that flaps or changes is asserted in-process, on
+//! tokio's paused clock (`src/pacing/pacer.rs` and `limiter.rs`).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::http::Method;
@@ -61,22 +63,6 @@ async fn auto_pace_shares_the_quota_with_another_consumer_without_a_429() {
     assert_eq!(journal.rate_limited, 0, "a 429 would block the account, the other tool included");
     assert_eq!(journal.revocations, 90);
     assert!(journal.max_in_window.unwrap() <= 60);
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_flapping_policy_never_buys_a_burst() {
-    // Every answer announces a different quota than the one before, as a
-    // server whose GETs and DELETEs disagree might.
-    let answers = AtomicUsize::new(0);
-    let api = TestApi::start(move |hit: &Hit| {
-        let quota = if answers.fetch_add(1, Ordering::Relaxed).is_multiple_of(2) { 10 } else { 11 };
-        TestResponse::revoked(hit).with_header("ratelimit-policy", &format!("\"default\";q={quota};w=1"))
-    })
-    .await;
-    let (hits, _) = revoke_at(&api, 30, "auto").await;
-    let most = most_in_window(&hits, Duration::from_secs(1));
-    assert!(most <= 11, "{most} requests in one second under a quota of 10 or 11");
-    assert!(most >= 8, "only {most} requests in the busiest second: the pace is needlessly slow");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -10,8 +10,8 @@ use crate::cli::values::positive_duration;
 use crate::client::{BaseUrl, DEFAULT_BASE_URL};
 use crate::credentials::{self, Credentials};
 use crate::exit::usage;
-use crate::pacing::rate::Pace;
 use crate::pacing::retry::RetryPolicy;
+use crate::pacing::Pace;
 use crate::pipeline::settings::ApiSettings;
 
 #[derive(Debug, Clone, clap::Args)]

@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use super::pace::{paceable, Rate};
+
 /// The longest `t` or `w` taken at face value: a day is far beyond any
 /// window Cloudflare documents, and a larger value is more likely garbage.
 const MAX_SECONDS: u64 = 86_400;
@@ -29,6 +31,13 @@ impl Policy {
     pub fn tighter(a: &Policy, b: &Policy) -> std::cmp::Ordering {
         let per_second = |p: &Policy| f64::from(p.quota) / p.window.as_secs_f64();
         per_second(a).total_cmp(&per_second(b))
+    }
+}
+
+/// An announced policy is paced at like a `--rate` of the same quota.
+impl From<Policy> for Rate {
+    fn from(policy: Policy) -> Self {
+        Rate { count: policy.quota, per: policy.window }
     }
 }
 
@@ -63,7 +72,7 @@ pub fn parse_policy(value: &str) -> Option<Policy> {
             let quota = u32::try_from(param(item, "q")?).ok().filter(|q| *q > 0)?;
             let window = param(item, "w").filter(|w| (1..=MAX_SECONDS).contains(w))?;
             let window = Duration::from_secs(window);
-            crate::pacing::rate::paceable(quota, window).then_some(Policy { quota, window })
+            paceable(quota, window).then_some(Policy { quota, window })
         })
         .min_by(Policy::tighter)
 }

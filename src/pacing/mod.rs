@@ -1,7 +1,27 @@
-//! How fast requests may go: the `--rate` quota and the governor limiter
-//! that enforces it, the budget read from the API's rate-limit headers, the
-//! account-wide pause a 429 imposes, and the retry schedule.
+//! How fast requests may go. [`Pacer`] is what the dispatcher asks before
+//! each request; it ties together pieces that can each be read alone:
+//!
+//! - `pace`: the quota (`--rate`, or `auto`) and the spacing that keeps
+//!   every window within it;
+//! - `limiter`: governor's GCRA on tokio's clock, and the record of sends
+//!   that carries its schedule over a change of quota;
+//! - `budget`: what the API's `Ratelimit` header says is left ([`headers`]
+//!   parses the header), and `share`: another tool that spends the quota;
+//! - `pause`: the account-wide pause a 429 imposes, and the notice that says
+//!   a long wait on stderr;
+//! - [`retry`]: the schedule of attempts after a failure.
 
+mod budget;
 pub mod headers;
-pub mod rate;
+mod limiter;
+mod pace;
+mod pacer;
+mod pause;
 pub mod retry;
+mod share;
+#[cfg(test)]
+mod testing;
+
+pub use pace::{Pace, Rate};
+pub use pacer::Pacer;
+pub use pause::LONGEST_WAIT;

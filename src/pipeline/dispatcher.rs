@@ -20,8 +20,8 @@ use crate::client::{ApiClient, ApiReply, TransportError};
 use crate::input::ids::{CertId, ZoneId};
 use crate::input::reader::Row;
 use crate::output::results::ResultRow;
-use crate::pacing::rate::{Pacer, LONGEST_WAIT};
 use crate::pacing::retry::{RetryPolicy, RetrySchedule};
+use crate::pacing::{Pacer, LONGEST_WAIT};
 use crate::pipeline::queue::Queue;
 
 /// Why a run ended before every job was done.

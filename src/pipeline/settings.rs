@@ -8,8 +8,8 @@ use std::time::Duration;
 use crate::client::{ApiClient, BaseUrl};
 use crate::credentials::Credentials;
 use crate::input::reader::Selection;
-use crate::pacing::rate::{Pace, Pacer};
 use crate::pacing::retry::RetryPolicy;
+use crate::pacing::{Pace, Pacer};
 use crate::pipeline::dispatcher::Dispatcher;
 use crate::pipeline::operation::Operation;
 

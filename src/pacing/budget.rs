@@ -1,0 +1,546 @@
+//! The API's budget: what its `Ratelimit` header says is left of the
+//! window, what this run has spent since, who else spends the quota, and
+//! when the next request may go by that count.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::headers::{Policy, Remaining};
+use super::pace::Rate;
+use super::pause::LONGEST_WAIT;
+use super::share::Share;
+
+/// How long a worker waiting for the API's next answer sleeps before it
+/// looks again anyway: answers wake it sooner.
+const NEWS_WAIT: Duration = Duration::from_secs(1);
+
+/// Where the budget starts to bind, in requests of the window.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Marks {
+    /// Below this many left, what is left is spread over the time to the reset.
+    low: u32,
+    /// Never spent: rounding in the server's count.
+    reserve: u32,
+    /// The limiter's spacing: whether this run alone could outrun the quota.
+    interval: Duration,
+}
+
+impl Marks {
+    pub(super) fn of(rate: Rate) -> Marks {
+        Marks { low: (rate.count / 20).max(2), reserve: 1, interval: rate.interval() }
+    }
+}
+
+/// One of this run's requests, done. If the server counted it, it did so at
+/// some moment between the two instants, so it has surely left a sliding
+/// window by `answered + window`, and was surely still in it until
+/// `sent + window`.
+#[derive(Debug, Clone, Copy)]
+struct Counted {
+    sent: Instant,
+    answered: Instant,
+    /// Answered with a `Ratelimit` header: the API's limiter saw it. Without
+    /// one (no answer at all, or an edge's error page) it may never have
+    /// been counted, so its leaving must not free a slot.
+    surely: bool,
+}
+
+/// What the latest answer said about the window: `left` requests as the
+/// server counted when it handled the request behind it.
+#[derive(Debug, Clone, Copy)]
+struct Snapshot {
+    left: u32,
+    /// The header's reset, and when that is.
+    reset: Duration,
+    reset_at: Instant,
+    /// The request the answer was for.
+    of: Counted,
+    /// This run's requests the server may not have counted yet when it
+    /// handled that one: queued or in flight then, or answered while it was.
+    owed: u32,
+    /// Requests let through the budget since.
+    sent_since: u32,
+}
+
+/// What the budget allows as of a moment.
+#[derive(Debug, Clone, Copy)]
+struct Spendable {
+    /// Requests that may go now, the reserve kept back.
+    requests: u32,
+    /// When the next slot surely frees, or when to look again if only news
+    /// will free one.
+    next_free: Instant,
+}
+
+/// What the API last said about the current window, and what this run sent
+/// since. Three things follow from it.
+///
+/// The `Ratelimit` header's reset counts whole seconds, so on a sliding
+/// window it says "1" while this run's oldest request leaves within
+/// milliseconds. Each of this run's requests is known to have left the
+/// window by its answer plus the window, which frees its slot long before
+/// the header admits it: that is what lets a run at the full quota keep its
+/// pace when arrivals bunch up.
+///
+/// When the API counts more requests than this run sent, another tool shares
+/// the quota: this run then paces at what the other leaves, so neither
+/// pushes the account over. Then the slots this run frees may go to the
+/// other tool, so only the reset (or a fresh answer) frees any.
+///
+/// And only when crowded like that (or when `--rate` asks for more than the
+/// API allows) is a low budget spread over the time to the reset rather than
+/// spent: alone at its own pace, this run cannot outrun a window.
+#[derive(Debug, Default)]
+pub(super) struct Budget {
+    snapshot: Option<Snapshot>,
+    /// Let through the budget and waiting for the limiter.
+    queued: u32,
+    /// Sent and not yet answered.
+    in_flight: u32,
+    /// The earliest the next request may go while the budget is spread.
+    next: Option<Instant>,
+    /// This run's answered requests that may still count in the window or
+    /// may yet free a slot, in the order answered. Kept only once the API has
+    /// named its window, and bounded by what one window holds.
+    ours: VecDeque<Counted>,
+    /// Another tool spending the same quota, if one does.
+    share: Share,
+    /// The quota the API's counts are out of: the tightest in force.
+    policy: Option<Policy>,
+    /// Whether the API's window has been seen to reset as a fixed window
+    /// does: between two answers the count went down while the reset jumped
+    /// back up to half the window or more. From then on a slot this run
+    /// frees is not reused early, since this run's requests of the previous
+    /// window were never in the count; and only this run's requests since
+    /// the window began are told apart from another tool's. Before the
+    /// first reset, every request of this run is in the window, and a slot
+    /// taken to free at its answer plus the window frees at the reset or
+    /// later, so a sliding window can safely be assumed until then.
+    fixed: bool,
+}
+
+impl Budget {
+    /// Whether a low budget is spread: when another tool shares the quota,
+    /// or when this run's own pace is faster than the quota allows.
+    fn crowded(&self, marks: Marks) -> bool {
+        let outpaces = self.policy.is_some_and(|p| marks.interval.checked_mul(p.quota).is_none_or(|w| w < p.window));
+        self.share.is_shared() || outpaces
+    }
+
+    /// This run's requests that were surely counted in `snapshot` and
+    /// surely still in the window then: the slots they free are not in its
+    /// count. As `answered` indexes, oldest first.
+    fn in_snapshot(&self, snapshot: &Snapshot, window: Duration) -> impl Iterator<Item = &Counted> {
+        let horizon = snapshot.of.answered.checked_sub(window);
+        let from = horizon.map_or(0, |h| self.ours.partition_point(|c| c.answered <= h));
+        let to = self.ours.partition_point(|c| c.answered <= snapshot.of.sent);
+        self.ours.range(from..to.max(from)).filter(move |c| c.surely && horizon.is_none_or(|h| c.sent > h))
+    }
+
+    /// What the budget allows as of `now`, if the API has said anything.
+    fn spendable(&self, now: Instant, marks: Marks) -> Option<Spendable> {
+        let snapshot = self.snapshot?;
+        if snapshot.reset_at <= now {
+            // The window has reset, but a sliding one has lost only its
+            // oldest request: one request asks, the rest wait for its answer.
+            let asking = self.in_flight + self.queued;
+            return Some(Spendable { requests: u32::from(asking == 0), next_free: now + NEWS_WAIT });
+        }
+        let mut freed = 0u32;
+        let mut next_free = snapshot.reset_at;
+        // With another tool at work, a slot this run frees may well go to
+        // that tool: then only the reset (or a fresh answer) frees any.
+        if let Some(policy) = self.policy.filter(|_| !self.fixed && !self.crowded(marks)) {
+            for counted in self.in_snapshot(&snapshot, policy.window) {
+                let leaves = counted.answered + policy.window;
+                if leaves <= now {
+                    freed += 1;
+                } else {
+                    next_free = next_free.min(leaves);
+                    break;
+                }
+            }
+        }
+        let spent = snapshot.owed + snapshot.sent_since + marks.reserve;
+        Some(Spendable { requests: snapshot.left.saturating_add(freed).saturating_sub(spent), next_free })
+    }
+
+    /// When the budget lets the next request go: no sooner than others'
+    /// share allows; at zero, when a slot surely frees; when crowded and
+    /// below the low mark, the next spread slot.
+    pub(super) fn earliest(&self, now: Instant, marks: Marks) -> Instant {
+        let shared = self.share.next_slot().map_or(now, |slot| slot.max(now));
+        match self.spendable(now, marks) {
+            None => shared,
+            Some(Spendable { requests: 0, next_free }) => next_free.max(shared),
+            Some(Spendable { requests, .. }) if requests >= marks.low || !self.crowded(marks) => shared,
+            Some(_) => self.next.map_or(shared, |next| next.max(shared)),
+        }
+    }
+
+    /// Counts a request let through at `now`, to be sent once the limiter
+    /// allows; when crowded and below the low mark, the next one is spaced
+    /// so what is left lasts until the reset.
+    pub(super) fn claimed(&mut self, now: Instant, marks: Marks) {
+        self.queued += 1;
+        self.share.claimed(now);
+        if let Some(snapshot) = &mut self.snapshot {
+            snapshot.sent_since += 1;
+        }
+        self.next = match self.spendable(now, marks).map(|s| s.requests) {
+            Some(spendable) if spendable > 0 && spendable < marks.low && self.crowded(marks) => {
+                let reset_at = self.snapshot.map_or(now, |s| s.reset_at);
+                Some(now + reset_at.saturating_duration_since(now) / spendable)
+            }
+            _ => None,
+        };
+    }
+
+    /// When a spent budget next frees a slot, if it is spent: a stall, as
+    /// opposed to the pace, and said when long.
+    pub(super) fn spent_until(&self, now: Instant, marks: Marks) -> Option<Instant> {
+        self.spendable(now, marks).filter(|s| s.requests == 0).map(|s| s.next_free)
+    }
+
+    /// Takes the send slot for a claimed request if the spacing that
+    /// leaves another tool its share allows it now, and then `limited`
+    /// grants it too (asked last, as it takes what it grants); otherwise
+    /// says when to look again. Nothing is booked ahead: the share may
+    /// change with the next answer, and a slot booked on a stale estimate
+    /// could be minutes away.
+    pub(super) fn take_slot(&mut self, now: Instant, limited: impl FnOnce() -> Result<(), Instant>) -> Option<Instant> {
+        if let Some(slot) = self.share.next_slot().filter(|&slot| slot > now) {
+            return Some(slot);
+        }
+        if let Err(at) = limited() {
+            return Some(at);
+        }
+        self.share.sent(now);
+        None
+    }
+
+    /// A claimed request goes out.
+    pub(super) fn let_go(&mut self) {
+        self.queued = self.queued.saturating_sub(1);
+        self.in_flight += 1;
+    }
+
+    /// A claimed request will not go out after all. Until the next answer
+    /// the budget stays one lower than it could be.
+    pub(super) fn abandoned(&mut self) {
+        self.queued = self.queued.saturating_sub(1);
+    }
+
+    /// A request is no longer in flight, whatever its answer; the policy in
+    /// force, if any, is the one counted with. All a 429 tells the budget:
+    /// the server refused the request without counting it.
+    pub(super) fn settled(&mut self, policy: Option<Policy>) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.policy = policy.or(self.policy);
+    }
+
+    /// Records the answer to a request sent at `sent`: its rate-limit
+    /// headers, if it had any. Each step below reads what the ones before
+    /// it left.
+    pub(super) fn answered(
+        &mut self,
+        sent: Instant,
+        remaining: Option<Remaining>,
+        policy: Option<Policy>,
+        now: Instant,
+        marks: Marks,
+    ) {
+        self.requota(policy);
+        self.settled(policy);
+        let of = Counted { sent, answered: now, surely: remaining.is_some() };
+        if let Some(remaining) = remaining {
+            self.read(of, remaining);
+        }
+        // Who else spends the quota, and which slots free, can be told only
+        // against the window the API counts in.
+        let Some(policy) = self.policy else {
+            return;
+        };
+        self.ours.push_back(of);
+        self.prune(of, policy);
+        if let Some(remaining) = remaining {
+            self.observe_others(remaining, policy, now, marks);
+        }
+    }
+
+    /// A quota other than the one counted with so far: this run's requests
+    /// were counted against that one, so no slot of it frees in this one.
+    fn requota(&mut self, policy: Option<Policy>) {
+        if policy.is_some_and(|new| self.policy.is_some_and(|old| old != new)) {
+            self.ours.clear();
+        }
+    }
+
+    /// Takes an answer's count as the snapshot to spend from, once it has
+    /// been asked whether the count shows a fixed window's reset.
+    fn read(&mut self, of: Counted, remaining: Remaining) {
+        // Answered after this request was sent: perhaps not yet counted
+        // when the server handled it.
+        let answered_since = self.ours.len() - self.ours.partition_point(|c| c.answered <= of.sent);
+        let owed = self.in_flight + self.queued + answered_since as u32;
+        // A reset beyond the window would be a garbled header, and one
+        // beyond the longest wait is clipped like a `Retry-After`.
+        let reset = self.policy.map_or(remaining.reset, |p| remaining.reset.min(p.window)).min(LONGEST_WAIT);
+        let left = remaining.requests;
+        self.fixed |= self.resets_whole(of, left, reset);
+        self.snapshot = Some(Snapshot { left, reset, reset_at: of.answered + reset, of, owed, sent_since: 0 });
+    }
+
+    /// Whether a count of `left` resetting in `reset`, for a request
+    /// handled after the snapshot's, shows the window reset as a fixed one
+    /// does: more left than before, and the reset jumped up to half the
+    /// window or more. (A sliding window's reset jumps that far only after
+    /// a pause of half a window, which merely makes this run cautious for
+    /// the rest of it.)
+    fn resets_whole(&self, of: Counted, left: u32, reset: Duration) -> bool {
+        self.snapshot.filter(|before| of.sent >= before.of.answered).is_some_and(|before| {
+            let jumped = self.policy.is_some_and(|p| reset > before.reset && reset * 2 >= p.window);
+            left > before.left && jumped
+        })
+    }
+
+    /// Forgets this run's requests gone from every window the answer to
+    /// `of` (or, without a count, the latest that can still matter)
+    /// describes.
+    fn prune(&mut self, of: Counted, policy: Policy) {
+        let horizon = if of.surely { Some(of.sent) } else { of.answered.checked_sub(policy.window) };
+        while self.ours.front().zip(horizon).is_some_and(|(c, h)| c.answered + policy.window <= h) {
+            self.ours.pop_front();
+        }
+    }
+
+    /// Tells the share what the server counted that this run did not
+    /// send: another tool's use of the quota. Anything of this run's that
+    /// may still be in the window counts as ours, so others come out low
+    /// rather than high; the headroom covers that.
+    fn observe_others(&mut self, remaining: Remaining, policy: Policy, now: Instant, marks: Marks) {
+        let counted = policy.quota.saturating_sub(remaining.requests);
+        let in_window = match self.snapshot.filter(|_| self.fixed) {
+            Some(snapshot) => {
+                let began = snapshot.reset_at.checked_sub(policy.window);
+                self.ours.len() - began.map_or(0, |began| self.ours.partition_point(|c| c.answered <= began))
+            }
+            None => self.ours.len(),
+        };
+        let ours = self.in_flight + in_window as u32;
+        let others = counted.saturating_sub(ours);
+        self.share.observed(others, policy, now, marks.reserve);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pacing::testing::{ms, policy, remaining};
+
+    fn send(budget: &mut Budget, at: Instant, marks: Marks) {
+        budget.claimed(at, marks);
+        assert_eq!(budget.take_slot(at, || Ok(())), None, "the test sends no sooner than the share allows");
+        budget.let_go();
+    }
+
+    /// A run whose own pace could never outrun the quota.
+    const ALONE: Marks = Marks { low: 120, reserve: 1, interval: Duration::from_secs(300) };
+    /// A run whose `--rate` asks for more than the API allows.
+    const OUTPACING: Marks = Marks { interval: Duration::from_millis(1), ..ALONE };
+
+    #[test]
+    fn another_consumer_is_left_its_share() {
+        let now = Instant::now();
+        let mut budget = Budget { policy: policy(100), ..Budget::default() };
+        budget.share.claimed(now - ms(600_000));
+        for i in 0..10 {
+            send(&mut budget, now + ms(i), ALONE);
+        }
+        for i in 0..9 {
+            budget.answered(now + ms(i), None, None, now + ms(10), ALONE);
+        }
+        // The server counts 60 of 100 used; this run sent 10: another tool
+        // used 50, so this run paces at what the other leaves, less a tenth
+        // of the quota: 40 per 300 s.
+        let seen = now + ms(20);
+        budget.answered(now + ms(9), remaining(40, 300), None, seen, ALONE);
+        assert_eq!(budget.earliest(seen, ALONE), now + ms(9) + Duration::from_secs(300) / 40);
+    }
+
+    #[test]
+    fn a_tool_that_starts_with_this_run_is_expected_to_keep_going() {
+        let t0 = Instant::now();
+        let mut budget = Budget::default();
+        send(&mut budget, t0, ALONE);
+        budget.answered(t0, remaining(99, 300), policy(100), t0, ALONE);
+        assert_eq!(budget.earliest(t0, ALONE), t0, "nobody else yet");
+        // A fifth of the window in, another tool has used 15: it will use 75
+        // in a whole one at that pace, which leaves this run 15 once a tenth
+        // of the quota is kept as headroom.
+        let later = t0 + Duration::from_secs(60);
+        send(&mut budget, later, ALONE);
+        budget.answered(later, remaining(83, 300), None, later, ALONE);
+        assert_eq!(budget.earliest(later, ALONE), later + Duration::from_secs(300) / 15);
+    }
+
+    #[test]
+    fn a_plentiful_budget_costs_nothing() {
+        let now = Instant::now();
+        let mut budget = Budget::default();
+        assert_eq!(budget.earliest(now, ALONE), now, "nothing known yet");
+        send(&mut budget, now, ALONE);
+        budget.answered(now, remaining(1000, 300), policy(1001), now, ALONE);
+        for _ in 0..500 {
+            assert_eq!(budget.earliest(now, ALONE), now, "well above the low mark");
+            send(&mut budget, now, ALONE);
+        }
+    }
+
+    /// Sends one request at `now`, answered at once with `left` of `quota`
+    /// left and the window resetting in `reset` seconds, then as many more as
+    /// the budget lets go before the reset; returns the gaps between them.
+    fn spend_the_rest(left: u32, quota: u32, reset: u64, marks: Marks) -> Vec<Duration> {
+        let now = Instant::now();
+        let mut budget = Budget::default();
+        send(&mut budget, now, marks);
+        budget.answered(now, remaining(left, reset), policy(quota), now, marks);
+        let mut at = now;
+        let mut gaps = vec![];
+        loop {
+            let next = budget.earliest(at, marks);
+            if next >= now + Duration::from_secs(reset) {
+                return gaps;
+            }
+            gaps.push(next - at);
+            send(&mut budget, next, marks);
+            at = next;
+        }
+    }
+
+    #[test]
+    fn a_low_budget_is_spread_until_the_reset_when_the_pace_could_outrun_it() {
+        // 11 left, one kept in reserve: each request pushes the next one out.
+        let gaps = spend_the_rest(11, 12, 10, OUTPACING);
+        assert_eq!(gaps.len(), 9, "{gaps:?}");
+        assert_eq!(gaps[0], Duration::ZERO);
+        assert!(gaps[1..].iter().all(|g| *g >= ms(900)), "{gaps:?}");
+    }
+
+    #[test]
+    fn alone_at_its_own_pace_a_run_spends_a_low_budget_as_the_limiter_allows() {
+        let gaps = spend_the_rest(11, 12, 10, ALONE);
+        assert_eq!(gaps, vec![Duration::ZERO; 10], "the limiter alone spaces these");
+    }
+
+    #[test]
+    fn an_empty_budget_waits_for_the_reset_and_stale_news_is_dropped() {
+        let now = Instant::now();
+        let mut budget = Budget::default();
+        send(&mut budget, now, ALONE);
+        budget.answered(now, remaining(1, 30), policy(2), now, ALONE);
+        let reset = now + Duration::from_secs(30);
+        assert_eq!(budget.earliest(now, ALONE), reset);
+        assert_eq!(budget.earliest(reset, ALONE), reset, "a reset budget no longer binds");
+    }
+
+    #[test]
+    fn a_full_window_frees_a_slot_as_this_runs_oldest_request_leaves_it() {
+        // 3 per second; the header's reset is in whole seconds.
+        let t0 = Instant::now();
+        let window = Some(Policy { quota: 3, window: Duration::from_secs(1) });
+        let mut budget = Budget::default();
+        for (i, left) in [2, 1, 0].into_iter().enumerate() {
+            let sent = t0 + ms(20 * i as u64);
+            send(&mut budget, sent, ALONE);
+            budget.answered(sent, remaining(left, 1), window, sent + ms(10), ALONE);
+        }
+        // The first request surely left at its answer plus the window, 40 ms
+        // before the header's reset; one slot stays in reserve, so the
+        // second's leaving is what lets the next request go.
+        assert_eq!(budget.earliest(t0 + ms(50), ALONE), t0 + ms(1010));
+        assert_eq!(budget.earliest(t0 + ms(1010), ALONE), t0 + ms(1030));
+        assert_eq!(budget.earliest(t0 + ms(1030), ALONE), t0 + ms(1030));
+        send(&mut budget, t0 + ms(1030), ALONE);
+        assert_eq!(budget.earliest(t0 + ms(1030), ALONE), t0 + ms(1050), "the third frees the next");
+    }
+
+    /// Answers to requests sent 1 s apart, each after the last was
+    /// answered: `(left, reset seconds)`.
+    fn readings(budget: &mut Budget, t0: Instant, quota: u32, readings: &[(u32, u64)]) {
+        for (i, &(left, reset)) in readings.iter().enumerate() {
+            let sent = t0 + Duration::from_secs(i as u64);
+            budget.claimed(sent, ALONE);
+            budget.let_go();
+            let window = Some(Policy { quota, window: Duration::from_secs(10) });
+            budget.answered(sent, remaining(left, reset), window, sent + ms(10), ALONE);
+        }
+    }
+
+    #[test]
+    fn a_window_that_resets_whole_is_taken_for_a_fixed_one() {
+        let t0 = Instant::now();
+        let mut sliding = Budget::default();
+        readings(&mut sliding, t0, 100, &[(5, 2), (4, 1), (5, 1), (4, 2), (5, 1)]);
+        assert!(!sliding.fixed);
+        // The count comes back as the reset jumps up to the whole window.
+        let mut fixed = Budget::default();
+        readings(&mut fixed, t0, 100, &[(5, 2), (4, 1), (99, 10), (98, 9)]);
+        assert!(fixed.fixed);
+    }
+
+    #[test]
+    fn on_a_fixed_window_no_slot_frees_before_the_reset() {
+        let t0 = Instant::now();
+        let window = Some(Policy { quota: 3, window: Duration::from_secs(2) });
+        let spent = |fixed| {
+            let mut budget = Budget { fixed, ..Budget::default() };
+            for (i, left) in [2, 1, 0].into_iter().enumerate() {
+                let sent = t0 + ms(20 * i as u64);
+                budget.claimed(sent, ALONE);
+                budget.let_go();
+                budget.answered(sent, remaining(left, 2), window, sent + ms(10), ALONE);
+            }
+            budget.share = Share::default();
+            budget.earliest(t0 + ms(50), ALONE)
+        };
+        assert_eq!(spent(false), t0 + ms(2010), "sliding: when the first request leaves");
+        assert_eq!(spent(true), t0 + ms(2050), "fixed: the reset");
+    }
+
+    #[test]
+    fn a_request_the_api_may_not_have_counted_frees_no_slot() {
+        let t0 = Instant::now();
+        let window = Some(Policy { quota: 3, window: Duration::from_secs(1) });
+        let mut budget = Budget::default();
+        // The first got an edge's error page, without a Ratelimit header.
+        send(&mut budget, t0, ALONE);
+        budget.answered(t0, None, window, t0 + ms(10), ALONE);
+        for (i, left) in [1, 0].into_iter().enumerate() {
+            let sent = t0 + ms(20 * (i as u64 + 1));
+            send(&mut budget, sent, ALONE);
+            budget.answered(sent, remaining(left, 1), window, sent + ms(10), ALONE);
+        }
+        // The second's slot is the first that surely frees; after it, only
+        // the header's reset does (the third is not in its own count's past).
+        assert_eq!(budget.earliest(t0 + ms(50), ALONE), t0 + ms(1030));
+        assert_eq!(budget.earliest(t0 + ms(1030), ALONE), t0 + ms(1050));
+    }
+
+    #[test]
+    fn requests_answered_after_another_was_sent_may_be_missing_from_its_count() {
+        let t0 = Instant::now();
+        let mut budget = Budget::default();
+        send(&mut budget, t0, ALONE);
+        send(&mut budget, t0 + ms(1), ALONE);
+        // The second is answered first; the first's answer, which arrives
+        // later, may have been counted before the second arrived.
+        budget.answered(t0 + ms(1), remaining(5, 300), policy(7), t0 + ms(2), ALONE);
+        budget.answered(t0, remaining(6, 300), policy(7), t0 + ms(3), ALONE);
+        assert_eq!(budget.spendable(t0 + ms(3), ALONE).map(|s| s.requests), Some(4), "6 less the second, less reserve");
+        send(&mut budget, t0 + ms(4), ALONE);
+        assert_eq!(budget.spendable(t0 + ms(4), ALONE).map(|s| s.requests), Some(3));
+    }
+}

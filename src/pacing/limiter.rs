@@ -1,0 +1,249 @@
+//! The limiter: governor's GCRA on tokio's clock, the burst it may grant,
+//! and the record of sends that carries the schedule over a change of quota.
+
+use std::collections::VecDeque;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use governor::clock::Clock;
+use governor::middleware::NoOpMiddleware;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+use tokio::time::Instant;
+
+use super::headers::Policy;
+use super::pace::{Pace, Rate};
+
+/// governor's clock: tokio's, so that the limiter keeps the time every
+/// other wait here keeps, a paused test clock included.
+#[derive(Debug, Clone, Copy, Default)]
+struct TokioClock;
+
+impl Clock for TokioClock {
+    type Instant = std::time::Instant;
+
+    fn now(&self) -> std::time::Instant {
+        Instant::now().into_std()
+    }
+}
+
+/// governor's GCRA, on tokio's clock.
+type Gcra = RateLimiter<NotKeyed, InMemoryState, TokioClock, NoOpMiddleware<std::time::Instant>>;
+
+/// GCRA spaces requests by `interval`. It lets through `floor(per /
+/// interval) + burst` requests in any window of `per` at most, so a burst of
+/// two is allowed where the headroom holds a whole interval. That slack is
+/// what keeps the pace: with a burst of one, a worker woken a fraction of a
+/// millisecond late restarts the schedule from its own late start, and the
+/// lateness of every wake-up adds up to a percent of the quota lost.
+fn gcra(rate: Rate) -> Gcra {
+    let quota = Quota::with_period(rate.interval()).expect("interval is non-zero").allow_burst(burst(rate));
+    RateLimiter::direct_with_clock(quota, TokioClock)
+}
+
+fn burst(rate: Rate) -> NonZeroU32 {
+    let whole_intervals = rate.per.as_nanos() / rate.interval().as_nanos();
+    if whole_intervals + 2 <= u128::from(rate.count) {
+        NonZeroU32::new(2).expect("two is not zero")
+    } else {
+        NonZeroU32::MIN
+    }
+}
+
+/// A limiter at `rate` whose schedule stands as many of its intervals
+/// ahead as `old`'s (at `was`) stood of its own, rounded up: a fresh one
+/// would grant a whole burst, and a server whose announced quota changes on
+/// every answer would get one per answer. No further ahead than its burst:
+/// that is as full as governor's limiter gets, the next request one
+/// interval away.
+fn carried(old: &Gcra, was: Rate, rate: Rate) -> Gcra {
+    let new = gcra(rate);
+    // A whole burst may go once the old schedule is due, and not before.
+    let Ok(Err(due)) = old.check_n(burst(was)) else {
+        return new;
+    };
+    let ahead = due.wait_time_from(old.clock().now()).as_nanos().div_ceil(was.interval().as_nanos());
+    let cells = ahead.min(u128::from(burst(rate).get())) as u32;
+    if let Some(cells) = NonZeroU32::new(cells) {
+        new.check_n(cells).expect("within the burst").expect("a fresh limiter grants a whole burst");
+    }
+    new
+}
+
+/// The pace: governor's GCRA at the quota in force, and this run's latest
+/// sends, so that a change of quota neither restarts the schedule nor
+/// forgets what the window already holds.
+///
+/// Under `auto` the quota in force is the tightest the API announced within
+/// that quota's own window, not merely the latest: a server that flaps
+/// between two values (or gives GETs and DELETEs different ones) is paced
+/// at the lower, steadily. And no window ever holds more requests than a
+/// quota announced within it, those sent before a change included.
+#[derive(Debug)]
+pub(super) struct Limiter {
+    pace: Pace,
+    /// The quota paced at.
+    pub(super) rate: Rate,
+    gcra: Gcra,
+    /// Every quota the API announced within its window, and when it last
+    /// did, the latest last. The latest stays however old: nothing since has
+    /// said otherwise.
+    announced: Vec<(Policy, Instant)>,
+    /// When this run's latest requests went, oldest first: as many as the
+    /// largest quota in force counts, within the longest of their windows.
+    sent: VecDeque<Instant>,
+    /// When the pace last changed, if it has.
+    changed: Option<Instant>,
+}
+
+impl Default for Limiter {
+    fn default() -> Self {
+        Limiter::new(Pace::Auto)
+    }
+}
+
+impl Limiter {
+    pub(super) fn new(pace: Pace) -> Limiter {
+        let rate = pace.initial();
+        Limiter { pace, rate, gcra: gcra(rate), announced: Vec::new(), sent: VecDeque::new(), changed: None }
+    }
+
+    /// The tightest quota announced within its window: the one the API's
+    /// counts are taken to be out of.
+    pub(super) fn policy(&self) -> Option<Policy> {
+        self.announced.iter().map(|(policy, _)| *policy).min_by(Policy::tighter)
+    }
+
+    /// Takes in the policy an answer carried, if any. Under `auto`, the
+    /// tightest quota in force becomes the pace; the schedule carries over.
+    pub(super) fn heard(&mut self, policy: Option<Policy>, now: Instant) {
+        if let Some(policy) = policy {
+            self.announced.retain(|&(old, _)| old != policy);
+            self.announced.push((policy, now));
+        }
+        let latest = self.announced.len().saturating_sub(1);
+        let mut index = 0..;
+        self.announced.retain(|&(old, at)| index.next() == Some(latest) || at + old.window > now);
+        let rate = match self.pace {
+            Pace::Fixed(rate) => rate,
+            Pace::Auto => self.policy().map_or(self.rate, Rate::from),
+        };
+        if rate != self.rate {
+            tracing::info!(rate = %rate, "pacing at the quota the API announces");
+            self.gcra = carried(&self.gcra, self.rate, rate);
+            self.rate = rate;
+            self.changed = Some(now);
+        }
+    }
+
+    /// The quotas no window of sends may exceed: the pace, and under `auto`
+    /// every quota announced within its window.
+    fn quotas(&self, now: Instant) -> impl Iterator<Item = Rate> + '_ {
+        let announced = self.announced.iter().filter(move |&&(policy, at)| at + policy.window > now);
+        let announced = announced.filter(|_| self.pace == Pace::Auto).map(|&(policy, _)| Rate::from(policy));
+        std::iter::once(self.rate).chain(announced)
+    }
+
+    /// When each quota's window has room for the next request, by the
+    /// record of sends.
+    ///
+    /// A whole window after the pace last changed, GCRA alone keeps the
+    /// pace's own windows within its quota, and the record is not asked
+    /// about it: by then the record would only hand on each window's late
+    /// wake-ups to the next, and they would add up over a long run.
+    fn room_at(&self, now: Instant) -> Instant {
+        let settled = self.changed.is_none_or(|changed| changed + self.rate.paced_window() <= now);
+        let quotas = self.quotas(now).filter(|&rate| !(settled && rate == self.rate));
+        quotas.fold(now, |at, rate| {
+            // Room once the quota's count-th latest request has left.
+            let oldest = self.sent.len().checked_sub(rate.count as usize).map(|i| self.sent[i]);
+            oldest.map_or(at, |oldest| at.max(oldest + rate.paced_window()))
+        })
+    }
+
+    /// Takes a send slot at `now` if every quota's window has room and
+    /// governor's schedule allows one; otherwise says when to look again.
+    pub(super) fn take(&mut self, now: Instant) -> Result<(), Instant> {
+        let room = self.room_at(now);
+        if room > now {
+            return Err(room);
+        }
+        // governor takes the slot it grants, so it is asked last.
+        self.gcra.check().map_err(|not_until| Instant::from_std(not_until.earliest_possible()))?;
+        self.sent.push_back(now);
+        let (most, longest) = self.quotas(now).fold((0, Duration::ZERO), |(most, longest), rate| {
+            (most.max(rate.count), longest.max(rate.paced_window()))
+        });
+        while self.sent.len() > most as usize || self.sent.front().is_some_and(|&at| at + longest <= now) {
+            self.sent.pop_front();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pacing::testing::{ms, per_second};
+
+    #[test]
+    fn a_burst_of_two_only_where_the_headroom_holds_an_interval() {
+        for (rate, burst) in [("4/s", 1), ("20/1s", 1), ("100/2s", 2), ("250/5s", 2), ("1200/5m", 2)] {
+            let rate: Rate = rate.parse().unwrap();
+            assert_eq!(super::burst(rate).get(), burst, "{rate}");
+            let most = rate.per.as_nanos() / rate.interval().as_nanos() + u128::from(burst);
+            assert!(most <= u128::from(rate.count), "{rate}: {most} in one window");
+        }
+    }
+
+    /// A limiter at 11 per second that sent `n` requests at that pace (on
+    /// a paused clock) and then heard `quota` per second; and when the last
+    /// one went.
+    async fn told_after(n: usize, quota: u32) -> (Limiter, Instant) {
+        let mut limiter = Limiter::default();
+        limiter.heard(per_second(11), Instant::now());
+        for _ in 0..n {
+            while let Err(at) = limiter.take(Instant::now()) {
+                tokio::time::advance(at - Instant::now()).await;
+            }
+        }
+        let last = Instant::now();
+        limiter.heard(per_second(quota), last);
+        (limiter, last)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_quota_inherits_the_schedule_not_a_fresh_burst() {
+        let (mut limiter, last) = told_after(5, 10).await;
+        // A fresh limiter would let the next request go at once.
+        let waits = limiter.take(last).unwrap_err().duration_since(last);
+        let interval = Rate::from(per_second(10).unwrap()).interval();
+        assert!(waits.abs_diff(interval) < Duration::from_micros(1), "{waits:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_tighter_quota_counts_what_its_window_already_holds() {
+        let (mut limiter, last) = told_after(11, 5).await;
+        // The fifth latest request must leave the window first.
+        let fifth_latest = limiter.sent[limiter.sent.len() - 5];
+        assert_eq!(limiter.take(last), Err(fifth_latest + Duration::from_millis(1050)));
+    }
+
+    #[test]
+    fn flapping_between_two_quotas_paces_at_the_lower_and_a_fixed_rate_ignores_both() {
+        let t0 = Instant::now();
+        let mut auto = Limiter::default();
+        let mut fixed = Limiter::new("100/s".parse().unwrap());
+        for (i, quota) in [10, 11, 10, 11, 11, 10].into_iter().enumerate() {
+            let at = t0 + ms(10 * i as u64);
+            auto.heard(per_second(quota), at);
+            fixed.heard(per_second(quota), at);
+            assert_eq!(auto.rate, Rate::from(per_second(10).unwrap()), "after {quota}");
+            assert_eq!(fixed.rate, "100/s".parse().unwrap());
+        }
+        assert_eq!(fixed.policy(), per_second(10), "the budget still counts out of the tightest");
+        // Once the lower one is a whole window old, the higher one is the pace.
+        auto.heard(per_second(11), t0 + ms(1100));
+        assert_eq!(auto.rate, Rate::from(per_second(11).unwrap()));
+    }
+}
