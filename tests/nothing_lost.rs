@@ -179,7 +179,8 @@ async fn the_same_failure_row_after_row_stops_the_run_early() {
 async fn a_full_disk_stops_the_run_cleanly_and_a_resume_finishes() {
     let work = Workdir::new();
     let input = work.write("in.csv", input_csv(60));
-    let sandbox = SandboxProcess::start(&input, &[]);
+    // Without a rate limit, as for the kill above.
+    let sandbox = SandboxProcess::start(&input, &["--no-rate-limit"]);
     let out = work.path("out.csv");
     let mut cmd = sandbox.revoke_std(&input, &out);
     // The results file may grow to 3 KB: writes past that fail as on a full disk.
