@@ -722,17 +722,14 @@ mod tests {
         worker: tokio::task::Id,
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn one_429_pauses_every_worker_and_nothing_leaves_until_it_ends() {
-        const WORKERS: usize = 4;
-        const ROWS: u64 = 24;
-        const LATENCY: Duration = ms(20);
-        const PAUSE: Duration = secs(1);
-        let dispatcher = Arc::new(dispatcher_with(retry_policy(8, ms(10), ms(100)), WORKERS));
-        let (mut feeder, jobs) = crate::pipeline::queue::channel(ROWS as usize);
+    /// A queue of `rows` rows, lines 2 on, each with its own certificate:
+    /// one batch at most, so that it is full before the workers start.
+    fn queued(rows: u64) -> Queue {
+        assert!(rows <= 64, "more than a batch would wait for a worker to take one");
+        let (mut feeder, jobs) = crate::pipeline::queue::channel(rows as usize);
         // Off the runtime: the feeder blocks, as the reader thread's does.
         std::thread::spawn(move || {
-            for line in 2..ROWS + 2 {
+            for line in 2..rows + 2 {
                 let cert = format!("{line:032x}").parse().unwrap();
                 assert!(feeder.blocking_push(Row { line, zone: ZONE.parse().unwrap(), cert }));
             }
@@ -740,6 +737,17 @@ mod tests {
         })
         .join()
         .unwrap();
+        jobs
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_429_pauses_every_worker_and_nothing_leaves_until_it_ends() {
+        const WORKERS: usize = 4;
+        const ROWS: u64 = 24;
+        const LATENCY: Duration = ms(20);
+        const PAUSE: Duration = secs(1);
+        let dispatcher = Arc::new(dispatcher_with(retry_policy(8, ms(10), ms(100)), WORKERS));
+        let jobs = queued(ROWS);
         let wire = Arc::new(Mutex::new(Wire::default()));
         let settled = Arc::new(Mutex::new(Vec::new()));
         let (results, _) = mpsc::channel(1);
@@ -792,5 +800,46 @@ mod tests {
             assert!(ok, "line {line}");
             assert_eq!(attempts, if line == before[5].line { 2 } else { 1 }, "line {line}");
         }
+    }
+
+    /// A halt from a finished row, as a streak of identical failures or a
+    /// results file that cannot be written calls it: the requests in flight
+    /// get their answers, and no other request leaves.
+    #[tokio::test(start_paused = true)]
+    async fn a_halt_lets_the_requests_in_flight_finish_and_sends_no_other() {
+        const WORKERS: usize = 3;
+        const HALT_AT: usize = 10;
+        let dispatcher = Arc::new(dispatcher_with(retry_policy(8, ms(10), ms(100)), WORKERS));
+        let sent = Arc::new(AtomicU32::new(0));
+        let done = Arc::new(Mutex::new(Vec::new()));
+        let (results, _) = mpsc::channel(1);
+        let (counted, finished) = (Arc::clone(&sent), Arc::clone(&done));
+        let work = move |dispatcher: Arc<Dispatcher>, row: Row| {
+            let (sent, done) = (Arc::clone(&counted), Arc::clone(&finished));
+            async move {
+                let answer = || {
+                    sent.fetch_add(1, Ordering::Relaxed);
+                    async {
+                        tokio::time::sleep(ms(20)).await;
+                        Ok(reply(403, err(10000)))
+                    }
+                };
+                // Stopped before it was sent: no row, as for the operations.
+                let settled = dispatcher.send(&Request::for_row("DELETE", &row), answer).await?;
+                let mut done = done.lock().unwrap();
+                done.push((row.line, settled.attempts, settled.interrupted));
+                if done.len() == HALT_AT {
+                    dispatcher.halt(StopReason::Systemic { status: Some(403), why: "the same failure".into() });
+                }
+                None
+            }
+        };
+        Arc::clone(&dispatcher).run(queued(60), results, work).await;
+
+        let done = done.lock().unwrap().clone();
+        assert!(done.len() >= HALT_AT && done.len() < HALT_AT + WORKERS, "{done:?}");
+        assert_eq!(sent.load(Ordering::Relaxed) as usize, done.len(), "every request sent has its row");
+        assert!(done.iter().all(|(_, attempts, interrupted)| *attempts == 1 && !interrupted), "{done:?}");
+        assert!(matches!(dispatcher.stop_reason(), Some(StopReason::Systemic { status: Some(403), .. })));
     }
 }
