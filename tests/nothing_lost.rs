@@ -164,7 +164,12 @@ async fn the_same_failure_row_after_row_stops_the_run_early() {
     let input = work.write("in.csv", input_csv(200));
     let sandbox = SandboxProcess::start(&input, &["--forbid-writes"]);
     let mut cmd = sandbox.revoke(&input, &work.path("out.csv"));
-    cmd.args(["--concurrency", "2", "--max-same-failures", "10"]);
+    // Rows the workers finish while the collector catches up with the tenth
+    // failure also count, and at full speed a loaded machine let eight more
+    // through: at this pace the collector would have to stall for a tenth
+    // of a second. That only requests in flight finish after the stop is
+    // asserted on the paused clock in the dispatcher's tests.
+    cmd.args(["--concurrency", "2", "--max-same-failures", "10", "--rate", "50/s"]);
     let out = run(cmd).await;
     assert_eq!(out.status.code(), Some(3), "403 for everything is a credentials problem: {}", stdout(&out));
     let summary = stdout(&out);
@@ -179,7 +184,8 @@ async fn the_same_failure_row_after_row_stops_the_run_early() {
 async fn a_full_disk_stops_the_run_cleanly_and_a_resume_finishes() {
     let work = Workdir::new();
     let input = work.write("in.csv", input_csv(60));
-    let sandbox = SandboxProcess::start(&input, &[]);
+    // Without a rate limit, as for the kill above.
+    let sandbox = SandboxProcess::start(&input, &["--no-rate-limit"]);
     let out = work.path("out.csv");
     let mut cmd = sandbox.revoke_std(&input, &out);
     // The results file may grow to 3 KB: writes past that fail as on a full disk.

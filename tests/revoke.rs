@@ -102,6 +102,9 @@ async fn five_hundreds_give_up_after_max_attempts() {
     assert_eq!(api.count(Method::DELETE), 12);
 }
 
+/// The shared pause through the binary, as the server sees it. The pause in
+/// detail (every worker held, its end, Retry-After clipped) is asserted on
+/// the paused clock in the dispatcher's tests.
 #[tokio::test(flavor = "multi_thread")]
 async fn retry_after_on_429_pauses_every_worker() {
     let work = Workdir::new();

@@ -22,6 +22,6 @@ mod share;
 #[cfg(test)]
 mod testing;
 
-pub use pace::{Pace, Rate};
+pub use pace::{Pace, Rate, MAX_PER_SECOND};
 pub use pacer::Pacer;
 pub use pause::LONGEST_WAIT;

@@ -461,6 +461,7 @@ mod tests {
         Ok(Envelope::error(code, "msg"))
     }
 
+    const ZONE: &str = "023e105f4ecef8ad9ca31a8372d0c353";
     const CERT: &str = "568b6b74-7b0c-4755-8840-4e3b8c24adeb";
     const OTHER: &str = "00000000000000000000000000000001";
 
@@ -469,18 +470,28 @@ mod tests {
     }
 
     fn request(method: &'static str) -> Request {
-        let row =
-            Row { line: 2, zone: "023e105f4ecef8ad9ca31a8372d0c353".parse().unwrap(), cert: CERT.parse().unwrap() };
+        let row = Row { line: 2, zone: ZONE.parse().unwrap(), cert: CERT.parse().unwrap() };
         Request::for_row(method, &row)
     }
 
     /// A dispatcher whose client is never used: the tests hand `send` their own answers.
     fn dispatcher(max_attempts: u32) -> Dispatcher {
+        dispatcher_with(retry_policy(max_attempts, Duration::from_millis(10), Duration::from_secs(1)), 1)
+    }
+
+    fn retry_policy(max_attempts: u32, initial_delay: Duration, max_delay: Duration) -> RetryPolicy {
+        RetryPolicy { max_attempts, initial_delay, max_delay }
+    }
+
+    /// The pacer's limiter (governor) keeps real time, not tokio's. At the
+    /// highest rate it allows, it holds a request back a microsecond of real
+    /// time at most, so on the paused clock the time a test reads moves with
+    /// the dispatcher's own waits (and the answers' latency) alone.
+    fn dispatcher_with(retry: RetryPolicy, concurrency: usize) -> Dispatcher {
         let base = "http://127.0.0.1:9/client/v4".parse().unwrap();
         let client = ApiClient::new(base, &Credentials::Token(Secret::new("t")), Duration::from_secs(1)).unwrap();
-        let retry =
-            RetryPolicy { max_attempts, initial_delay: Duration::from_millis(10), max_delay: Duration::from_secs(1) };
-        Dispatcher::new(client, Pacer::new("1000/s".parse().unwrap()), retry, 1)
+        let fastest = crate::pacing::MAX_PER_SECOND;
+        Dispatcher::new(client, Pacer::new(format!("{fastest}/s").parse().unwrap()), retry, concurrency)
     }
 
     #[test]
@@ -610,5 +621,218 @@ mod tests {
         assert_eq!(why, "the run stopped after 1 attempt(s); the last: timed out after 1s");
         // Nothing sent once the run has stopped: no row at all.
         assert!(settle(&dispatcher, request("DELETE"), |_| Ok(reply(400, err(1407)))).await.is_none());
+    }
+
+    /// The paused clock fires timers on whole milliseconds.
+    const TICK: Duration = Duration::from_millis(1);
+
+    const fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    const fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    fn revoked() -> ApiReply {
+        reply(200, Ok(Envelope::ok(state(Some(CERT), Some(CertStatus::PendingRevocation)))))
+    }
+
+    /// A transient refusal: 429 (rate limited) or 503, asking for `after`.
+    fn refusal(status: u16, after: Option<Duration>) -> ApiReply {
+        let code = if status == 429 { codes::RATE_LIMITED } else { 1000 };
+        ApiReply { retry_after: after, ..reply(status, err(code)) }
+    }
+
+    /// `settle` on the paused clock, and the time between one attempt
+    /// leaving and the next.
+    async fn gaps_between_attempts(
+        dispatcher: &Dispatcher,
+        answer: impl Fn(u32) -> ApiReply,
+    ) -> (Settled<CertificateState>, Vec<Duration>) {
+        let sent = Mutex::new(Vec::new());
+        let settled = settle(dispatcher, request("DELETE"), |n| {
+            sent.lock().unwrap().push(tokio::time::Instant::now());
+            Ok(answer(n))
+        })
+        .await
+        .expect("sent");
+        let gaps = sent.into_inner().unwrap().windows(2).map(|pair| pair[1] - pair[0]).collect();
+        (settled, gaps)
+    }
+
+    #[track_caller]
+    fn assert_between(gap: Duration, low: Duration, high: Duration) {
+        assert!(gap >= low && gap <= high + TICK, "waited {gap:?}, not {low:?} to {high:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_wait_a_backoff_that_doubles_to_its_cap_give_or_take_half() {
+        let dispatcher = dispatcher_with(retry_policy(6, ms(100), ms(400)), 1);
+        let (settled, gaps) = gaps_between_attempts(&dispatcher, |_| refusal(503, None)).await;
+        assert!(settled.gave_up);
+        assert_eq!(settled.attempts, 6);
+        assert_eq!(gaps.len(), 5, "{gaps:?}");
+        for (gap, base) in gaps.into_iter().zip([100, 200, 400, 400, 400].map(ms)) {
+            assert_between(gap, base / 2, base * 3 / 2);
+        }
+    }
+
+    /// The server's word replaces the backoff, shorter or longer, for a 503
+    /// (the worker's own wait) as for a 429 (every worker's pause); each one
+    /// still uses up its step of the schedule.
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_after_replaces_the_backoff_and_is_clipped_to_an_hour() {
+        for status in [503, 429] {
+            let dispatcher = dispatcher_with(retry_policy(5, secs(10), secs(60)), 1);
+            let answers = [Some(secs(1)), Some(secs(10 * 3600)), None];
+            let (settled, gaps) = gaps_between_attempts(&dispatcher, |n| match answers.get(n as usize) {
+                Some(after) => refusal(status, *after),
+                None => revoked(),
+            })
+            .await;
+            assert!(settled.final_answer().is_ok(), "{status}: {}", settled.last());
+            assert_eq!((settled.attempts, gaps.len()), (4, 3), "{status}: {gaps:?}");
+            assert_between(gaps[0], secs(1), secs(1));
+            assert_between(gaps[1], secs(3600), secs(3600));
+            // The third step of a schedule from 10 s: 40 s, give or take half.
+            assert_between(gaps[2], secs(20), secs(60));
+        }
+    }
+
+    /// What the test's API saw: every request as it left, and the 429 as it
+    /// came back, with how many requests had left by then.
+    #[derive(Default)]
+    struct Wire {
+        sent: Vec<Sent>,
+        refused: Option<(usize, tokio::time::Instant)>,
+    }
+
+    #[derive(Debug, Clone, Copy)]
+    struct Sent {
+        at: tokio::time::Instant,
+        line: u64,
+        worker: tokio::task::Id,
+    }
+
+    /// A queue of `rows` rows, lines 2 on, each with its own certificate:
+    /// one batch at most, so that it is full before the workers start.
+    fn queued(rows: u64) -> Queue {
+        assert!(rows <= 64, "more than a batch would wait for a worker to take one");
+        let (mut feeder, jobs) = crate::pipeline::queue::channel(rows as usize);
+        // Off the runtime: the feeder blocks, as the reader thread's does.
+        std::thread::spawn(move || {
+            for line in 2..rows + 2 {
+                let cert = format!("{line:032x}").parse().unwrap();
+                assert!(feeder.blocking_push(Row { line, zone: ZONE.parse().unwrap(), cert }));
+            }
+            feeder.blocking_finish();
+        })
+        .join()
+        .unwrap();
+        jobs
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_429_pauses_every_worker_and_nothing_leaves_until_it_ends() {
+        const WORKERS: usize = 4;
+        const ROWS: u64 = 24;
+        const LATENCY: Duration = ms(20);
+        const PAUSE: Duration = secs(1);
+        let dispatcher = Arc::new(dispatcher_with(retry_policy(8, ms(10), ms(100)), WORKERS));
+        let jobs = queued(ROWS);
+        let wire = Arc::new(Mutex::new(Wire::default()));
+        let settled = Arc::new(Mutex::new(Vec::new()));
+        let (results, _) = mpsc::channel(1);
+        let (seen, done) = (Arc::clone(&wire), Arc::clone(&settled));
+        let work = move |dispatcher: Arc<Dispatcher>, row: Row| {
+            let (wire, settled) = (Arc::clone(&seen), Arc::clone(&done));
+            async move {
+                // The sixth request overall is refused, after the same latency as the rest.
+                let answer = || {
+                    let wire = Arc::clone(&wire);
+                    let sent = tokio::time::Instant::now();
+                    let nth = {
+                        let mut wire = wire.lock().unwrap();
+                        wire.sent.push(Sent { at: sent, line: row.line, worker: tokio::task::id() });
+                        wire.sent.len()
+                    };
+                    async move {
+                        tokio::time::sleep(LATENCY).await;
+                        if nth != 6 {
+                            return Ok(revoked());
+                        }
+                        let mut wire = wire.lock().unwrap();
+                        wire.refused = Some((wire.sent.len(), tokio::time::Instant::now()));
+                        Ok(refusal(429, Some(PAUSE)))
+                    }
+                };
+                let request = Request::for_row("DELETE", &row);
+                let outcome = dispatcher.send(&request, answer).await.expect("the run never stops");
+                settled.lock().unwrap().push((row.line, outcome.attempts, outcome.final_answer().is_ok()));
+                None
+            }
+        };
+        Arc::clone(&dispatcher).run(jobs, results, work).await;
+
+        let wire = std::mem::take(&mut *wire.lock().unwrap());
+        let (left, refused_at) = wire.refused.expect("the sixth request was refused");
+        let (before, after) = wire.sent.split_at(left);
+        assert!(before.len() > 6, "requests were in flight when the 429 came back: {before:?}");
+        let during: Vec<_> = after.iter().filter(|sent| sent.at < refused_at + PAUSE).collect();
+        assert!(during.is_empty(), "sent during the pause: {during:?}");
+        let workers: std::collections::HashSet<_> = after.iter().map(|sent| sent.worker).collect();
+        assert_eq!(workers.len(), WORKERS, "every worker waited the pause out, then went on");
+        assert!(after[0].at < refused_at + PAUSE + LATENCY, "the pause ends when asked: {after:?}");
+
+        assert_eq!(wire.sent.len(), ROWS as usize + 1, "the refused request again, and no other");
+        let mut settled = settled.lock().unwrap().clone();
+        settled.sort_unstable();
+        assert_eq!(settled.len(), ROWS as usize);
+        for (line, attempts, ok) in settled {
+            assert!(ok, "line {line}");
+            assert_eq!(attempts, if line == before[5].line { 2 } else { 1 }, "line {line}");
+        }
+    }
+
+    /// A halt from a finished row, as a streak of identical failures or a
+    /// results file that cannot be written calls it: the requests in flight
+    /// get their answers, and no other request leaves.
+    #[tokio::test(start_paused = true)]
+    async fn a_halt_lets_the_requests_in_flight_finish_and_sends_no_other() {
+        const WORKERS: usize = 3;
+        const HALT_AT: usize = 10;
+        let dispatcher = Arc::new(dispatcher_with(retry_policy(8, ms(10), ms(100)), WORKERS));
+        let sent = Arc::new(AtomicU32::new(0));
+        let done = Arc::new(Mutex::new(Vec::new()));
+        let (results, _) = mpsc::channel(1);
+        let (counted, finished) = (Arc::clone(&sent), Arc::clone(&done));
+        let work = move |dispatcher: Arc<Dispatcher>, row: Row| {
+            let (sent, done) = (Arc::clone(&counted), Arc::clone(&finished));
+            async move {
+                let answer = || {
+                    sent.fetch_add(1, Ordering::Relaxed);
+                    async {
+                        tokio::time::sleep(ms(20)).await;
+                        Ok(reply(403, err(10000)))
+                    }
+                };
+                // Stopped before it was sent: no row, as for the operations.
+                let settled = dispatcher.send(&Request::for_row("DELETE", &row), answer).await?;
+                let mut done = done.lock().unwrap();
+                done.push((row.line, settled.attempts, settled.interrupted));
+                if done.len() == HALT_AT {
+                    dispatcher.halt(StopReason::Systemic { status: Some(403), why: "the same failure".into() });
+                }
+                None
+            }
+        };
+        Arc::clone(&dispatcher).run(queued(60), results, work).await;
+
+        let done = done.lock().unwrap().clone();
+        assert!(done.len() >= HALT_AT && done.len() < HALT_AT + WORKERS, "{done:?}");
+        assert_eq!(sent.load(Ordering::Relaxed) as usize, done.len(), "every request sent has its row");
+        assert!(done.iter().all(|(_, attempts, interrupted)| *attempts == 1 && !interrupted), "{done:?}");
+        assert!(matches!(dispatcher.stop_reason(), Some(StopReason::Systemic { status: Some(403), .. })));
     }
 }
