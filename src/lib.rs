@@ -35,6 +35,7 @@ pub mod output;
 pub mod pacing;
 pub mod pipeline;
 pub mod sandbox;
+pub mod transport;
 
 use clap::CommandFactory;
 

@@ -44,5 +44,5 @@ pub fn run(args: &ReactivateArgs, verbosity: Verbosity, argv: &[String]) -> anyh
         selections.push(Selection { column: "certificate_id", values });
     }
     let settings = RunSettings { selections, ..args.run.settings(Operation::Reactivate, args.results.clone(), argv) };
-    bulk::run(settings, &args.run, verbosity)
+    bulk::run(settings, &args.run, verbosity, false)
 }
