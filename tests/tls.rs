@@ -12,7 +12,7 @@ use cfrevoke::sandbox::tls::ThrowawayCa;
 use cfrevoke::sandbox::{Sandbox, SandboxConfig};
 
 use crate::support::proxy::{ConnectProxy, Mode};
-use crate::support::{cfrevoke, input_csv, run, stderr, stdout, Workdir};
+use crate::support::{cfrevoke, input_csv, run, stderr, stdout, SandboxProcess, Workdir};
 
 const ROWS: usize = 6;
 
@@ -207,4 +207,20 @@ async fn a_proxy_that_refuses_the_tunnel_is_named() {
         let _ = std::fs::remove_file(work.path("out.csv"));
     }
     assert_eq!(sandbox.journal().requests, 0);
+}
+
+#[tokio::test]
+async fn the_sandbox_command_serves_https_and_writes_its_ca() {
+    let work = Workdir::new();
+    let input = work.write("in.csv", input_csv(ROWS));
+    let ca = work.path("sandbox-ca.pem");
+    let sandbox = SandboxProcess::start(&input, &["--tls", "--tls-ca-out", ca.to_str().unwrap()]);
+    assert!(sandbox.base_url.starts_with("https://127.0.0.1:"), "{}", sandbox.base_url);
+    let mut cmd = sandbox.revoke(&input, &work.path("out.csv"));
+    cmd.arg("--ca-cert").arg(&ca);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(0), "{}", said(&out));
+    let rows = work.results("out.csv");
+    assert_eq!(rows.len(), ROWS);
+    assert!(rows.iter().all(|row| row["outcome"] == "revoked"), "{rows:?}");
 }
