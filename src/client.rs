@@ -244,6 +244,11 @@ impl ApiClient {
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .redirect(reqwest::redirect::Policy::none())
+            // Every attempt is the dispatcher's: paced, counted against the
+            // quota and logged. reqwest 0.13 would otherwise resend on its own
+            // (HTTP/2 refusals), and clone every request in case it does
+            // unless none is allowed.
+            .retry(reqwest::retry::never().max_retries_per_request(0))
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .map_err(|e| {
