@@ -14,6 +14,7 @@ use crate::credentials::Credentials;
 use crate::escape;
 use crate::input::ids::{CertId, ZoneId};
 use crate::pacing::headers::{parse_policy, parse_ratelimit, Policy, Remaining};
+use crate::transport::{self, CaBundle};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.cloudflare.com/client/v4";
 pub const USER_AGENT: &str =
@@ -145,6 +146,29 @@ pub enum TransportError {
     Connect(String),
     #[error("connection failed: {0}")]
     Other(String),
+    /// The server's certificate was refused; the message says why and what to do.
+    #[error("{0}")]
+    Tls(String),
+    /// The proxy would not open a tunnel to the API.
+    #[error("{0}")]
+    Proxy(String),
+}
+
+impl TransportError {
+    /// Whether the request may have reached the API. A connection that was
+    /// never made, a handshake that failed or a tunnel that was refused
+    /// carried nothing: the request line and the credentials only go out
+    /// once TLS is up.
+    pub fn may_have_reached_api(&self) -> bool {
+        matches!(self, TransportError::Timeout(_) | TransportError::Other(_))
+    }
+
+    /// Whether the same request would fail the same way: an untrusted
+    /// certificate or a proxy that refuses the tunnel does not change from
+    /// one attempt to the next, so retrying only delays the message.
+    pub fn is_final(&self) -> bool {
+        matches!(self, TransportError::Tls(_) | TransportError::Proxy(_))
+    }
 }
 
 /// The client-certificate API, authenticated.
@@ -152,6 +176,8 @@ pub struct ApiClient {
     http: reqwest::Client,
     base: BaseUrl,
     timeout: Duration,
+    /// The proxy requests go through (`host:port`), named in its errors.
+    proxy: Option<String>,
 }
 
 fn sensitive(value: &str) -> HeaderValue {
@@ -172,6 +198,17 @@ fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
 
 impl ApiClient {
     pub fn new(base: BaseUrl, credentials: &Credentials, timeout: Duration) -> anyhow::Result<Self> {
+        ApiClient::trusting(base, credentials, timeout, None)
+    }
+
+    /// The same, trusting `ca` on top of the system's roots (rustls with the
+    /// platform verifier, as browsers and curl trust).
+    pub fn trusting(
+        base: BaseUrl,
+        credentials: &Credentials,
+        timeout: Duration,
+        ca: Option<&CaBundle>,
+    ) -> anyhow::Result<Self> {
         let mut auth = HeaderMap::new();
         match credentials {
             Credentials::Token(token) => {
@@ -182,15 +219,36 @@ impl ApiClient {
                 auth.insert(headers::AUTH_KEY, sensitive(key.expose()));
             }
         }
-        let http = reqwest::Client::builder()
+        let extra = ca.into_iter().flat_map(CaBundle::certificates);
+        let builder = if base.0.scheme() == "http" {
+            // Cleartext goes to loopback only (see BaseUrl) and redirects are
+            // never followed: no handshake can happen, so the system's store
+            // is not even read (a minimal container may have none).
+            reqwest::Client::builder().tls_certs_only(extra)
+        } else {
+            reqwest::Client::builder().tls_certs_merge(extra)
+        };
+        let http = builder
             .user_agent(USER_AGENT)
             .default_headers(auth)
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
             .redirect(reqwest::redirect::Policy::none())
+            // Every attempt is the dispatcher's: paced, counted against the
+            // quota and logged. reqwest 0.13 would otherwise resend on its own
+            // (HTTP/2 refusals), and clone every request in case it does
+            // unless none is allowed.
+            .retry(reqwest::retry::never().max_retries_per_request(0))
             .pool_idle_timeout(Duration::from_secs(60))
-            .build()?;
-        Ok(ApiClient { http, base, timeout })
+            .build()
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot set up the HTTP client: {} (pass --ca-cert FILE if this machine has no CA store)",
+                    root_cause(&e)
+                )
+            })?;
+        let proxy = transport::proxy_for(&base);
+        Ok(ApiClient { http, base, timeout, proxy })
     }
 
     pub fn base(&self) -> &BaseUrl {
@@ -260,6 +318,10 @@ impl ApiClient {
     fn transport(&self, err: &reqwest::Error) -> TransportError {
         if err.is_timeout() {
             TransportError::Timeout(self.timeout)
+        } else if let Some(failure) =
+            transport::failure(err, self.base.0.host_str().unwrap_or_default(), self.proxy.as_deref())
+        {
+            failure
         } else if err.is_connect() {
             TransportError::Connect(root_cause(err))
         } else {

@@ -20,7 +20,9 @@
 //! - [`output`]: results CSV, summary and exit code, progress, logs, audit
 //!   record, and the look at the files before the first request.
 //! - [`api`] and [`client`]: the wire types and the HTTP client, shared with
-//!   the [`sandbox`], a simulated API on loopback. [`credentials`], [`escape`]
+//!   the [`sandbox`], a simulated API on loopback (HTTPS too, from a
+//!   throwaway CA). [`transport`]: the roots the client trusts, its proxy,
+//!   and what a refused certificate or tunnel means. [`credentials`], [`escape`]
 //!   (server text made safe for a terminal), [`exit`] (the exit codes) and
 //!   [`outcome`] (the outcome names and results columns, read back by a later
 //!   run) are used across stages.
@@ -38,6 +40,7 @@ pub mod output;
 pub mod pacing;
 pub mod pipeline;
 pub mod sandbox;
+pub mod transport;
 
 use clap::CommandFactory;
 

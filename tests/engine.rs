@@ -46,6 +46,7 @@ fn a_revoke_built_from_plain_settings_runs_against_the_in_process_sandbox() {
         pace: "200/s".parse().unwrap(),
         retry: RetryPolicy::default(),
         timeout: Duration::from_secs(10),
+        ca_cert: None,
     };
     let summary = ready.execute(&session, &api).unwrap();
     let journal = sandbox.journal();

@@ -17,6 +17,7 @@ mod parser_props;
 mod revoke;
 mod sandbox;
 mod secrets;
+mod tls;
 mod token_file;
 mod toolkit;
 mod usage;

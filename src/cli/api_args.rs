@@ -3,7 +3,7 @@
 //! so `list` and `revoke` cannot drift apart in defaults or meaning.
 
 use std::ffi::OsStr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::cli::values::positive_duration;
@@ -13,6 +13,7 @@ use crate::exit::usage;
 use crate::pacing::retry::RetryPolicy;
 use crate::pacing::Pace;
 use crate::pipeline::settings::ApiSettings;
+use crate::transport::{CaBundle, CaBundleError};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ApiArgs {
@@ -55,6 +56,17 @@ pub struct ApiArgs {
     /// Per-request timeout.
     #[arg(long, default_value = "30s", value_parser = positive_duration, value_name = "DURATION")]
     pub timeout: Duration,
+
+    /// PEM bundle of CA certificates trusted for this run on top of the system's store, e.g. the CA a
+    /// TLS-inspecting proxy re-signs with. SSL_CERT_FILE, when set, also replaces the system's store,
+    /// as OpenSSL reads it.
+    // Read and checked while parsing, so a wrong file is a usage error (exit 2) before anything is sent.
+    #[arg(long, env = "SSL_CERT_FILE", value_parser = ca_bundle, value_name = "FILE")]
+    pub ca_cert: Option<CaBundle>,
+}
+
+fn ca_bundle(path: &str) -> Result<CaBundle, CaBundleError> {
+    CaBundle::load(Path::new(path))
 }
 
 impl ApiArgs {
@@ -77,6 +89,7 @@ impl ApiArgs {
                 max_delay: self.retry_max_delay,
             },
             timeout: self.timeout,
+            ca_cert: self.ca_cert.clone(),
         }
     }
 }

@@ -17,6 +17,7 @@ use crate::output::logging::Verbosity;
 use crate::pipeline::operation::Operation;
 use crate::pipeline::run::Checked;
 use crate::pipeline::settings::{ApiSettings, RunSettings};
+use crate::sandbox::tls::ThrowawayCa;
 use crate::sandbox::{Sandbox, SandboxConfig};
 
 #[derive(Debug, clap::Args)]
@@ -100,7 +101,8 @@ enum Target {
 const SANDBOX_BANNER: &str = "[sandbox] ";
 
 /// Runs one bulk command from start to summary, through the engine's steps.
-pub fn run(settings: RunSettings, args: &RunArgs, verbosity: Verbosity) -> anyhow::Result<ExitCode> {
+/// `tls` serves the sandbox over HTTPS.
+pub fn run(settings: RunSettings, args: &RunArgs, verbosity: Verbosity, tls: bool) -> anyhow::Result<ExitCode> {
     let checked = Checked::new(settings)?;
     let banner = if checked.settings().sandbox { SANDBOX_BANNER } else { "" };
     if args.dry_run {
@@ -111,6 +113,7 @@ pub fn run(settings: RunSettings, args: &RunArgs, verbosity: Verbosity) -> anyho
     let target = if checked.settings().sandbox {
         let mut config = SandboxConfig::demo();
         config.certs = checked.plan().pairs()?;
+        config.tls = tls;
         Target::Sandbox(config)
     } else {
         let api = args.api.settings(args.api.credentials()?);
@@ -132,7 +135,11 @@ pub fn run(settings: RunSettings, args: &RunArgs, verbosity: Verbosity) -> anyho
             let sandbox = session.block_on(Sandbox::start(config))?;
             eprintln!("{banner}simulated Cloudflare API at {}: no real certificate is touched", sandbox.base_url());
             let credentials = Credentials::Token(Secret::new(sandbox.token()));
-            let api = ApiSettings { base_url: sandbox.base_url().parse()?, ..args.api.settings(credentials) };
+            let api = ApiSettings {
+                base_url: sandbox.base_url().parse()?,
+                ca_cert: sandbox.ca().map(ThrowawayCa::bundle),
+                ..args.api.settings(credentials)
+            };
             (api, Some(sandbox))
         }
     };

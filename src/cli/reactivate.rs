@@ -46,5 +46,5 @@ pub fn run(args: &ReactivateArgs, verbosity: Verbosity, argv: &[String]) -> anyh
         selections.push(Selection { column: column::CERTIFICATE_ID, values });
     }
     let settings = RunSettings { selections, ..args.run.settings(Operation::Reactivate, args.results.clone(), argv) };
-    bulk::run(settings, &args.run, verbosity)
+    bulk::run(settings, &args.run, verbosity, false)
 }

@@ -30,6 +30,10 @@ pub struct RevokeArgs {
     /// confirmation, no real certificate touched. Results default to <input stem>.sandbox-results.csv.
     #[arg(long, conflicts_with_all = ["base_url", "api_token_file"])]
     pub sandbox: bool,
+
+    /// With --sandbox: serve it over HTTPS from a throwaway CA that this run alone trusts.
+    #[arg(long, requires = "sandbox")]
+    pub tls: bool,
 }
 
 pub fn run(args: &RevokeArgs, verbosity: Verbosity, argv: &[String]) -> anyhow::Result<ExitCode> {
@@ -38,5 +42,5 @@ pub fn run(args: &RevokeArgs, verbosity: Verbosity, argv: &[String]) -> anyhow::
         sandbox: args.sandbox,
         ..args.run.settings(Operation::Revoke { verify: args.verify }, args.input.clone(), argv)
     };
-    bulk::run(settings, &args.run, verbosity)
+    bulk::run(settings, &args.run, verbosity, args.tls)
 }

@@ -57,6 +57,13 @@ pub struct SandboxArgs {
     /// Answer every DELETE and PATCH 403, as for a read-only token.
     #[arg(long)]
     pub forbid_writes: bool,
+    /// Serve HTTPS, with a certificate for 127.0.0.1, localhost and ::1 from a throwaway CA made at
+    /// start (pass that CA to cfrevoke with --ca-cert; see --tls-ca-out).
+    #[arg(long)]
+    pub tls: bool,
+    /// Write the throwaway CA's certificate (PEM) here, for --ca-cert.
+    #[arg(long, requires = "tls", value_name = "FILE")]
+    pub tls_ca_out: Option<PathBuf>,
 }
 
 impl SandboxArgs {
@@ -83,6 +90,7 @@ impl SandboxArgs {
         set(&mut config.revoke_delay, self.revoke_delay);
         set(&mut config.token_expires_after, self.token_expires_after.map(Some));
         config.forbid_writes |= self.forbid_writes;
+        config.tls |= self.tls;
 
         self.rate.overlay(&mut config.rate);
         self.faults.overlay(&mut config.faults);
@@ -196,6 +204,9 @@ async fn serve(args: &SandboxArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.write_csv {
         write_cert_csv(path, &certificates)?;
     }
+    if let (Some(path), Some(ca)) = (&args.tls_ca_out, sandbox.ca()) {
+        std::fs::write(path, ca.pem()).with_context(|| format!("cannot write {}", path.display()))?;
+    }
     let base_url = sandbox.base_url();
     let token = sandbox.token();
     let (email, key) = sandbox.email_and_key();
@@ -213,8 +224,17 @@ async fn serve(args: &SandboxArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.write_csv {
         writeln!(out, "Certificates written to {}", path.display())?;
     }
+    if let Some(path) = &args.tls_ca_out {
+        writeln!(out, "Throwaway CA written to {}", path.display())?;
+    }
     writeln!(out, "Point cfrevoke at it with:")?;
     writeln!(out, "export CLOUDFLARE_BASE_URL={base_url}")?;
+    if sandbox.ca().is_some() {
+        match &args.tls_ca_out {
+            Some(path) => writeln!(out, "cfrevoke ... --ca-cert {}", path.display())?,
+            None => writeln!(out, "# pass --tls-ca-out FILE to get the CA to trust with --ca-cert FILE")?,
+        }
+    }
     writeln!(out, "export CLOUDFLARE_API_TOKEN={token}")?;
     writeln!(out, "# or, with legacy credentials: export CLOUDFLARE_EMAIL={email} CLOUDFLARE_API_KEY={key}")?;
     writeln!(out, "Press Ctrl-C to stop.")?;

@@ -123,8 +123,7 @@ impl Answer for Vec<ClientCertificate> {
 /// carried nothing.
 fn attempt_maybe_carried_out<T>(answer: &Result<ApiReply<T>, TransportError>) -> bool {
     match answer {
-        Err(TransportError::Connect(_)) => false,
-        Err(_) => true,
+        Err(error) => error.may_have_reached_api(),
         Ok(reply) => maybe_carried_out(Some(reply.status)),
     }
 }
@@ -294,6 +293,7 @@ impl Dispatcher {
             let mismatch = answer.as_ref().ok().and_then(|reply| unanswered(reply, request));
             let retry = match &answer {
                 Ok(reply) if mismatch.is_none() => transient(reply),
+                Err(error) if error.is_final() => None,
                 _ => Some(Transient { rate_limited: false, after: None }),
             };
             let lost_reply = previous.as_ref().is_some_and(|p| p.lost_reply || attempt_maybe_carried_out(&p.answer));

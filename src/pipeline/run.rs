@@ -30,6 +30,7 @@ use crate::pipeline::operation::Operation;
 use crate::pipeline::queue::{self, Feeder};
 use crate::pipeline::session::{self, Session};
 use crate::pipeline::settings::{ApiSettings, RunSettings};
+use crate::transport::{self, CaBundle};
 
 /// Jobs and results queued between stages; bounds memory whatever the input size.
 const CHANNEL_DEPTH: usize = 1024;
@@ -243,6 +244,8 @@ fn log_start(plan: &Plan, settings: &RunSettings, api: &ApiSettings, output: &Pa
         invalid = plan.invalid,
         zones = plan.zones,
         base_url = %api.base_url,
+        proxy = transport::proxy_for(&api.base_url).as_deref().unwrap_or("none"),
+        ca_cert = api.ca_cert.as_ref().map_or("none", CaBundle::source),
         sandbox = settings.sandbox,
         auth = api.credentials.scheme(),
         rate = %api.pace,

@@ -12,6 +12,7 @@ use crate::pacing::retry::RetryPolicy;
 use crate::pacing::{Pace, Pacer};
 use crate::pipeline::dispatcher::Dispatcher;
 use crate::pipeline::operation::Operation;
+use crate::transport::CaBundle;
 
 /// Where requests go, as whom, how fast and how persistently: the same for
 /// every command that talks to the API, so they cannot drift apart.
@@ -23,12 +24,15 @@ pub struct ApiSettings {
     pub retry: RetryPolicy,
     /// Per request.
     pub timeout: Duration,
+    /// Roots trusted on top of the system's (`--ca-cert`, the sandbox's CA).
+    pub ca_cert: Option<CaBundle>,
 }
 
 impl ApiSettings {
     /// A dispatcher with a fresh pacer: each run starts from its own pace.
     pub fn dispatcher(&self, concurrency: usize) -> anyhow::Result<Dispatcher> {
-        let client = ApiClient::new(self.base_url.clone(), &self.credentials, self.timeout)?;
+        let client =
+            ApiClient::trusting(self.base_url.clone(), &self.credentials, self.timeout, self.ca_cert.as_ref())?;
         Ok(Dispatcher::new(client, Pacer::new(self.pace), self.retry, concurrency))
     }
 }

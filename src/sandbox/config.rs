@@ -37,6 +37,10 @@ pub struct SandboxConfig {
     /// Answer every DELETE and PATCH with 403, as for a token that has
     /// "SSL and Certificates Read" but not `#ssl:edit`.
     pub forbid_writes: bool,
+    /// Serve HTTPS with a certificate from a throwaway CA made at start
+    /// ([`crate::sandbox::Sandbox::ca`]), as Cloudflare serves: the client's
+    /// trust roots and handshake get tested too.
+    pub tls: bool,
 }
 
 impl Default for SandboxConfig {
@@ -53,6 +57,7 @@ impl Default for SandboxConfig {
             faults: Faults::default(),
             token_expires_after: None,
             forbid_writes: false,
+            tls: false,
         }
     }
 }

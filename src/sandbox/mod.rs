@@ -26,6 +26,7 @@ mod response;
 mod routes;
 mod server;
 mod state;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -45,6 +46,7 @@ pub use ratelimit::RateLimit;
 use crate::input::ids::{CertId, ZoneId};
 use origin::Origin;
 use server::Shared;
+use tls::ThrowawayCa;
 
 /// A running sandbox. Dropping it stops the server too; [`Sandbox::shutdown`]
 /// also waits until it has stopped.
@@ -54,6 +56,8 @@ pub struct Sandbox {
     email: String,
     key: String,
     shared: Arc<Shared>,
+    /// With [`SandboxConfig::tls`], the CA its certificate is signed by.
+    ca: Option<ThrowawayCa>,
     stop: DropGuard,
     task: JoinHandle<()>,
 }
@@ -72,24 +76,36 @@ impl Sandbox {
         let policy = (config.rate.quota > 0 && config.rate.advertise).then(|| config.rate.policy_header());
         let policy = policy.map(|p| HeaderValue::from_str(&p)).transpose()?;
         let shared = Arc::new(Shared::new(origin, policy, config.faults.slow_delay));
+        let ca = config.tls.then(ThrowawayCa::new).transpose()?;
+        let acceptor = ca.as_ref().map(|ca| ca.acceptor(&tls::SERVED_NAMES, false)).transpose()?;
         let stop = CancellationToken::new();
-        let task = tokio::spawn(server::serve(listener, shared.clone(), stop.clone()));
+        let task = tokio::spawn(server::serve(listener, shared.clone(), stop.clone(), acceptor));
         tracing::debug!(%addr, "sandbox: listening");
-        Ok(Sandbox { addr, token, email, key, shared, stop: stop.drop_guard(), task })
+        Ok(Sandbox { addr, token, email, key, shared, ca, stop: stop.drop_guard(), task })
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
-    /// What `CLOUDFLARE_BASE_URL` should be, e.g. `http://127.0.0.1:PORT/client/v4`.
+    /// What `CLOUDFLARE_BASE_URL` should be, e.g. `http://127.0.0.1:PORT/client/v4`
+    /// (`https://` with [`SandboxConfig::tls`]).
     pub fn base_url(&self) -> String {
-        format!("http://{}/client/v4", self.addr)
+        format!("{}/client/v4", self.origin_url())
     }
 
     /// Where the journal is served as JSON.
     pub fn stats_url(&self) -> String {
-        format!("http://{}/__sandbox/stats", self.addr)
+        format!("{}/__sandbox/stats", self.origin_url())
+    }
+
+    fn origin_url(&self) -> String {
+        format!("{}://{}", if self.ca.is_some() { "https" } else { "http" }, self.addr)
+    }
+
+    /// The CA to trust for HTTPS (`--ca-cert`), when serving it.
+    pub fn ca(&self) -> Option<&ThrowawayCa> {
+        self.ca.as_ref()
     }
 
     /// The bearer token the sandbox accepts.

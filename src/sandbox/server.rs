@@ -16,8 +16,10 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
@@ -56,7 +58,14 @@ struct Reset;
 
 /// Accepts connections until `stop` is cancelled; open connections are
 /// aborted with it.
-pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: CancellationToken) {
+/// With `tls`, each connection is a TLS handshake first; one that fails
+/// (an untrusting client) ends there, before any request is read.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+    tls: Option<TlsAcceptor>,
+) {
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
@@ -64,7 +73,13 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: Canc
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    connections.spawn(connection(stream, shared.clone()));
+                    if let Err(error) = stream.set_nodelay(true) {
+                        debug!(%error, "sandbox: could not set TCP_NODELAY");
+                    }
+                    match tls.clone() {
+                        None => connections.spawn(connection(stream, shared.clone())),
+                        Some(acceptor) => connections.spawn(tls_connection(acceptor, stream, shared.clone())),
+                    };
                 }
                 Err(error) => {
                     // Typically out of file descriptors: let some close.
@@ -76,10 +91,14 @@ pub(crate) async fn serve(listener: TcpListener, shared: Arc<Shared>, stop: Canc
     }
 }
 
-async fn connection(stream: TcpStream, shared: Arc<Shared>) {
-    if let Err(error) = stream.set_nodelay(true) {
-        debug!(%error, "sandbox: could not set TCP_NODELAY");
+async fn tls_connection(acceptor: TlsAcceptor, stream: TcpStream, shared: Arc<Shared>) {
+    match acceptor.accept(stream).await {
+        Ok(stream) => connection(stream, shared).await,
+        Err(error) => debug!(%error, "sandbox: TLS handshake failed"),
     }
+}
+
+async fn connection(stream: impl AsyncRead + AsyncWrite + Send + Unpin + 'static, shared: Arc<Shared>) {
     let service = service_fn(move |request| respond(shared.clone(), request));
     if let Err(error) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
         debug!(%error, "sandbox: connection closed");

@@ -10,6 +10,8 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Response, Uri};
 use axum::Router;
 
+pub mod proxy;
+
 /// A temporary directory for one test's files.
 pub struct Workdir {
     dir: tempfile::TempDir,
@@ -70,7 +72,14 @@ pub fn cfrevoke() -> assert_cmd::Command {
 /// The same, as a plain process to spawn, signal and kill.
 pub fn cfrevoke_std() -> std::process::Command {
     let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("cfrevoke"));
-    for var in ["CLOUDFLARE_API_TOKEN", "CLOUDFLARE_EMAIL", "CLOUDFLARE_API_KEY", "CLOUDFLARE_BASE_URL", "RUST_LOG"] {
+    // Nor the host's proxies and CA bundle: a test sets what it means to test.
+    let network = ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY"];
+    let trust = ["no_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR"];
+    for var in ["CLOUDFLARE_API_TOKEN", "CLOUDFLARE_EMAIL", "CLOUDFLARE_API_KEY", "CLOUDFLARE_BASE_URL", "RUST_LOG"]
+        .into_iter()
+        .chain(network)
+        .chain(trust)
+    {
         cmd.env_remove(var);
     }
     cmd
