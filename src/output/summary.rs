@@ -122,7 +122,7 @@ impl fmt::Display for Summary {
             Some(StopReason::CredentialsRefused(why)) => {
                 writeln!(f, "STOPPED: the API refused the credentials ({why}). Check the token is valid and has \"SSL and Certificates Write\".")?
             }
-            Some(StopReason::Unreachable(why)) => writeln!(f, "STOPPED: could not check the credentials, the API kept failing ({why}). Nothing was {}.", self.operation.done().as_str())?,
+            Some(StopReason::Unreachable(why)) => writeln!(f, "STOPPED: could not check the credentials: {why}. Nothing was {}.", self.operation.done().as_str())?,
             Some(StopReason::Interrupted) => writeln!(f, "STOPPED: interrupted.")?,
             Some(StopReason::Output(why) | StopReason::Input(why) | StopReason::Systemic { why, .. }) => {
                 writeln!(f, "STOPPED: {why}")?
@@ -219,13 +219,11 @@ mod tests {
     fn a_stopped_run_says_what_was_not_done_in_its_own_words() {
         let revoke = unreachable(Operation::Revoke { verify: false });
         assert!(
-            revoke.starts_with(
-                "STOPPED: could not check the credentials, the API kept failing (503). Nothing was revoked.\n"
-            ),
+            revoke.starts_with("STOPPED: could not check the credentials: 503. Nothing was revoked.\n"),
             "{revoke}"
         );
         let reactivate = unreachable(Operation::Reactivate);
-        assert!(reactivate.contains("(503). Nothing was reactivated.\n"), "{reactivate}");
+        assert!(reactivate.contains(": 503. Nothing was reactivated.\n"), "{reactivate}");
         assert!(!reactivate.contains("revoked"), "{reactivate}");
         assert!(reactivate.contains("to retry what is left: cfrevoke again"), "{reactivate}");
     }

@@ -172,8 +172,12 @@ impl<T> Settled<T> {
             answer => {
                 let why = if self.interrupted {
                     format!("the run stopped after {} attempt(s); the last: {}", self.attempts, self.last())
-                } else {
+                } else if self.gave_up {
                     self.exhausted()
+                } else {
+                    // A final error (a TLS failure, a refused tunnel): nothing
+                    // was given up, retrying would not have helped.
+                    self.last()
                 };
                 Err((answer.as_ref().ok().and_then(|r| r.error().0), why))
             }
