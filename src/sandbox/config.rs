@@ -8,6 +8,7 @@ use anyhow::{bail, ensure};
 
 use super::faults::Faults;
 use super::ratelimit::RateLimit;
+use super::rules::Enforcing;
 use crate::input::ids::{CertId, ZoneId};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -37,6 +38,11 @@ pub struct SandboxConfig {
     /// Answer every DELETE and PATCH with 403, as for a token that has
     /// "SSL and Certificates Read" but not `#ssl:edit`.
     pub forbid_writes: bool,
+    /// Which zones' custom rules block revoked certificates.
+    pub enforcing: Enforcing,
+    /// Answer 403 to every read of custom rules, as for a token without
+    /// "Zone WAF Read".
+    pub forbid_rules_read: bool,
 }
 
 impl Default for SandboxConfig {
@@ -53,6 +59,8 @@ impl Default for SandboxConfig {
             faults: Faults::default(),
             token_expires_after: None,
             forbid_writes: false,
+            enforcing: Enforcing::All,
+            forbid_rules_read: false,
         }
     }
 }
