@@ -145,6 +145,11 @@ impl<'de> Deserialize<'de> for CertStatus {
 pub mod paths {
     pub const ZONES: &str = "zones";
     pub const CLIENT_CERTIFICATES: &str = "client_certificates";
+    /// `zones/{zone}/rulesets/phases/http_request_firewall_custom/entrypoint`:
+    /// the zone's WAF custom rules, where revocation is (or is not) enforced.
+    pub const CUSTOM_RULES: [&str; 4] = ["rulesets", "phases", CUSTOM_FIREWALL_PHASE, "entrypoint"];
+    /// The phase of WAF custom rules, as a ruleset names it.
+    pub const CUSTOM_FIREWALL_PHASE: &str = "http_request_firewall_custom";
 }
 
 /// The list endpoint's query parameters, as the client sends them and the
@@ -260,6 +265,46 @@ impl<T> Envelope<T> {
     pub fn first_error(&self) -> Option<&ApiMessage> {
         self.errors.first()
     }
+}
+
+/// A zone's entry-point ruleset for a phase (API-NOTES.md, "Whether a zone
+/// enforces revocation"). Only what the enforcement check reads is required.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Ruleset {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_updated: Option<String>,
+    #[serde(default)]
+    pub rules: Vec<Rule>,
+}
+
+/// One custom rule. Its text is the server's and bound for the terminal and
+/// a CSV, so it is escaped as it is decoded, like every server message.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Rule {
+    #[serde(default, deserialize_with = "escape::deserialize")]
+    pub id: String,
+    #[serde(default, deserialize_with = "escape::deserialize")]
+    pub expression: String,
+    #[serde(default, deserialize_with = "escape::deserialize")]
+    pub action: String,
+    /// The API's default when the field is absent.
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "escape::deserialize_option")]
+    pub description: Option<String>,
+}
+
+fn enabled_by_default() -> bool {
+    true
 }
 
 /// The content type of every envelope, in a request body and in an answer.

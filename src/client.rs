@@ -9,7 +9,9 @@ use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, LOCATION};
 use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 
-use crate::api::{headers, list_query, paths, CertStatus, CertificateState, ClientCertificate, Envelope, JSON};
+use crate::api::{
+    headers, list_query, paths, CertStatus, CertificateState, ClientCertificate, Envelope, Ruleset, JSON,
+};
 use crate::credentials::Credentials;
 use crate::escape;
 use crate::input::ids::{CertId, ZoneId};
@@ -82,6 +84,14 @@ impl BaseUrl {
     /// The URL of one certificate.
     fn certificate(&self, zone: ZoneId, cert: CertId) -> Url {
         self.collection(zone, format_args!("/{cert}"))
+    }
+
+    /// The zone's WAF custom-rules entry point.
+    fn custom_rules(&self, zone: ZoneId) -> Url {
+        let mut url = self.0.clone();
+        let (root, zones, rules) = (self.0.path().trim_end_matches('/'), paths::ZONES, paths::CUSTOM_RULES.join("/"));
+        url.set_path(&format!("{root}/{zones}/{zone}/{rules}"));
+        url
     }
 
     /// One page of a zone's certificates. `status` is always sent, `all`
@@ -273,6 +283,12 @@ impl ApiClient {
         per_page: u32,
     ) -> Result<ApiReply<Vec<ClientCertificate>>, TransportError> {
         self.send(Method::GET, self.base.page(zone, status, page, per_page), None).await
+    }
+
+    /// The zone's custom rules, read to learn whether it blocks revoked
+    /// certificates; 404 means it has none.
+    pub async fn custom_rules(&self, zone: ZoneId) -> Result<ApiReply<Ruleset>, TransportError> {
+        self.send(Method::GET, self.base.custom_rules(zone), None).await
     }
 
     /// The undo: only works while the certificate is `pending_revocation`.
@@ -475,6 +491,15 @@ mod tests {
             "http://127.0.0.1:9/client/v4/zones/023e105f4ecef8ad9ca31a8372d0c353/client_certificates?status=pending_revocation&page=3&per_page=50"
         );
         assert!(base.page(zone, None, 1, 5).as_str().ends_with("/client_certificates?status=all&page=1&per_page=5"));
+    }
+
+    #[test]
+    fn custom_rules_url_is_the_zones_entry_point() {
+        let base: BaseUrl = "http://127.0.0.1:9/client/v4/".parse().unwrap();
+        assert_eq!(
+            base.custom_rules("023e105f4ecef8ad9ca31a8372d0c353".parse().unwrap()).as_str(),
+            "http://127.0.0.1:9/client/v4/zones/023e105f4ecef8ad9ca31a8372d0c353/rulesets/phases/http_request_firewall_custom/entrypoint"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ use cfrevoke::credentials::{Credentials, Secret};
 use cfrevoke::exit::ExitCode;
 use cfrevoke::output::logging::Verbosity;
 use cfrevoke::pacing::retry::RetryPolicy;
+use cfrevoke::pipeline::enforcement::EnforcementCheck;
 use cfrevoke::pipeline::operation::Operation;
 use cfrevoke::pipeline::run::Checked;
 use cfrevoke::pipeline::settings::{ApiSettings, RunSettings};
@@ -30,6 +31,7 @@ fn a_revoke_built_from_plain_settings_runs_against_the_in_process_sandbox() {
         concurrency: 4,
         resume: false,
         max_same_failures: 10,
+        enforcement: EnforcementCheck::Warn,
         argv: Vec::new(),
     };
     let checked = Checked::new(settings).unwrap();
@@ -55,8 +57,11 @@ fn a_revoke_built_from_plain_settings_runs_against_the_in_process_sandbox() {
     assert_eq!(summary.exit_code(), ExitCode::Success, "{summary}");
     assert_eq!((summary.tally.revoked, summary.tally.failed, summary.not_attempted()), (12, 0, 0));
     assert_eq!(journal.revocations, 12);
-    // The credentials check, then a DELETE and a read-back per certificate.
-    assert_eq!((summary.requests, journal.requests), (25, 25));
+    // One custom-rules read per zone, the credentials check, then a DELETE
+    // and a read-back per certificate.
+    assert_eq!((summary.requests, journal.requests, journal.rules_reads), (28, 28, 3));
+    let checks = summary.enforcement.as_deref().expect("the check ran");
+    assert!(checks.len() == 3 && checks.iter().all(|c| c.verdict.is_enforced()), "{checks:?}");
     let rows = work.results("out.csv");
     assert_eq!(rows.len(), 12);
     assert!(rows.iter().all(|r| r["outcome"] == "revoked" && r["verified_status"] == "pending_revocation"), "{rows:?}");

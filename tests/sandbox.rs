@@ -125,5 +125,8 @@ async fn revoke_sandbox_runs_in_process_and_says_so() {
     let results = work.results("drill.sandbox-results.csv");
     assert_eq!(results.len(), 30);
     assert!(results.iter().all(|r| r["outcome"] == "revoked" || r["outcome"] == "already_revoked"));
-    assert!(work.read("log.jsonl").contains("\"sandbox\":true"));
+    let log = work.read("log.jsonl");
+    assert!(log.contains("\"sandbox\":true"));
+    // The rehearsal's zones enforce revocation, as a real incident's should.
+    assert!(log.contains(r#"\"verdict\":\"enforced\""#) && !log.contains("not_enforced"), "{log}");
 }

@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 
 use crate::cli::completions::CompletionsArgs;
+use crate::cli::enforcement::EnforcementArgs;
 use crate::cli::list::ListArgs;
 use crate::cli::man::ManArgs;
 use crate::cli::reactivate::ReactivateArgs;
@@ -69,6 +70,9 @@ pub enum Command {
     /// List client certificates from the API into a CSV that `revoke` reads unchanged.
     #[command(args_override_self = true)]
     List(Box<ListArgs>),
+    /// Does revoking change anything? Say for each zone whether its custom rules block revoked certificates.
+    #[command(args_override_self = true)]
+    Enforcement(Box<EnforcementArgs>),
     /// Serve a simulated Cloudflare client-certificate API on loopback, for demos, drills and tests.
     Sandbox(Box<SandboxArgs>),
     /// Write a shell completion script to standard output.

@@ -14,6 +14,7 @@ use crate::client::BaseUrl;
 use crate::credentials::{Credentials, Secret};
 use crate::exit::{usage, ExitCode};
 use crate::output::logging::Verbosity;
+use crate::pipeline::enforcement::EnforcementCheck;
 use crate::pipeline::operation::Operation;
 use crate::pipeline::run::Checked;
 use crate::pipeline::settings::{ApiSettings, RunSettings};
@@ -86,6 +87,7 @@ impl RunArgs {
             concurrency: usize::from(self.concurrency),
             resume: self.resume,
             max_same_failures: self.max_same_failures,
+            enforcement: EnforcementCheck::Skip,
             argv: argv.to_vec(),
         }
     }
@@ -106,8 +108,15 @@ pub fn run(settings: RunSettings, args: &RunArgs, verbosity: Verbosity, tls: boo
     let checked = Checked::new(settings)?;
     let banner = if checked.settings().sandbox { SANDBOX_BANNER } else { "" };
     if args.dry_run {
-        let plan = describe_plan(&checked, &args.api);
-        print_stdout(&format!("{}{banner}dry run: nothing was sent.\n", prefixed(banner, &plan)));
+        print_stdout(&prefixed(banner, &describe_plan(&checked, &args.api)));
+        let done = match dry_run_check(&checked, args, verbosity)? {
+            Some(zones) => format!(
+                "nothing was {}; the custom rules of {zones} zones were read",
+                checked.settings().operation.done().as_str()
+            ),
+            None => "nothing was sent".to_string(),
+        };
+        print_stdout(&format!("{banner}dry run: {done}.\n"));
         return Ok(ExitCode::Success);
     }
     let target = if checked.settings().sandbox {
@@ -169,7 +178,7 @@ pub fn run(settings: RunSettings, args: &RunArgs, verbosity: Verbosity, tls: boo
 /// closed terminal): the results, the log, the summary JSON and the exit
 /// code already say what happened to the rows, so a reader that left is
 /// no reason to fail, nor to panic as `print!` would.
-fn print_stdout(text: &str) {
+pub(crate) fn print_stdout(text: &str) {
     let mut out = io::stdout().lock();
     if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         if e.kind() != ErrorKind::BrokenPipe {
@@ -210,6 +219,21 @@ fn describe_plan(checked: &Checked, api: &ApiArgs) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The enforcement check of a dry run, when there are credentials to read
+/// the rules with (a dry run needs none); how many zones were read.
+fn dry_run_check(checked: &Checked, args: &RunArgs, verbosity: Verbosity) -> anyhow::Result<Option<usize>> {
+    let mode = checked.settings().enforcement;
+    if mode == EnforcementCheck::Skip || checked.settings().sandbox {
+        return Ok(None);
+    }
+    let Ok(credentials) = args.api.credentials() else {
+        return Ok(None);
+    };
+    let zones = checked.plan().zone_ids();
+    let checks = crate::cli::enforcement::check(&args.api.settings(credentials), &zones, verbosity, Some(mode))?;
+    Ok(checks.map(|checks| checks.len()))
 }
 
 /// Asks before a run that changes certificates on a terminal; demands

@@ -3,19 +3,16 @@
 //! with a revocation (paging while revoking skips certificates) and a failed
 //! run leaves no half-written file behind.
 
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use anyhow::Context;
-use tempfile::NamedTempFile;
-
 use crate::api::{list_query, CertStatus, ClientCertificate};
 use crate::cli::api_args::ApiArgs;
-use crate::exit::{refused, usage, ExitCode};
+use crate::cli::csv_file::CsvFile;
+use crate::cli::zones::ZoneArgs;
+use crate::exit::{refused, ExitCode};
 use crate::input::ids::{CertId, ZoneId};
-use crate::input::reader::Problem;
 use crate::operations::cert_filter::CertFilter;
 use crate::operations::glob::Glob;
 use crate::operations::listing::{self, ListError};
@@ -43,13 +40,8 @@ const HEADER: [&str; 9] = [
 #[derive(Debug, clap::Args)]
 #[command(group = clap::ArgGroup::new("zone_source").args(["zones", "zones_file"]).required(true).multiple(true))]
 pub struct ListArgs {
-    /// Zone to list (32 hex characters); repeat for several.
-    #[arg(long = "zone", value_name = "ZONE_ID")]
-    pub zones: Vec<ZoneId>,
-
-    /// File of zone IDs, one per line; blank lines and lines starting with # are skipped.
-    #[arg(long, value_name = "PATH")]
-    pub zones_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub zones: ZoneArgs,
 
     /// Only certificates in this state; the API does this filtering.
     #[arg(long, value_enum, default_value_t = StatusFilter(Some(CertStatus::Active)))]
@@ -112,16 +104,14 @@ impl clap::ValueEnum for StatusFilter {
 }
 
 pub fn run(args: &ListArgs, verbosity: Verbosity) -> anyhow::Result<ExitCode> {
-    let zones = zones(args)?;
+    let zones = args.zones.zones()?;
     let filter = CertFilter {
         common_name: args.common_name.clone(),
         ca: args.ca.clone(),
         issued_before: args.issued_before,
         expires_before: args.expires_before,
     };
-    // Checked before the first request: an hour of paging must not end in
-    // "file exists".
-    let output = Output::open(&args.output)?;
+    let output = CsvFile::open(&args.output)?;
     let api = args.api.settings(args.api.credentials()?);
     // Nothing to draw while listing; the hidden bar only lends its writer.
     let session = Session::start(verbosity, Progress::new(0, true, "").writer(), None, &audit::run_id())?;
@@ -139,50 +129,11 @@ pub fn run(args: &ListArgs, verbosity: Verbosity) -> anyhow::Result<ExitCode> {
         }
         Err(e) => return Err(anyhow::Error::new(e).context("listing failed, so nothing was written")),
     };
-    let destination = output.write(&listing.rows)?;
+    let destination = output.write(&HEADER, &listing.rows)?;
     if !verbosity.is_quiet() {
         eprint!("{}", listing.report(&destination));
     }
     Ok(ExitCode::Success)
-}
-
-/// The zones of `--zone` and `--zones-file`, each once, in the order given.
-fn zones(args: &ListArgs) -> anyhow::Result<Vec<ZoneId>> {
-    let mut zones = args.zones.clone();
-    if let Some(path) = &args.zones_file {
-        zones.extend(read_zones_file(path)?);
-    }
-    let mut seen = std::collections::HashSet::new();
-    zones.retain(|zone| seen.insert(*zone));
-    Ok(zones)
-}
-
-/// One zone ID per line. Every bad line is reported, located like revoke's
-/// input problems, before anything is sent.
-fn read_zones_file(path: &Path) -> anyhow::Result<Vec<ZoneId>> {
-    let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| usage(format!("cannot read the zones file {shown}: {e}")))?;
-    let (mut zones, mut problems) = (Vec::new(), Vec::new());
-    for (index, line) in text.lines().enumerate() {
-        let line = line.trim_start_matches('\u{feff}').trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        match ZoneId::parse(line.as_bytes()) {
-            Ok(zone) => zones.push(zone),
-            Err(e) => {
-                let problem = Problem { line: index as u64 + 1, column: None, expected: e.to_string() };
-                problems.push(problem.located(&shown));
-            }
-        }
-    }
-    if !problems.is_empty() {
-        return Err(usage(format!("{}\nthe zones file must hold one zone ID per line", problems.join("\n"))));
-    }
-    if zones.is_empty() {
-        return Err(usage(format!("{shown}: no zone ID in the file (expected one per line)")));
-    }
-    Ok(zones)
 }
 
 /// Every zone, one after the other, each read to its end.
@@ -271,88 +222,12 @@ fn row(zone: ZoneId, id: CertId, cert: &ClientCertificate) -> [String; HEADER.le
     ]
 }
 
-/// Where the CSV goes. A file is written under a temporary name beside the
-/// target and moved into place without replacing anything, so the path holds
-/// either nothing or the complete listing.
-enum Output {
-    Stdout,
-    File { path: PathBuf, temp: NamedTempFile },
-}
-
-impl Output {
-    fn open(path: &Path) -> anyhow::Result<Output> {
-        if path.as_os_str() == "-" {
-            return Ok(Output::Stdout);
-        }
-        if path.symlink_metadata().is_ok() {
-            return Err(usage(exists(path)));
-        }
-        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let temp = tempfile::Builder::new()
-            .prefix(".cfrevoke-list-")
-            .tempfile_in(dir)
-            .map_err(|e| usage(format!("cannot create {}: {e}", path.display())))?;
-        Ok(Output::File { path: path.to_path_buf(), temp })
-    }
-
-    /// Writes the CSV; returns where it went, for the report.
-    fn write(self, rows: &[[String; HEADER.len()]]) -> anyhow::Result<String> {
-        match self {
-            Output::Stdout => {
-                write_csv(io::stdout().lock(), rows).context("cannot write to standard output")?;
-                Ok("standard output".to_string())
-            }
-            Output::File { path, temp } => {
-                let context = || format!("cannot write {}", path.display());
-                write_csv(temp.as_file(), rows).with_context(context)?;
-                temp.as_file().sync_all().with_context(context)?;
-                temp.persist_noclobber(&path).map_err(|e| match e.error.kind() {
-                    io::ErrorKind::AlreadyExists => anyhow::anyhow!(exists(&path)),
-                    _ => anyhow::Error::new(e.error).context(context()),
-                })?;
-                Ok(path.display().to_string())
-            }
-        }
-    }
-}
-
-fn exists(path: &Path) -> String {
-    format!("{} already exists; cfrevoke never overwrites a file: pass --output with a new path", path.display())
-}
-
-fn write_csv(out: impl Write, rows: &[[String; HEADER.len()]]) -> anyhow::Result<()> {
-    let mut csv = csv::Writer::from_writer(out);
-    csv.write_record(HEADER)?;
-    for row in rows {
-        csv.write_record(row)?;
-    }
-    csv.flush()?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::csv_file::write_csv;
 
     const ZONE: &str = "023e105f4ecef8ad9ca31a8372d0c353";
-
-    #[test]
-    fn zones_file_takes_one_id_per_line_and_locates_bad_ones() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("zones.txt");
-        std::fs::write(&path, format!("\u{feff}# incident 4711\r\n\n  {}  \r\n{ZONE}\n", ZONE.to_uppercase())).unwrap();
-        let zones: Vec<String> = read_zones_file(&path).unwrap().iter().map(ZoneId::to_string).collect();
-        assert_eq!(zones, [ZONE, ZONE]);
-
-        std::fs::write(&path, format!("{ZONE}\nzone_id\n\n{ZONE}/x\n")).unwrap();
-        let err = read_zones_file(&path).unwrap_err();
-        assert_eq!(crate::exit::code_for(&err), ExitCode::Usage);
-        let text = err.to_string();
-        assert!(text.contains("zones.txt:2: expected a zone ID") && text.contains("zones.txt:4: expected"), "{text}");
-
-        std::fs::write(&path, "# nothing yet\n").unwrap();
-        assert!(read_zones_file(&path).unwrap_err().to_string().contains("no zone ID"));
-    }
 
     #[test]
     fn a_row_follows_the_header_and_leaves_absent_fields_empty() {
@@ -364,7 +239,7 @@ mod tests {
         };
         let row = row(ZONE.parse().unwrap(), cert.id.parse().unwrap(), &cert);
         let mut out = Vec::new();
-        write_csv(&mut out, &[row]).unwrap();
+        write_csv(&mut out, &HEADER, &[row]).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             format!(

@@ -15,12 +15,15 @@ pub mod api_args;
 mod args;
 pub mod bulk;
 pub mod completions;
+mod csv_file;
+pub mod enforcement;
 pub mod list;
 pub mod man;
 pub mod reactivate;
 pub mod revoke;
 pub mod sandbox;
 mod values;
+mod zones;
 
 pub use args::{Cli, Command, VerbosityArgs};
 

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use crate::cli::bulk::{self, RunArgs};
 use crate::exit::ExitCode;
 use crate::output::logging::Verbosity;
+use crate::pipeline::enforcement::EnforcementCheck;
 use crate::pipeline::operation::Operation;
 use crate::pipeline::settings::RunSettings;
 
@@ -34,12 +35,27 @@ pub struct RevokeArgs {
     /// With --sandbox: serve it over HTTPS from a throwaway CA that this run alone trusts.
     #[arg(long, requires = "sandbox")]
     pub tls: bool,
+
+    /// Revoke nothing (exit 2) unless every zone of the input has an enabled custom rule that blocks
+    /// revoked certificates (cf.tls_client_auth.cert_revoked). Needs "Zone WAF Read".
+    #[arg(long, conflicts_with = "skip_enforcement_check")]
+    pub require_enforcement: bool,
+
+    /// Do not read each zone's custom rules before revoking (one request per zone), and so do not
+    /// warn about zones where revocation changes nothing.
+    #[arg(long)]
+    pub skip_enforcement_check: bool,
 }
 
 pub fn run(args: &RevokeArgs, verbosity: Verbosity, argv: &[String]) -> anyhow::Result<ExitCode> {
     let settings = RunSettings {
         skip_invalid: args.skip_invalid,
         sandbox: args.sandbox,
+        enforcement: match (args.require_enforcement, args.skip_enforcement_check) {
+            (true, _) => EnforcementCheck::Require,
+            (_, true) => EnforcementCheck::Skip,
+            _ => EnforcementCheck::Warn,
+        },
         ..args.run.settings(Operation::Revoke { verify: args.verify }, args.input.clone(), argv)
     };
     bulk::run(settings, &args.run, verbosity, args.tls)

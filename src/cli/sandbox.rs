@@ -12,7 +12,7 @@ use crate::cli::values::{per_second, positive_duration, share};
 use crate::exit::{usage, ExitCode};
 use crate::input::ids::{CertId, ZoneId};
 use crate::input::plan::Plan;
-use crate::sandbox::{Faults, RateLimit, Sandbox, SandboxConfig};
+use crate::sandbox::{Enforcing, Faults, RateLimit, Sandbox, SandboxConfig};
 
 /// Certificates invented when neither `--certs` nor `--generate` says
 /// otherwise, so a bare `cfrevoke sandbox` has something to list.
@@ -64,6 +64,14 @@ pub struct SandboxArgs {
     /// Write the throwaway CA's certificate (PEM) here, for --ca-cert.
     #[arg(long, requires = "tls", value_name = "FILE")]
     pub tls_ca_out: Option<PathBuf>,
+    /// Which zones' custom rules block revoked certificates: all, none, or a share such as 0.5 (chosen
+    /// per zone from the seed). The others get, in turn, the dashboard's cert_verified-only mTLS rule,
+    /// no custom rules, a disabled rule, or a rule whose action is log.
+    #[arg(long, default_value = "all", value_name = "all|none|FRACTION")]
+    pub enforcing_zones: Enforcing,
+    /// Answer 403 to every read of custom rules, as for a token without "Zone WAF Read".
+    #[arg(long)]
+    pub forbid_rules_read: bool,
 }
 
 impl SandboxArgs {
@@ -91,6 +99,8 @@ impl SandboxArgs {
         set(&mut config.token_expires_after, self.token_expires_after.map(Some));
         config.forbid_writes |= self.forbid_writes;
         config.tls |= self.tls;
+        config.enforcing = self.enforcing_zones;
+        config.forbid_rules_read |= self.forbid_rules_read;
 
         self.rate.overlay(&mut config.rate);
         self.faults.overlay(&mut config.faults);
@@ -296,6 +306,7 @@ mod tests {
             "--revoke-delay=100ms",
             "--token-expires-after=7",
             "--forbid-writes",
+            "--enforcing-zones=0.5",
         ])
         .unwrap();
         assert_eq!((config.rate.quota, config.rate.window), (10, Duration::from_secs(2)));
@@ -306,6 +317,7 @@ mod tests {
         assert_eq!(config.revoke_delay, Duration::from_millis(100));
         assert_eq!((config.token_expires_after, config.forbid_writes), (Some(7), true));
         assert_eq!((config.generate, config.zones), DEFAULT_GENERATED);
+        assert_eq!(config.enforcing, Enforcing::Fraction(0.5));
     }
 
     #[test]

@@ -108,6 +108,10 @@ impl ZoneId {
     pub fn to_bytes(self) -> [u8; 16] {
         self.0.to_be_bytes()
     }
+
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        ZoneId(u128::from_be_bytes(bytes))
+    }
 }
 
 impl CertId {

@@ -274,6 +274,12 @@ impl Plan {
         self.keys.iter().filter(|k| finished.contains_key(k)).count() as u64
     }
 
+    /// The zones of the input's valid rows, each once, in ID order: what the
+    /// enforcement check reads before a revocation.
+    pub fn zone_ids(&self) -> Vec<ZoneId> {
+        zone_runs(&self.keys).map(|run| ZoneId::from_bytes(run[0][..16].try_into().expect("16 bytes"))).collect()
+    }
+
     /// Every unique valid pair in file order, for seeding the sandbox.
     pub fn pairs(&self) -> Result<Vec<(ZoneId, CertId)>, PlanError> {
         let mut pairs = Vec::with_capacity(self.keys.len());
@@ -287,16 +293,12 @@ impl Plan {
 }
 
 /// Keys sort by zone first, so distinct zones are runs of equal prefixes.
+fn zone_runs(keys: &[PairKey]) -> impl Iterator<Item = &[PairKey]> {
+    keys.chunk_by(|a, b| a[..16] == b[..16])
+}
+
 fn count_zones(keys: &[PairKey]) -> u64 {
-    let mut zones = 0;
-    let mut last: Option<&[u8]> = None;
-    for k in keys {
-        if last != Some(&k[..16]) {
-            zones += 1;
-            last = Some(&k[..16]);
-        }
-    }
-    zones
+    zone_runs(keys).count() as u64
 }
 
 /// The job stream of pass two; duplicates are dropped using a bitset over the

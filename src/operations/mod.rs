@@ -1,7 +1,9 @@
 //! What each operation sends and what an answer means for a row: revoke,
-//! reactivate, and list with the filters that choose what it keeps.
+//! reactivate, list with the filters that choose what it keeps, and the
+//! check of whether a zone enforces revocation at all.
 
 pub mod cert_filter;
+pub mod enforcement;
 pub mod glob;
 pub mod listing;
 pub mod reactivation;

@@ -11,6 +11,7 @@ use anyhow::Context;
 
 use crate::exit::ExitCode;
 use crate::input::plan::Plan;
+use crate::operations::enforcement::{self, ZoneCheck};
 use crate::output::results::Tally;
 use crate::pipeline::dispatcher::StopReason;
 use crate::pipeline::operation::Operation;
@@ -31,6 +32,8 @@ pub struct Summary {
     pub done_before: u64,
     /// The command that picks up what this run left.
     pub resume_command: String,
+    /// Each zone's verdict from the check before the run, if it ran.
+    pub enforcement: Option<Vec<ZoneCheck>>,
 }
 
 impl Summary {
@@ -101,6 +104,7 @@ impl Summary {
             "input_sha256": self.plan.sha256,
             "results": self.results.display().to_string(),
             "log": self.log.as_ref().map(|p| p.display().to_string()),
+            "enforcement": self.enforcement.as_deref().map(enforcement::to_json),
         })
     }
 
@@ -149,6 +153,18 @@ impl fmt::Display for Summary {
             self.rate()
         )?;
         writeln!(f, "results: {}", self.results.display())?;
+        let checks = self.enforcement.as_deref().unwrap_or_default();
+        let lapses = checks.iter().filter(|c| !c.verdict.is_enforced()).count();
+        if lapses == 0 && !checks.is_empty() {
+            writeln!(f, "enforcement: a custom rule blocks revoked certificates in all {} zones", checks.len())?;
+        } else if lapses > 0 {
+            writeln!(
+                f,
+                "WARNING: revocation not seen in the custom rules of {lapses} of {} zones: revoked certificates may \
+                 still get in there (see the warnings above, or run `cfrevoke enforcement`)",
+                checks.len()
+            )?;
+        }
         if let Some(log) = &self.log {
             writeln!(f, "log: {}", log.display())?;
         }
@@ -211,6 +227,7 @@ mod tests {
             log: None,
             done_before: 0,
             resume_command: "cfrevoke again".into(),
+            enforcement: None,
         };
         summary.to_string()
     }

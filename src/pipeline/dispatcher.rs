@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{codes, maybe_carried_out, CertStatus, CertificateState, ClientCertificate};
+use crate::api::{codes, maybe_carried_out, CertStatus, CertificateState, ClientCertificate, Ruleset};
 use crate::client::{ApiClient, ApiReply, TransportError};
 use crate::input::ids::{CertId, ZoneId};
 use crate::input::reader::Row;
@@ -82,6 +82,11 @@ impl Request {
         Request { method: "GET", line: None, zone, cert: None, page: Some(page), expect: Expect::Anything }
     }
 
+    /// A read of the zone's custom rules, for the enforcement check.
+    pub fn for_rules(zone: ZoneId) -> Self {
+        Request { method: "GET", line: None, zone, cert: None, page: None, expect: Expect::Anything }
+    }
+
     /// A 2xx must show this request's certificate in one of `statuses`.
     pub fn expecting(self, statuses: &'static [CertStatus]) -> Self {
         Request { expect: Expect::Certificate(statuses), ..self }
@@ -114,6 +119,12 @@ impl Answer for CertificateState {
 }
 
 impl Answer for Vec<ClientCertificate> {
+    fn mismatch(_: Option<&Self>, _: &Request) -> Option<String> {
+        None
+    }
+}
+
+impl Answer for Ruleset {
     fn mismatch(_: Option<&Self>, _: &Request) -> Option<String> {
         None
     }

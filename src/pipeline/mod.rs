@@ -6,6 +6,7 @@
 
 pub mod collector;
 pub mod dispatcher;
+pub mod enforcement;
 pub mod operation;
 pub mod queue;
 pub mod run;

@@ -17,6 +17,7 @@ use crate::exit::usage;
 use crate::input::plan::{Job, Plan};
 use crate::input::reader::Row;
 use crate::input::resume::Finished;
+use crate::operations::enforcement::ZoneCheck;
 use crate::outcome::Outcome;
 use crate::output::audit;
 use crate::output::disk;
@@ -26,6 +27,7 @@ use crate::output::results::{self, ResultRow, ResultsError, ResultsFile, Tally};
 use crate::output::summary::{self, Summary};
 use crate::pipeline::collector::{collect, Stamp};
 use crate::pipeline::dispatcher::{Dispatcher, StopReason};
+use crate::pipeline::enforcement;
 use crate::pipeline::operation::Operation;
 use crate::pipeline::queue::{self, Feeder};
 use crate::pipeline::session::{self, Session};
@@ -148,7 +150,10 @@ impl Ready {
         let Ready { opened: Opened { checked, results, finished, done_before }, progress, log, run_id } = self;
         let Checked { settings, output, plan } = checked;
         let dispatcher = Arc::new(api.dispatcher(settings.concurrency)?);
-        log_start(&plan, &settings, api, &output, &run_id);
+        let enforcement = enforcement::check(session, &dispatcher, &plan.zone_ids(), settings.enforcement)
+            // A refusal is the run's end: the bar must not stay drawn above the error.
+            .inspect_err(|_| progress.finish())?;
+        log_start(&plan, &settings, api, &output, &run_id, enforcement.as_deref());
         let started = Instant::now();
         let plan = Arc::new(plan);
         let pipeline = Pipeline {
@@ -175,6 +180,7 @@ impl Ready {
             log: settings.log_file,
             done_before,
             run_id,
+            enforcement,
         };
         summary.log();
         // The run_end line is the log's last: if it is the write that failed,
@@ -227,7 +233,14 @@ fn output_path(settings: &RunSettings) -> anyhow::Result<PathBuf> {
 }
 
 /// The audit record of a run: who ran what, on which input, with which settings.
-fn log_start(plan: &Plan, settings: &RunSettings, api: &ApiSettings, output: &Path, run_id: &str) {
+fn log_start(
+    plan: &Plan,
+    settings: &RunSettings,
+    api: &ApiSettings,
+    output: &Path,
+    run_id: &str,
+    enforcement: Option<&[ZoneCheck]>,
+) {
     tracing::info!(
         target: logging::AUDIT,
         event = "run_start",
@@ -258,6 +271,8 @@ fn log_start(plan: &Plan, settings: &RunSettings, api: &ApiSettings, output: &Pa
         resume = settings.resume,
         verify = matches!(settings.operation, Operation::Revoke { verify: true }),
         max_same_failures = settings.max_same_failures,
+        enforcement_check = settings.enforcement.as_str(),
+        enforcement = enforcement.map(|checks| tracing::field::display(crate::operations::enforcement::to_json(checks))),
         results = %output.display(),
         "run started"
     );

@@ -11,6 +11,7 @@ use crate::input::reader::Selection;
 use crate::pacing::retry::RetryPolicy;
 use crate::pacing::{Pace, Pacer};
 use crate::pipeline::dispatcher::Dispatcher;
+use crate::pipeline::enforcement::EnforcementCheck;
 use crate::pipeline::operation::Operation;
 use crate::transport::CaBundle;
 
@@ -60,6 +61,8 @@ pub struct RunSettings {
     pub resume: bool,
     /// Stop after this many rows in a row fail the same way; 0 never stops.
     pub max_same_failures: u32,
+    /// Whether each zone's custom rules are read before the first request.
+    pub enforcement: EnforcementCheck,
     /// The command line as given, for the resume hint and the audit record;
     /// empty when there is none (the hint then names the operation).
     pub argv: Vec<String>,

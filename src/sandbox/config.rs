@@ -8,6 +8,7 @@ use anyhow::{bail, ensure};
 
 use super::faults::Faults;
 use super::ratelimit::RateLimit;
+use super::rules::Enforcing;
 use crate::input::ids::{CertId, ZoneId};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -41,6 +42,11 @@ pub struct SandboxConfig {
     /// ([`crate::sandbox::Sandbox::ca`]), as Cloudflare serves: the client's
     /// trust roots and handshake get tested too.
     pub tls: bool,
+    /// Which zones' custom rules block revoked certificates.
+    pub enforcing: Enforcing,
+    /// Answer 403 to every read of custom rules, as for a token without
+    /// "Zone WAF Read".
+    pub forbid_rules_read: bool,
 }
 
 impl Default for SandboxConfig {
@@ -58,6 +64,8 @@ impl Default for SandboxConfig {
             token_expires_after: None,
             forbid_writes: false,
             tls: false,
+            enforcing: Enforcing::All,
+            forbid_rules_read: false,
         }
     }
 }

@@ -86,7 +86,7 @@ fn pem(label: &str, filler: &str) -> String {
     format!("-----BEGIN {label}-----\nMII{filler}\n-----END {label}-----")
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for &b in bytes {

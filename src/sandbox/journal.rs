@@ -30,6 +30,9 @@ pub struct Journal {
     pub revocations: u64,
     /// How many certificates are in each status now, zeros included.
     pub cert_statuses: BTreeMap<String, u64>,
+    /// Reads of a zone's custom rules (the enforcement check).
+    #[serde(default)]
+    pub rules_reads: u64,
     /// Keyed `"zone_id/certificate_id"`, every certificate that received a
     /// request; the ones missing were never touched and are still active.
     pub certs: BTreeMap<String, CertEntry>,

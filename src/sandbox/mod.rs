@@ -10,7 +10,8 @@
 //!
 //! Endpoints, under `/client/v4` like the real base URL:
 //! `GET /zones/{zone}/client_certificates`, `GET|DELETE|PATCH
-//! /zones/{zone}/client_certificates/{id}` and `GET /user/tokens/verify`;
+//! /zones/{zone}/client_certificates/{id}`, `GET /user/tokens/verify` and
+//! `GET /zones/{zone}/rulesets/phases/http_request_firewall_custom/entrypoint`;
 //! outside it, without credentials or faults, `GET /__sandbox/stats` (the
 //! journal) and `POST /__sandbox/reset-journal` (the journal so far, then
 //! a fresh one).
@@ -24,6 +25,7 @@ mod origin;
 mod ratelimit;
 mod response;
 mod routes;
+mod rules;
 mod server;
 mod state;
 pub mod tls;
@@ -42,6 +44,7 @@ pub use config::SandboxConfig;
 pub use faults::Faults;
 pub use journal::{CertActivity, CertEntry, FaultCounts, Journal};
 pub use ratelimit::RateLimit;
+pub use rules::Enforcing;
 
 use crate::input::ids::{CertId, ZoneId};
 use origin::Origin;

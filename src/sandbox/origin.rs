@@ -20,6 +20,7 @@ use super::journal::Journal;
 use super::ratelimit::{Limiter, Verdict};
 use super::response::PlainResponse;
 use super::routes::{CertKey, CertOp, Endpoint, ListQuery, Route};
+use super::rules::{self, Enforcing};
 use super::state::{CertStore, Refusal};
 use crate::api::{codes, ApiMessage, Envelope};
 
@@ -36,6 +37,8 @@ mod sandbox_codes {
     pub const MALFORMED_JSON: i64 = 6007;
     /// Token verification asked with the legacy email and key.
     pub const NOT_A_TOKEN: i64 = 1000;
+    /// A phase without an entry-point ruleset (the zone has no custom rules).
+    pub const NO_ENTRYPOINT: i64 = 10003;
 }
 
 /// What is decided about a request the moment it arrives.
@@ -63,6 +66,9 @@ pub(crate) struct Origin {
     rng: SmallRng,
     faults: Faults,
     forbid_writes: bool,
+    seed: u64,
+    enforcing: Enforcing,
+    forbid_rules_read: bool,
 }
 
 impl Origin {
@@ -76,6 +82,9 @@ impl Origin {
             rng: SmallRng::seed_from_u64(config.seed),
             faults: config.faults.clone(),
             forbid_writes: config.forbid_writes,
+            seed: config.seed,
+            enforcing: config.enforcing,
+            forbid_rules_read: config.forbid_rules_read,
         }
     }
 
@@ -92,6 +101,9 @@ impl Origin {
         self.journal.note_request(method);
         if let Route::Api(Endpoint::Cert(op, key)) = *route {
             self.store.note(key, op);
+        }
+        if let Route::Api(Endpoint::CustomRules(_)) = route {
+            self.journal.rules_reads += 1;
         }
         let (latency, fault) = self.faults.draw(&mut self.rng);
         let ray = format!("{:016x}-SBX", self.rng.random::<u64>());
@@ -181,6 +193,7 @@ impl Origin {
             },
             Endpoint::Cert(op, key) => self.certificate(op, key, request.body, now),
             Endpoint::VerifyToken => self.verify_token(principal),
+            Endpoint::CustomRules(zone) => self.custom_rules(zone),
         }
     }
 
@@ -210,6 +223,21 @@ impl Origin {
                 StatusCode::BAD_REQUEST,
                 sandbox_codes::NOT_PENDING_REVOCATION,
                 "Only a client certificate in pending_revocation can be reactivated",
+            ),
+        }
+    }
+
+    /// A zone's custom rules; 404, as Cloudflare answers, for a zone that has none.
+    fn custom_rules(&self, zone: crate::input::ids::ZoneId) -> PlainResponse {
+        if self.forbid_rules_read {
+            return auth::refused(StatusCode::FORBIDDEN);
+        }
+        match rules::ruleset(self.seed, zone, self.enforcing) {
+            Some(ruleset) => PlainResponse::ok(ruleset),
+            None => PlainResponse::error(
+                StatusCode::NOT_FOUND,
+                sandbox_codes::NO_ENTRYPOINT,
+                "could not find entrypoint ruleset in the 'http_request_firewall_custom' phase",
             ),
         }
     }

@@ -37,6 +37,8 @@ pub(crate) enum Endpoint {
     List(ZoneId),
     Cert(CertOp, CertKey),
     VerifyToken,
+    /// `GET zones/{zone}/rulesets/phases/http_request_firewall_custom/entrypoint`
+    CustomRules(ZoneId),
     /// A known path whose zone or certificate ID does not parse (code 7003).
     InvalidId,
 }
@@ -52,6 +54,9 @@ impl Route {
                 _ => Route::Unknown,
             };
         };
+        if let Some(endpoint) = custom_rules(method, rest) {
+            return Route::Api(endpoint);
+        }
         let mut parts = rest.split('/');
         let segments: [Option<&str>; 4] = std::array::from_fn(|_| parts.next());
         if parts.next().is_some() {
@@ -78,6 +83,13 @@ impl Route {
         };
         Route::Api(endpoint)
     }
+}
+
+/// The custom-rules entry point, if `rest` (the path under the API root) is it.
+fn custom_rules(method: &Method, rest: &str) -> Option<Endpoint> {
+    let (zone, tail) = rest.strip_prefix(paths::ZONES)?.strip_prefix('/')?.split_once('/')?;
+    let matches = method == Method::GET && tail.split('/').eq(paths::CUSTOM_RULES);
+    matches.then(|| ZoneId::parse(zone.as_bytes()).map_or(Endpoint::InvalidId, Endpoint::CustomRules))
 }
 
 /// The list endpoint's query: `status`, `page`, `per_page`; other
@@ -153,6 +165,15 @@ mod tests {
         assert_eq!(Route::parse(&Method::GET, &list), Route::Api(Endpoint::List(key.0)));
         assert_eq!(Route::parse(&Method::DELETE, &list), Route::Unknown);
         assert_eq!(Route::parse(&Method::GET, "/client/v4/user/tokens/verify"), Route::Api(Endpoint::VerifyToken));
+        let rules = "rulesets/phases/http_request_firewall_custom/entrypoint";
+        let path = format!("/client/v4/zones/{ZONE}/{rules}");
+        assert_eq!(Route::parse(&Method::GET, &path), Route::Api(Endpoint::CustomRules(key.0)));
+        assert_eq!(Route::parse(&Method::PUT, &path), Route::Unknown);
+        assert_eq!(
+            Route::parse(&Method::GET, &format!("/client/v4/zones/nope/{rules}")),
+            Route::Api(Endpoint::InvalidId)
+        );
+        assert_eq!(Route::parse(&Method::GET, &format!("{path}/x")), Route::Unknown);
     }
 
     #[test]

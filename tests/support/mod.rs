@@ -210,7 +210,9 @@ impl TestApi {
             .arg("--output")
             .arg(output)
             .args(["--base-url", &self.base_url(), "--yes", "--rate", "1000/s", "--retry-delay", "5ms"])
-            .args(["--retry-max-delay", "20ms", "--timeout", "5s"]);
+            .args(["--retry-max-delay", "20ms", "--timeout", "5s"])
+            // The double serves no custom rules; tests/enforcement.rs covers the check.
+            .arg("--skip-enforcement-check");
         cmd
     }
 }
