@@ -69,6 +69,8 @@ impl Summary {
             invalid = self.tally.invalid,
             reactivated = self.tally.reactivated,
             too_late = self.tally.too_late,
+            pending_revocation = self.tally.pending_revocation,
+            active = self.tally.active,
             duplicates = self.plan.duplicates,
             not_attempted = self.not_attempted(),
             done_before = self.done_before,
@@ -134,13 +136,15 @@ impl fmt::Display for Summary {
             "run {}: {} rows, {} unique certificates in {} zones ({} duplicates skipped)",
             self.run_id, self.plan.rows, self.plan.unique, self.plan.zones, self.plan.duplicates
         )?;
+        // Wide enough for the longest name (verify's `pending_revocation`).
+        let width = self.operation.outcomes().iter().map(|o| o.as_str().len()).max().unwrap_or(0).max(16);
         for &outcome in self.operation.outcomes() {
-            writeln!(f, "  {:<16} {:>8}", outcome.as_str(), self.tally.get(outcome))?;
+            writeln!(f, "  {:<width$} {:>8}", outcome.as_str(), self.tally.get(outcome))?;
         }
         if self.done_before > 0 {
-            writeln!(f, "  {:<16} {:>8}", "done earlier", self.done_before)?;
+            writeln!(f, "  {:<width$} {:>8}", "done earlier", self.done_before)?;
         }
-        writeln!(f, "  {:<16} {:>8}", "not attempted", self.not_attempted())?;
+        writeln!(f, "  {:<width$} {:>8}", "not attempted", self.not_attempted())?;
         writeln!(
             f,
             "{} requests in {} ({:.2}/s)",

@@ -1,4 +1,4 @@
-//! The engine every bulk command shares (revoke, reactivate), in the steps a
+//! The engine every bulk command shares (revoke, reactivate, verify), in the steps a
 //! front end takes in order: check the whole input ([`Checked`]), open the
 //! results ([`Opened`]), set up logging and the runtime ([`Ready`]), then
 //! stream the rows through the dispatcher into the results file and hand
@@ -218,6 +218,7 @@ fn output_path(settings: &RunSettings) -> anyhow::Result<PathBuf> {
     }
     let kind = match (settings.operation, settings.sandbox) {
         (Operation::Reactivate, _) => "reactivated",
+        (Operation::Verify { .. }, _) => "verified",
         (Operation::Revoke { .. }, true) => "sandbox-results",
         (Operation::Revoke { .. }, false) => "results",
     };
@@ -227,6 +228,10 @@ fn output_path(settings: &RunSettings) -> anyhow::Result<PathBuf> {
 
 /// The audit record of a run: who ran what, on which input, with which settings.
 fn log_start(plan: &Plan, settings: &RunSettings, api: &ApiSettings, output: &Path, run_id: &str) {
+    let poll = match settings.operation {
+        Operation::Verify { poll } => poll,
+        _ => None,
+    };
     tracing::info!(
         target: logging::AUDIT,
         event = "run_start",
@@ -254,6 +259,8 @@ fn log_start(plan: &Plan, settings: &RunSettings, api: &ApiSettings, output: &Pa
         skip_invalid = settings.skip_invalid,
         resume = settings.resume,
         verify = matches!(settings.operation, Operation::Revoke { verify: true }),
+        poll_interval_ms = poll.map(|p| p.interval.as_millis() as u64),
+        deadline_ms = poll.map(|p| p.deadline.as_millis() as u64),
         max_same_failures = settings.max_same_failures,
         results = %output.display(),
         "run started"
@@ -315,6 +322,7 @@ impl Pipeline {
             progress.is_visible().then(|| tokio::spawn(show_pauses(Arc::clone(&dispatcher), Arc::clone(&progress))));
 
         let sent = session::interruptible(&dispatcher, async {
+            let begun = tokio::time::Instant::now();
             // A log that could not take the run_start line stops the run before
             // its first request.
             let checked = match (log.failure(), plan.first) {
@@ -331,7 +339,7 @@ impl Pipeline {
                         tokio::task::spawn_blocking(move || produce(&plan, &finished, &dispatcher, feeder, &row_tx))
                     };
                     let work = move |dispatcher, row: Row| {
-                        operation.perform(dispatcher, row, finished.maybe_done(row.zone, row.cert))
+                        operation.perform(dispatcher, row, finished.maybe_done(row.zone, row.cert), begun)
                     };
                     Arc::clone(&dispatcher).run(queue, row_tx, work).await;
                     producer.await.context("the input reader stopped unexpectedly")?;
