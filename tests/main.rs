@@ -20,3 +20,4 @@ mod secrets;
 mod token_file;
 mod toolkit;
 mod usage;
+mod verify;

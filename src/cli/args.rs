@@ -9,6 +9,7 @@ use crate::cli::man::ManArgs;
 use crate::cli::reactivate::ReactivateArgs;
 use crate::cli::revoke::RevokeArgs;
 use crate::cli::sandbox::SandboxArgs;
+use crate::cli::verify::VerifyArgs;
 use crate::output::logging::Verbosity;
 
 /// Revoke Cloudflare API Shield mTLS client certificates in bulk: paced under
@@ -69,6 +70,10 @@ pub enum Command {
     /// List client certificates from the API into a CSV that `revoke` reads unchanged.
     #[command(args_override_self = true)]
     List(Box<ListArgs>),
+    /// Read back every certificate a revoke run revoked, to confirm it is revoked (with --until revoked,
+    /// until it is); certificates still pending or active again are listed.
+    #[command(args_override_self = true)]
+    Verify(Box<VerifyArgs>),
     /// Serve a simulated Cloudflare client-certificate API on loopback, for demos, drills and tests.
     Sandbox(Box<SandboxArgs>),
     /// Write a shell completion script to standard output.
