@@ -86,6 +86,12 @@ impl Operation {
         !matches!(self, Operation::Verify { .. })
     }
 
+    /// Whether a row waits between its requests (`verify --until`), so
+    /// more rows than requests in flight are worked on at once.
+    pub fn polls(self) -> bool {
+        matches!(self, Operation::Verify { poll: Some(_) })
+    }
+
     /// Requests per row when nothing goes wrong, for time estimates.
     pub fn requests_per_row(self) -> f64 {
         match self {

@@ -34,6 +34,12 @@ use crate::pipeline::settings::{ApiSettings, RunSettings};
 /// Jobs and results queued between stages; bounds memory whatever the input size.
 const CHANNEL_DEPTH: usize = 1024;
 
+/// Workers of a run whose certificates wait between requests (`verify
+/// --until`): that many can wait for their next poll at once, each an idle
+/// task, while `--concurrency` still bounds the requests in flight. More
+/// than the quota allows in one poll interval would only wait longer.
+const POLLING_WORKERS: usize = 1024;
+
 /// A run whose input was read whole and found fit to send: nothing is open
 /// and nothing was sent yet.
 pub struct Checked {
@@ -341,7 +347,8 @@ impl Pipeline {
                     let work = move |dispatcher, row: Row| {
                         operation.perform(dispatcher, row, finished.maybe_done(row.zone, row.cert), begun)
                     };
-                    Arc::clone(&dispatcher).run(queue, row_tx, work).await;
+                    let workers = if operation.polls() { POLLING_WORKERS } else { 0 };
+                    Arc::clone(&dispatcher).run(queue, row_tx, workers, work).await;
                     producer.await.context("the input reader stopped unexpectedly")?;
                 }
                 Err(reason) => {
