@@ -83,7 +83,11 @@ async fn a_deadline_before_the_revocation_settles_lists_the_stragglers() {
     let reads = |i| before[&cert(i)] - revoking.get(&cert(i)).copied().unwrap_or(0);
     assert!((0..ROWS).all(|i| (2..=6).contains(&reads(i))), "one read per 100 ms for 400 ms at most: {before:?}");
 
-    // A straggler is not final for `--until revoked`: a resume reads it again.
+    // A straggler is not final for `--until revoked`: a resume reads it
+    // again, and the summary prints the command.
+    let hint = stdout(&out).lines().find_map(|l| l.strip_prefix("to retry what is left: ")).map(str::to_string);
+    let hint = hint.unwrap_or_else(|| panic!("no resume command: {}", stdout(&out)));
+    assert!(hint.contains("--resume"), "{hint}");
     let mut resume = verify(&sandbox, &work, &flags);
     resume.arg("--resume");
     let resumed = run(resume).await;

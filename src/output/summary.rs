@@ -11,6 +11,7 @@ use anyhow::Context;
 
 use crate::exit::ExitCode;
 use crate::input::plan::Plan;
+use crate::outcome::Outcome;
 use crate::output::results::Tally;
 use crate::pipeline::dispatcher::StopReason;
 use crate::pipeline::operation::Operation;
@@ -38,6 +39,14 @@ impl Summary {
     /// one: left for a resumed run.
     pub fn not_attempted(&self) -> u64 {
         self.plan.unique.saturating_sub(self.done_before + self.tally.total() - self.tally.invalid)
+    }
+
+    /// Rows recorded with an outcome a resume tries again (`failed`, and
+    /// with `verify --until` a straggler); `invalid` ones stay as they are.
+    fn left_for_a_resume(&self) -> u64 {
+        let finals = self.operation.finals();
+        let open = |o: &&Outcome| !finals.contains(o) && **o != Outcome::Invalid;
+        self.operation.outcomes().iter().filter(open).map(|&o| self.tally.get(o)).sum()
     }
 
     fn rate(&self) -> f64 {
@@ -156,7 +165,7 @@ impl fmt::Display for Summary {
         if let Some(log) = &self.log {
             writeln!(f, "log: {}", log.display())?;
         }
-        if self.not_attempted() > 0 || self.tally.failed > 0 {
+        if self.not_attempted() > 0 || self.left_for_a_resume() > 0 {
             writeln!(f, "to retry what is left: {}", self.resume_command)?;
         }
         Ok(())
