@@ -16,8 +16,8 @@
 //!   signals, the set-up shared with `list` (session), and the run itself,
 //!   in steps that return a summary rather than print one.
 //! - [`operations`]: what each operation sends and what an answer means for a
-//!   row (revoke, reactivate, list and its filters), and whether a zone's
-//!   custom rules enforce revocation at all (enforcement).
+//!   row (revoke, reactivate, verify, list and its filters), and whether a
+//!   zone's custom rules enforce revocation at all (enforcement).
 //! - [`output`]: results CSV, summary and exit code, progress, logs, audit
 //!   record, and the look at the files before the first request.
 //! - [`api`] and [`client`]: the wire types and the HTTP client, shared with
@@ -54,6 +54,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let outcome = match &cli.command {
         Command::Revoke(args) => cli::revoke::run(args, verbosity, &cli.argv),
         Command::Reactivate(args) => cli::reactivate::run(args, verbosity, &cli.argv),
+        Command::Verify(args) => cli::verify::run(args, verbosity, &cli.argv),
         Command::List(args) => cli::list::run(args, verbosity),
         Command::Enforcement(args) => cli::enforcement::run(args, verbosity),
         Command::Sandbox(args) => cli::sandbox::run(args),

@@ -21,6 +21,12 @@ pub enum Outcome {
     /// Reactivate: the certificate had already reached `revoked`; Cloudflare
     /// allows the undo only while it is `pending_revocation`.
     TooLate,
+    /// Verify: still `pending_revocation` when read (with `--until revoked`,
+    /// when the deadline passed): a straggler, not locked out yet.
+    PendingRevocation,
+    /// Verify: `active` or `pending_reactivation` again: someone undid the
+    /// revocation, so that certificate gets in.
+    Active,
 }
 
 impl Outcome {
@@ -34,6 +40,8 @@ impl Outcome {
             Outcome::Invalid => "invalid",
             Outcome::Reactivated => "reactivated",
             Outcome::TooLate => "too_late",
+            Outcome::PendingRevocation => "pending_revocation",
+            Outcome::Active => "active",
         }
     }
 
@@ -77,6 +85,8 @@ mod tests {
             Outcome::Invalid,
             Outcome::Reactivated,
             Outcome::TooLate,
+            Outcome::PendingRevocation,
+            Outcome::Active,
         ];
         for outcome in all {
             assert_eq!(serde_json::to_string(&outcome).unwrap(), format!("\"{}\"", outcome.as_str()));

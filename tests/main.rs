@@ -22,3 +22,4 @@ mod tls;
 mod token_file;
 mod toolkit;
 mod usage;
+mod verify;

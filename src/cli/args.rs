@@ -10,6 +10,7 @@ use crate::cli::man::ManArgs;
 use crate::cli::reactivate::ReactivateArgs;
 use crate::cli::revoke::RevokeArgs;
 use crate::cli::sandbox::SandboxArgs;
+use crate::cli::verify::VerifyArgs;
 use crate::output::logging::Verbosity;
 
 /// Revoke Cloudflare API Shield mTLS client certificates in bulk: paced under
@@ -73,6 +74,10 @@ pub enum Command {
     /// Does revoking change anything? Say for each zone whether its custom rules block revoked certificates.
     #[command(args_override_self = true)]
     Enforcement(Box<EnforcementArgs>),
+    /// Read back every certificate a revoke run revoked, to confirm it is revoked (with --until revoked,
+    /// until it is); certificates still pending or active again are listed.
+    #[command(args_override_self = true)]
+    Verify(Box<VerifyArgs>),
     /// Serve a simulated Cloudflare client-certificate API on loopback, for demos, drills and tests.
     Sandbox(Box<SandboxArgs>),
     /// Write a shell completion script to standard output.

@@ -1,4 +1,4 @@
-//! What `revoke` and `reactivate` share on the command line: the flags of a
+//! What `revoke`, `reactivate` and `verify` share on the command line: the flags of a
 //! bulk run, and the conversation around the engine's steps ([`run`]): the
 //! dry run, the confirmation, the notices, the sandbox and its banner, and
 //! the summary on standard output.
@@ -24,8 +24,8 @@ use crate::sandbox::{Sandbox, SandboxConfig};
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// Results CSV to create (never overwritten; one holding only a header is started over). Default:
-    /// beside the input, <stem>.results.csv (reactivate: <stem>.reactivated.csv); required when reading
-    /// standard input.
+    /// beside the input, <stem>.results.csv (reactivate: <stem>.reactivated.csv, verify:
+    /// <stem>.verified.csv); required when reading standard input.
     #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
 
@@ -44,7 +44,8 @@ pub struct RunArgs {
 
     /// Continue an earlier run: append to its results file (repairing a torn last line), skipping every
     /// pair it already finished (revoke: revoked, already_revoked, not_found; reactivate: reactivated,
-    /// too_late, not_found) and retrying the rest.
+    /// too_late, not_found; verify: revoked, active, not_found, and pending_revocation unless --until)
+    /// and retrying the rest.
     #[arg(long)]
     pub resume: bool,
 
@@ -53,7 +54,7 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub max_same_failures: u32,
 
-    /// Don't ask for confirmation (required when not on a terminal).
+    /// Don't ask for confirmation (required when not on a terminal; verify never asks).
     #[arg(short, long)]
     pub yes: bool,
 
@@ -126,7 +127,9 @@ pub fn run(settings: RunSettings, args: &RunArgs, verbosity: Verbosity, tls: boo
         Target::Sandbox(config)
     } else {
         let api = args.api.settings(args.api.credentials()?);
-        confirm(&checked, args, &api.base_url)?;
+        if checked.settings().operation.changes_certificates() {
+            confirm(&checked, args, &api.base_url)?;
+        }
         Target::Api(api)
     };
     let opened = checked.open()?;

@@ -1,7 +1,7 @@
 //! The command-line layer: the clap definition (shared by parsing, `--help`,
 //! completions and the man page), one module per subcommand, the flags
-//! those that talk to the API share (`api_args`), and what `revoke` and
-//! `reactivate` share (`bulk`: their flags, and the prompt and printing
+//! those that talk to the API share (`api_args`), and what `revoke`,
+//! `reactivate` and `verify` share (`bulk`: their flags, and the prompt and printing
 //! around the engine's steps). Flags become the engine's plain settings
 //! here; no other folder sees clap.
 
@@ -23,6 +23,7 @@ pub mod reactivate;
 pub mod revoke;
 pub mod sandbox;
 mod values;
+pub mod verify;
 mod zones;
 
 pub use args::{Cli, Command, VerbosityArgs};

@@ -1,6 +1,6 @@
 //! What each operation sends and what an answer means for a row: revoke,
-//! reactivate, list with the filters that choose what it keeps, and the
-//! check of whether a zone enforces revocation at all.
+//! reactivate, verify, list with the filters that choose what it keeps, and
+//! the check of whether a zone enforces revocation at all.
 
 pub mod cert_filter;
 pub mod enforcement;
@@ -9,3 +9,4 @@ pub mod listing;
 pub mod reactivation;
 pub mod revocation;
 pub mod timestamp;
+pub mod verification;

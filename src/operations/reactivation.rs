@@ -45,8 +45,6 @@ pub async fn reactivate(dispatcher: Arc<Dispatcher>, row: Row) -> Option<ResultR
 /// The certificate's status now, if the API will say (and the run has not
 /// stopped: the PATCH's refusal is then what the row records).
 async fn current_status(dispatcher: &Dispatcher, row: &Row) -> Option<CertStatus> {
-    // Any status: which one it is, is the verdict.
-    let request = Request::for_row("GET", row).expecting(&[]);
-    let settled = dispatcher.send(&request, || dispatcher.client.get(row.zone, row.cert)).await?;
+    let settled = crate::operations::verification::read(dispatcher, row).await?;
     settled.final_answer().ok().and_then(|reply| reply.cert_status())
 }

@@ -46,9 +46,7 @@ pub fn halt_on_401(dispatcher: &Dispatcher, settled: &Settled<CertificateState>)
 /// that stops first leaves the row as the DELETE's answer made it, without a
 /// verified status: the DELETE was sent, so the row is recorded.
 async fn read_back(dispatcher: &Dispatcher, row: &Row, done: &mut ResultRow) {
-    // Any status: what it is, is the verdict.
-    let request = Request::for_row("GET", row).expecting(&[]);
-    let Some(settled) = dispatcher.send(&request, || dispatcher.client.get(row.zone, row.cert)).await else {
+    let Some(settled) = crate::operations::verification::read(dispatcher, row).await else {
         done.error_message = "verification not done: the run stopped".into();
         return;
     };

@@ -42,6 +42,8 @@ pub struct Tally {
     pub invalid: u64,
     pub reactivated: u64,
     pub too_late: u64,
+    pub pending_revocation: u64,
+    pub active: u64,
 }
 
 impl Tally {
@@ -58,6 +60,8 @@ impl Tally {
             Outcome::Invalid => self.invalid,
             Outcome::Reactivated => self.reactivated,
             Outcome::TooLate => self.too_late,
+            Outcome::PendingRevocation => self.pending_revocation,
+            Outcome::Active => self.active,
         }
     }
 
@@ -70,6 +74,8 @@ impl Tally {
             Outcome::Invalid => &mut self.invalid,
             Outcome::Reactivated => &mut self.reactivated,
             Outcome::TooLate => &mut self.too_late,
+            Outcome::PendingRevocation => &mut self.pending_revocation,
+            Outcome::Active => &mut self.active,
         }
     }
 
@@ -83,7 +89,7 @@ impl Tally {
 
     /// Rows that did not do what was asked of them.
     pub fn unsuccessful(&self) -> u64 {
-        self.not_found + self.failed + self.invalid + self.too_late
+        self.not_found + self.failed + self.invalid + self.too_late + self.pending_revocation + self.active
     }
 }
 

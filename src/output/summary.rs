@@ -12,6 +12,7 @@ use anyhow::Context;
 use crate::exit::ExitCode;
 use crate::input::plan::Plan;
 use crate::operations::enforcement::{self, ZoneCheck};
+use crate::outcome::Outcome;
 use crate::output::results::Tally;
 use crate::pipeline::dispatcher::StopReason;
 use crate::pipeline::operation::Operation;
@@ -43,6 +44,14 @@ impl Summary {
         self.plan.unique.saturating_sub(self.done_before + self.tally.total() - self.tally.invalid)
     }
 
+    /// Rows recorded with an outcome a resume tries again (`failed`, and
+    /// with `verify --until` a straggler); `invalid` ones stay as they are.
+    fn left_for_a_resume(&self) -> u64 {
+        let finals = self.operation.finals();
+        let open = |o: &&Outcome| !finals.contains(o) && **o != Outcome::Invalid;
+        self.operation.outcomes().iter().filter(open).map(|&o| self.tally.get(o)).sum()
+    }
+
     fn rate(&self) -> f64 {
         self.requests as f64 / self.elapsed.as_secs_f64().max(1e-3)
     }
@@ -72,6 +81,8 @@ impl Summary {
             invalid = self.tally.invalid,
             reactivated = self.tally.reactivated,
             too_late = self.tally.too_late,
+            pending_revocation = self.tally.pending_revocation,
+            active = self.tally.active,
             duplicates = self.plan.duplicates,
             not_attempted = self.not_attempted(),
             done_before = self.done_before,
@@ -138,13 +149,15 @@ impl fmt::Display for Summary {
             "run {}: {} rows, {} unique certificates in {} zones ({} duplicates skipped)",
             self.run_id, self.plan.rows, self.plan.unique, self.plan.zones, self.plan.duplicates
         )?;
+        // Wide enough for the longest name (verify's `pending_revocation`).
+        let width = self.operation.outcomes().iter().map(|o| o.as_str().len()).max().unwrap_or(0).max(16);
         for &outcome in self.operation.outcomes() {
-            writeln!(f, "  {:<16} {:>8}", outcome.as_str(), self.tally.get(outcome))?;
+            writeln!(f, "  {:<width$} {:>8}", outcome.as_str(), self.tally.get(outcome))?;
         }
         if self.done_before > 0 {
-            writeln!(f, "  {:<16} {:>8}", "done earlier", self.done_before)?;
+            writeln!(f, "  {:<width$} {:>8}", "done earlier", self.done_before)?;
         }
-        writeln!(f, "  {:<16} {:>8}", "not attempted", self.not_attempted())?;
+        writeln!(f, "  {:<width$} {:>8}", "not attempted", self.not_attempted())?;
         writeln!(
             f,
             "{} requests in {} ({:.2}/s)",
@@ -168,7 +181,7 @@ impl fmt::Display for Summary {
         if let Some(log) = &self.log {
             writeln!(f, "log: {}", log.display())?;
         }
-        if self.not_attempted() > 0 || self.tally.failed > 0 {
+        if self.not_attempted() > 0 || self.left_for_a_resume() > 0 {
             writeln!(f, "to retry what is left: {}", self.resume_command)?;
         }
         Ok(())

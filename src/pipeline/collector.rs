@@ -119,7 +119,14 @@ fn observe(row: &ResultRow, streak: &mut Streak, dispatcher: &Dispatcher) {
         dispatcher.halt(StopReason::Systemic { status: row.http_status, why });
     }
     if !row.outcome.is_success() {
-        tracing::warn!(line = row.line, outcome = row.outcome.as_str(), reason = %row.error_message, "certificate not revoked");
+        tracing::warn!(
+            line = row.line,
+            zone_id = %row.zone_id,
+            certificate_id = %row.certificate_id,
+            outcome = row.outcome.as_str(),
+            reason = %row.error_message,
+            "certificate not revoked"
+        );
     }
     tracing::debug!(
         target: "cfrevoke::row",

@@ -1,5 +1,6 @@
 //! The dispatcher: paces every request through the shared [`Pacer`], retries
-//! what is worth retrying, and fans jobs out to at most `concurrency` workers.
+//! what is worth retrying, and fans jobs out to workers, with at most
+//! `concurrency` requests in flight.
 //! What an answer means for a row is the operation's business
 //! ([`crate::operations::revocation`]); this module only knows which answers are
 //! transient, holds every 2xx to what the operation said it must show
@@ -235,7 +236,12 @@ pub struct Dispatcher {
     pub client: ApiClient,
     pub pacer: Pacer,
     pub retry: RetryPolicy,
+    /// Requests in flight at once.
     pub concurrency: usize,
+    /// One permit per request in flight, held from the pacer's wait to the
+    /// answer: a worker that waits between requests of one job (a poll)
+    /// leaves its place to another.
+    in_flight: tokio::sync::Semaphore,
     pub stop: CancellationToken,
     /// Requests sent, every attempt counted, for the summary's effective rate.
     pub requests: AtomicU64,
@@ -249,6 +255,7 @@ impl Dispatcher {
             pacer,
             retry,
             concurrency: concurrency.max(1),
+            in_flight: tokio::sync::Semaphore::new(concurrency.max(1)),
             stop: CancellationToken::new(),
             requests: AtomicU64::new(0),
             reason: Mutex::new(None),
@@ -265,15 +272,19 @@ impl Dispatcher {
         self.reason.lock().expect("stop reason lock").clone()
     }
 
-    /// Waits for the pacer and returns when the request was let go, or
-    /// `None` if the run is stopping.
-    async fn paced(&self) -> Option<tokio::time::Instant> {
+    /// Waits for a place in flight, then for the pacer, and returns when
+    /// the request was let go (with its place), or `None` if the run is
+    /// stopping.
+    async fn paced(&self) -> Option<(tokio::sync::SemaphorePermit<'_>, tokio::time::Instant)> {
         // Biased: once the run has stopped, a pacer that happens to be ready
         // too must not let one more request out.
         let sent = tokio::select! {
             biased;
             () = self.stop.cancelled() => return None,
-            sent = self.pacer.ready() => sent,
+            sent = async {
+                let place = self.in_flight.acquire().await.expect("the semaphore is never closed");
+                (place, self.pacer.ready().await)
+            } => sent,
         };
         self.requests.fetch_add(1, Ordering::Relaxed);
         Some(sent)
@@ -294,12 +305,13 @@ impl Dispatcher {
         let mut started = None;
         let mut previous: Option<Settled<T>> = None;
         loop {
-            let Some(sent) = self.paced().await else {
+            let Some((place, sent)) = self.paced().await else {
                 return previous.map(|settled| Settled { interrupted: true, ..settled });
             };
             let started = *started.get_or_insert_with(Instant::now);
             let attempts = schedule.attempt();
             let answer = send().await;
+            drop(place);
             match &answer {
                 Ok(reply) if reply.status == 429 => self.pacer.refused(reply.policy),
                 Ok(reply) => self.pacer.answered(sent, reply.remaining, reply.policy),
@@ -381,23 +393,25 @@ impl Dispatcher {
         }
     }
 
-    /// Runs `work` on every job from `jobs` with `concurrency` workers, until
-    /// the queue is empty or the run is stopped. Jobs still queued when it
+    /// Runs `work` on every job from `jobs` with `workers` workers (at least
+    /// `concurrency`; more only helps work that waits between its
+    /// requests), until the queue is empty or the run is stopped. Jobs still queued when it
     /// stops are not taken: they have no results row and a resume does them.
     ///
     /// The workers are long-lived tasks that take the next job as they finish
     /// one, rather than a task spawned per job from a coordinating loop: that
     /// loop ran on the caller's thread, so every job cost handoffs between
     /// threads (a permit back, a task out) besides its request.
-    pub async fn run<W, Fut>(self: Arc<Self>, jobs: Queue, results: mpsc::Sender<ResultRow>, work: W)
+    pub async fn run<W, Fut>(self: Arc<Self>, jobs: Queue, results: mpsc::Sender<ResultRow>, workers: usize, work: W)
     where
         W: Fn(Arc<Dispatcher>, Row) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Option<ResultRow>> + Send + 'static,
     {
         let jobs = Arc::new(tokio::sync::Mutex::new(jobs));
         let work = Arc::new(work);
+        let count = workers.max(self.concurrency);
         let mut workers = JoinSet::new();
-        for _ in 0..self.concurrency {
+        for _ in 0..count {
             let (dispatcher, jobs, work, results) =
                 (Arc::clone(&self), Arc::clone(&jobs), Arc::clone(&work), results.clone());
             workers.spawn(async move {
@@ -788,7 +802,7 @@ mod tests {
                 None
             }
         };
-        Arc::clone(&dispatcher).run(jobs, results, work).await;
+        Arc::clone(&dispatcher).run(jobs, results, WORKERS, work).await;
 
         let wire = std::mem::take(&mut *wire.lock().unwrap());
         let (left, refused_at) = wire.refused.expect("the sixth request was refused");
@@ -842,12 +856,37 @@ mod tests {
                 None
             }
         };
-        Arc::clone(&dispatcher).run(queued(60), results, work).await;
+        Arc::clone(&dispatcher).run(queued(60), results, WORKERS, work).await;
 
         let done = done.lock().unwrap().clone();
         assert!(done.len() >= HALT_AT && done.len() < HALT_AT + WORKERS, "{done:?}");
         assert_eq!(sent.load(Ordering::Relaxed) as usize, done.len(), "every request sent has its row");
         assert!(done.iter().all(|(_, attempts, interrupted)| *attempts == 1 && !interrupted), "{done:?}");
         assert!(matches!(dispatcher.stop_reason(), Some(StopReason::Systemic { status: Some(403), .. })));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn more_workers_than_places_still_send_at_most_concurrency_at_once() {
+        let dispatcher = Arc::new(dispatcher_with(retry_policy(1, ms(10), secs(1)), 2));
+        let (in_flight, most) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+        let mut senders = JoinSet::new();
+        for _ in 0..6 {
+            let (dispatcher, in_flight, most) = (Arc::clone(&dispatcher), Arc::clone(&in_flight), Arc::clone(&most));
+            senders.spawn(async move {
+                let send = || {
+                    let (in_flight, most) = (Arc::clone(&in_flight), Arc::clone(&most));
+                    async move {
+                        most.fetch_max(in_flight.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        in_flight.fetch_sub(1, Ordering::SeqCst);
+                        Ok(reply(400, err(1407)))
+                    }
+                };
+                dispatcher.send(&request("GET"), send).await.expect("sent");
+            });
+        }
+        while senders.join_next().await.is_some() {}
+        assert_eq!(most.load(Ordering::SeqCst), 2, "six senders, two places");
+        assert_eq!(dispatcher.requests.load(Ordering::Relaxed), 6);
     }
 }

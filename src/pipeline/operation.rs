@@ -3,6 +3,9 @@
 //! engine depends on the summary, not the other way round.
 
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use crate::input::reader::Row;
 use crate::outcome::Outcome;
@@ -16,6 +19,20 @@ pub enum Operation {
     Revoke { verify: bool },
     /// PATCH `{"reactivate": true}`: the undo while Cloudflare still allows it.
     Reactivate,
+    /// GET each certificate a revoke run revoked, to see it locked out;
+    /// with `poll`, again while it is still `pending_revocation`.
+    Verify { poll: Option<Poll> },
+}
+
+/// `verify --until revoked`: how often a certificate still pending is read
+/// again, and for how long the run keeps at it. Plain durations, so a test
+/// can make them small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Poll {
+    /// No certificate is read more often than this.
+    pub interval: Duration,
+    /// From the start of the run; no read is sent after it.
+    pub deadline: Duration,
 }
 
 impl Operation {
@@ -23,6 +40,7 @@ impl Operation {
         match self {
             Operation::Revoke { .. } => "revoke",
             Operation::Reactivate => "reactivate",
+            Operation::Verify { .. } => "verify",
         }
     }
 
@@ -32,6 +50,7 @@ impl Operation {
         match self {
             Operation::Revoke { .. } => Outcome::Revoked,
             Operation::Reactivate => Outcome::Reactivated,
+            Operation::Verify { .. } => Outcome::Revoked,
         }
     }
 
@@ -42,6 +61,9 @@ impl Operation {
                 &[Outcome::Revoked, Outcome::AlreadyRevoked, Outcome::NotFound, Outcome::Failed, Outcome::Invalid]
             }
             Operation::Reactivate => &[Outcome::Reactivated, Outcome::TooLate, Outcome::NotFound, Outcome::Failed],
+            Operation::Verify { .. } => {
+                &[Outcome::Revoked, Outcome::PendingRevocation, Outcome::Active, Outcome::NotFound, Outcome::Failed]
+            }
         }
     }
 
@@ -50,7 +72,24 @@ impl Operation {
         match self {
             Operation::Revoke { .. } => &[Outcome::Revoked, Outcome::AlreadyRevoked, Outcome::NotFound],
             Operation::Reactivate => &[Outcome::Reactivated, Outcome::TooLate, Outcome::NotFound],
+            // A straggler is what a single read is for; `--until revoked`
+            // reads it again.
+            Operation::Verify { poll: None } => {
+                &[Outcome::Revoked, Outcome::PendingRevocation, Outcome::Active, Outcome::NotFound]
+            }
+            Operation::Verify { poll: Some(_) } => &[Outcome::Revoked, Outcome::Active, Outcome::NotFound],
         }
+    }
+
+    /// Whether a run asks before it starts: a read changes nothing.
+    pub fn changes_certificates(self) -> bool {
+        !matches!(self, Operation::Verify { .. })
+    }
+
+    /// Whether a row waits between its requests (`verify --until`), so
+    /// more rows than requests in flight are worked on at once.
+    pub fn polls(self) -> bool {
+        matches!(self, Operation::Verify { poll: Some(_) })
     }
 
     /// Requests per row when nothing goes wrong, for time estimates.
@@ -63,12 +102,20 @@ impl Operation {
 
     /// `tried_before`: the run being resumed recorded this pair `failed`
     /// after an answer that may hide the request being carried out.
-    pub(crate) async fn perform(self, dispatcher: Arc<Dispatcher>, row: Row, tried_before: bool) -> Option<ResultRow> {
+    /// `begun`: when the run started, which a [`Poll`]'s deadline counts from.
+    pub(crate) async fn perform(
+        self,
+        dispatcher: Arc<Dispatcher>,
+        row: Row,
+        tried_before: bool,
+        begun: Instant,
+    ) -> Option<ResultRow> {
         match self {
             Operation::Revoke { verify } => {
                 crate::operations::revocation::revoke(dispatcher, row, verify, tried_before).await
             }
             Operation::Reactivate => crate::operations::reactivation::reactivate(dispatcher, row).await,
+            Operation::Verify { poll } => crate::operations::verification::verify(dispatcher, row, poll, begun).await,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! The engine every bulk command shares (revoke, reactivate), in the steps a
+//! The engine every bulk command shares (revoke, reactivate, verify), in the steps a
 //! front end takes in order: check the whole input ([`Checked`]), open the
 //! results ([`Opened`]), set up logging and the runtime ([`Ready`]), then
 //! stream the rows through the dispatcher into the results file and hand
@@ -36,6 +36,12 @@ use crate::transport::{self, CaBundle};
 
 /// Jobs and results queued between stages; bounds memory whatever the input size.
 const CHANNEL_DEPTH: usize = 1024;
+
+/// Workers of a run whose certificates wait between requests (`verify
+/// --until`): that many can wait for their next poll at once, each an idle
+/// task, while `--concurrency` still bounds the requests in flight. More
+/// than the quota allows in one poll interval would only wait longer.
+const POLLING_WORKERS: usize = 1024;
 
 /// A run whose input was read whole and found fit to send: nothing is open
 /// and nothing was sent yet.
@@ -225,6 +231,7 @@ fn output_path(settings: &RunSettings) -> anyhow::Result<PathBuf> {
     }
     let kind = match (settings.operation, settings.sandbox) {
         (Operation::Reactivate, _) => "reactivated",
+        (Operation::Verify { .. }, _) => "verified",
         (Operation::Revoke { .. }, true) => "sandbox-results",
         (Operation::Revoke { .. }, false) => "results",
     };
@@ -241,6 +248,10 @@ fn log_start(
     run_id: &str,
     enforcement: Option<&[ZoneCheck]>,
 ) {
+    let poll = match settings.operation {
+        Operation::Verify { poll } => poll,
+        _ => None,
+    };
     tracing::info!(
         target: logging::AUDIT,
         event = "run_start",
@@ -270,6 +281,8 @@ fn log_start(
         skip_invalid = settings.skip_invalid,
         resume = settings.resume,
         verify = matches!(settings.operation, Operation::Revoke { verify: true }),
+        poll_interval_ms = poll.map(|p| p.interval.as_millis() as u64),
+        deadline_ms = poll.map(|p| p.deadline.as_millis() as u64),
         max_same_failures = settings.max_same_failures,
         enforcement_check = settings.enforcement.as_str(),
         enforcement = enforcement.map(|checks| tracing::field::display(crate::operations::enforcement::to_json(checks))),
@@ -333,6 +346,7 @@ impl Pipeline {
             progress.is_visible().then(|| tokio::spawn(show_pauses(Arc::clone(&dispatcher), Arc::clone(&progress))));
 
         let sent = session::interruptible(&dispatcher, async {
+            let begun = tokio::time::Instant::now();
             // A log that could not take the run_start line stops the run before
             // its first request.
             let checked = match (log.failure(), plan.first) {
@@ -349,9 +363,10 @@ impl Pipeline {
                         tokio::task::spawn_blocking(move || produce(&plan, &finished, &dispatcher, feeder, &row_tx))
                     };
                     let work = move |dispatcher, row: Row| {
-                        operation.perform(dispatcher, row, finished.maybe_done(row.zone, row.cert))
+                        operation.perform(dispatcher, row, finished.maybe_done(row.zone, row.cert), begun)
                     };
-                    Arc::clone(&dispatcher).run(queue, row_tx, work).await;
+                    let workers = if operation.polls() { POLLING_WORKERS } else { 0 };
+                    Arc::clone(&dispatcher).run(queue, row_tx, workers, work).await;
                     producer.await.context("the input reader stopped unexpectedly")?;
                 }
                 Err(reason) => {
