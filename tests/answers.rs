@@ -212,14 +212,15 @@ impl HangingDeletes {
     }
 
     fn revoke(&self, input: &std::path::Path, output: &std::path::Path) -> std::process::Command {
-        let mut cmd = cfrevoke_std();
-        cmd.env("CLOUDFLARE_API_TOKEN", TOKEN)
-            .arg("revoke")
-            .arg(input)
-            .arg("--output")
-            .arg(output)
-            .args(["--base-url", &self.base, "--yes", "--rate", "1000/s", "--concurrency", "2"])
-            .args(["--timeout", "500ms", "--retry-delay", "10s", "--retry-max-delay", "10s"]);
+        let mut cmd = revoke_command(&self.base, input, output);
+        cmd.args(["--rate", "1000/s", "--concurrency", "2"]).args([
+            "--timeout",
+            "500ms",
+            "--retry-delay",
+            "10s",
+            "--retry-max-delay",
+            "10s",
+        ]);
         cmd
     }
 }

@@ -203,14 +203,8 @@ impl TestApi {
 
     /// The same, as a plain process to spawn with its own stdio or limits.
     pub fn revoke_std(&self, input: &Path, output: &Path) -> std::process::Command {
-        let mut cmd = cfrevoke_std();
-        cmd.env("CLOUDFLARE_API_TOKEN", TOKEN)
-            .arg("revoke")
-            .arg(input)
-            .arg("--output")
-            .arg(output)
-            .args(["--base-url", &self.base_url(), "--yes", "--rate", "1000/s", "--retry-delay", "5ms"])
-            .args(["--retry-max-delay", "20ms", "--timeout", "5s"])
+        let mut cmd = revoke_command(&self.base_url(), input, output);
+        cmd.args(["--rate", "1000/s", "--retry-delay", "5ms", "--retry-max-delay", "20ms", "--timeout", "5s"])
             // The double serves no custom rules; tests/enforcement.rs covers the check.
             .arg("--skip-enforcement-check");
         cmd
@@ -327,6 +321,15 @@ pub async fn interrupt_mid_run(
 }
 
 /// Sends a signal by name (`TERM`, `INT`, `KILL`) to a child process.
+/// `cfrevoke revoke INPUT --output OUTPUT` against the API at `base`, with
+/// a token and `--yes`; callers add the pace and retry settings they need.
+pub fn revoke_command(base: &str, input: &Path, output: &Path) -> std::process::Command {
+    let mut cmd = cfrevoke_std();
+    cmd.env("CLOUDFLARE_API_TOKEN", TOKEN).arg("revoke").arg(input).arg("--output").arg(output);
+    cmd.args(["--base-url", base, "--yes"]);
+    cmd
+}
+
 /// A FIFO at `path`, for the inputs and outputs that must not hang on one.
 pub fn mkfifo(path: &Path) {
     let status = std::process::Command::new("mkfifo").arg(path).status().expect("run mkfifo");
