@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::api::{CertStatus, CertificateAuthority, ClientCertificate};
 use crate::input::ids::{CertId, ZoneId};
+pub(crate) use crate::operations::cert_filter::hex;
 
 /// Mixed into the seed so generated IDs come from a stream of their own:
 /// changing fault rates must not change which certificates exist.
@@ -84,16 +85,6 @@ fn uuid(random: u128) -> CertId {
 /// A placeholder in PEM framing: nothing parses it, but it reads like one.
 fn pem(label: &str, filler: &str) -> String {
     format!("-----BEGIN {label}-----\nMII{filler}\n-----END {label}-----")
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    out
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` for seconds since the Unix epoch (Howard Hinnant's
