@@ -125,3 +125,35 @@ async fn organization_globs_narrow_with_the_identifiers() {
     assert_eq!(org("Other Inc.", "*", "b.csv").await, 0);
     assert_eq!(org("*", "other unit", "c.csv").await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pem_written_by_the_sandbox_is_found_by_its_fingerprint() {
+    use rustls::pki_types::pem::PemObject;
+    use sha2::Digest;
+
+    let work = Workdir::new();
+    let pems = work.path("pems");
+    let sandbox = SandboxProcess::start(&work.write("in.csv", input_csv(30)), &["--write-pem", pems.to_str().unwrap()]);
+    let all = everything(&work, &sandbox).await;
+    let wanted = &all[9];
+    let leaked = pems.join(format!("{}_{}.pem", wanted["zone_id"], wanted["certificate_id"]));
+    let pem = std::fs::read(&leaked).expect("one PEM per certificate");
+    let der = rustls::pki_types::CertificateDer::from_pem_slice(&pem).expect("a real certificate");
+    let digest: String = sha2::Sha256::digest(&der).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(wanted["fingerprint_sha256"], digest, "the listed fingerprint is the SHA-256 of the PEM's DER");
+    assert_eq!(std::fs::read_dir(&pems).unwrap().count(), 30);
+
+    // A bundle: the leaked certificate and one Cloudflare never issued.
+    let foreign = cfrevoke::sandbox::tls::ThrowawayCa::new().unwrap().pem().as_bytes().to_vec();
+    let bundle = work.write("bundle.pem", [pem, foreign].concat());
+    let out = list(&sandbox, &work.path("found.csv"), &["--pem", bundle.to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(ids(&work.results("found.csv")), [wanted["certificate_id"].as_str()]);
+    assert!(stderr(&out).contains(&format!("(from {} (certificate 2))", bundle.display())), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("(certificate 1)"), "{}", stderr(&out));
+
+    let empty = work.write("empty.pem", "no certificate here\n");
+    let out = list(&sandbox, &work.path("none.csv"), &["--pem", empty.to_str().unwrap()]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no certificate in the file"), "{}", stderr(&out));
+}
