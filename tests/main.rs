@@ -18,6 +18,7 @@ mod parser_props;
 mod revoke;
 mod sandbox;
 mod secrets;
+mod select;
 mod tls;
 mod token_file;
 mod toolkit;

@@ -3,6 +3,7 @@
 //! with a revocation (paging while revoking skips certificates) and a failed
 //! run leaves no half-written file behind.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -10,10 +11,11 @@ use std::time::SystemTime;
 use crate::api::{list_query, CertStatus, ClientCertificate};
 use crate::cli::api_args::ApiArgs;
 use crate::cli::csv_file::CsvFile;
+use crate::cli::selectors::SelectorArgs;
 use crate::cli::zones::ZoneArgs;
 use crate::exit::{refused, ExitCode};
 use crate::input::ids::{CertId, ZoneId};
-use crate::operations::cert_filter::CertFilter;
+use crate::operations::cert_filter::{CertFilter, Wanted};
 use crate::operations::glob::Glob;
 use crate::operations::listing::{self, ListError};
 use crate::operations::timestamp;
@@ -63,6 +65,17 @@ pub struct ListArgs {
     #[arg(long, value_name = "NAME-OR-ID")]
     pub ca: Option<Glob>,
 
+    /// Only certificates whose organization (O) matches this pattern; * and ? work as in --common-name.
+    #[arg(long, value_name = "GLOB")]
+    pub organization: Option<Glob>,
+
+    /// Only certificates whose organizational unit (OU) matches this pattern; * and ? work as in --common-name.
+    #[arg(long, value_name = "GLOB")]
+    pub organizational_unit: Option<Glob>,
+
+    #[command(flatten)]
+    pub selectors: SelectorArgs,
+
     /// CSV to create, never overwritten; - writes to standard output.
     #[arg(short, long, default_value = "-", value_name = "PATH")]
     pub output: PathBuf,
@@ -108,8 +121,11 @@ pub fn run(args: &ListArgs, verbosity: Verbosity) -> anyhow::Result<ExitCode> {
     let filter = CertFilter {
         common_name: args.common_name.clone(),
         ca: args.ca.clone(),
+        organization: args.organization.clone(),
+        organizational_unit: args.organizational_unit.clone(),
         issued_before: args.issued_before,
         expires_before: args.expires_before,
+        identifiers: args.selectors.wanted()?,
     };
     let output = CsvFile::open(&args.output)?;
     let api = args.api.settings(args.api.credentials()?);
@@ -130,10 +146,15 @@ pub fn run(args: &ListArgs, verbosity: Verbosity) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(anyhow::Error::new(e).context("listing failed, so nothing was written")),
     };
     let destination = output.write(&HEADER, &listing.rows)?;
-    if !verbosity.is_quiet() {
-        eprint!("{}", listing.report(&destination));
+    let unmatched = listing.unmatched(&filter);
+    // Said even with --quiet: a leaked certificate not found is the news.
+    for wanted in &unmatched {
+        eprintln!("not found: {} (from {})", wanted.id, wanted.source);
     }
-    Ok(ExitCode::Success)
+    if !verbosity.is_quiet() {
+        eprint!("{}", listing.report(&destination, unmatched.len()));
+    }
+    Ok(if unmatched.is_empty() { ExitCode::Success } else { ExitCode::RowsFailed })
 }
 
 /// Every zone, one after the other, each read to its end.
@@ -156,6 +177,8 @@ async fn list(
 struct Listing {
     rows: Vec<[String; HEADER.len()]>,
     zones: Vec<ZoneCount>,
+    /// Indices of the filter's identifiers that some written row answers to.
+    identified: HashSet<usize>,
 }
 
 #[derive(Debug)]
@@ -173,6 +196,7 @@ impl Listing {
         for cert in certificates.iter().filter(|c| filter.matches(c)) {
             match CertId::parse(cert.id.as_bytes()) {
                 Ok(id) => {
+                    self.identified.extend(filter.identified(cert));
                     self.rows.push(row(zone, id, cert));
                     count.matched += 1;
                 }
@@ -185,8 +209,13 @@ impl Listing {
         self.zones.push(count);
     }
 
+    /// The identifiers no written row answers to, in the order given.
+    fn unmatched<'a>(&self, filter: &'a CertFilter) -> Vec<&'a Wanted> {
+        filter.identifiers.iter().enumerate().filter(|(i, _)| !self.identified.contains(i)).map(|(_, w)| w).collect()
+    }
+
     /// Counts per zone and in total, for stderr.
-    fn report(&self, destination: &str) -> String {
+    fn report(&self, destination: &str, unmatched: usize) -> String {
         let mut out = String::new();
         let (mut listed, mut matched, mut unusable) = (0, 0, 0);
         for zone in &self.zones {
@@ -200,6 +229,9 @@ impl Listing {
         out.push_str(&format!("total: listed {listed}, matched {matched} in {} zones", self.zones.len()));
         if unusable > 0 {
             out.push_str(&format!(", {unusable} left out (unusable ID)"));
+        }
+        if unmatched > 0 {
+            out.push_str(&format!(", {unmatched} identifier(s) matched no certificate"));
         }
         out.push_str(&format!("; written to {destination}\n"));
         out
@@ -258,7 +290,7 @@ mod tests {
             .collect();
         listing.add(ZONE.parse().unwrap(), &certs, &CertFilter::default());
         assert_eq!(listing.rows.len(), 1);
-        let report = listing.report("out.csv");
+        let report = listing.report("out.csv", 0);
         assert!(report.contains("listed 2, matched 1, 1 left out (unusable ID)"), "{report}");
         assert!(
             report.ends_with("total: listed 2, matched 1 in 1 zones, 1 left out (unusable ID); written to out.csv\n")

@@ -22,6 +22,7 @@ pub mod man;
 pub mod reactivate;
 pub mod revoke;
 pub mod sandbox;
+mod selectors;
 mod values;
 pub mod verify;
 mod zones;

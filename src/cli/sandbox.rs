@@ -38,6 +38,10 @@ pub struct SandboxArgs {
     /// Write every served certificate as a zone_id,certificate_id CSV, ready for `revoke`.
     #[arg(long, value_name = "FILE")]
     pub write_csv: Option<PathBuf>,
+    /// Write each served certificate's PEM into this directory, one ZONE_ID_CERTIFICATE_ID.pem per
+    /// certificate, for drills with `list --pem`.
+    #[arg(long, value_name = "DIR")]
+    pub write_pem: Option<PathBuf>,
     /// Seed of every random choice, for replayable runs.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -214,6 +218,9 @@ async fn serve(args: &SandboxArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.write_csv {
         write_cert_csv(path, &certificates)?;
     }
+    if let Some(dir) = &args.write_pem {
+        write_pems(dir, &sandbox, &certificates)?;
+    }
     if let (Some(path), Some(ca)) = (&args.tls_ca_out, sandbox.ca()) {
         std::fs::write(path, ca.pem()).with_context(|| format!("cannot write {}", path.display()))?;
     }
@@ -234,6 +241,9 @@ async fn serve(args: &SandboxArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.write_csv {
         writeln!(out, "Certificates written to {}", path.display())?;
     }
+    if let Some(dir) = &args.write_pem {
+        writeln!(out, "Certificate PEMs written to {}", dir.display())?;
+    }
     if let Some(path) = &args.tls_ca_out {
         writeln!(out, "Throwaway CA written to {}", path.display())?;
     }
@@ -253,6 +263,18 @@ async fn serve(args: &SandboxArgs) -> anyhow::Result<ExitCode> {
     tokio::signal::ctrl_c().await.context("cannot wait for Ctrl-C")?;
     sandbox.shutdown().await;
     Ok(ExitCode::Success)
+}
+
+/// One PEM file per certificate, named by its IDs; the directory is made if
+/// missing. Only asked for, since it signs every certificate up front.
+fn write_pems(dir: &Path, sandbox: &Sandbox, certificates: &[(ZoneId, CertId)]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for &(zone, cert) in certificates {
+        let path = dir.join(format!("{zone}_{cert}.pem"));
+        let pem = sandbox.pem(zone, cert).context("a served certificate has a PEM")?;
+        std::fs::write(&path, pem).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(())
 }
 
 /// The `zone_id,certificate_id` pairs of a CSV, in file order. Rows whose

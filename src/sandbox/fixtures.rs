@@ -3,13 +3,17 @@
 //! Only the IDs and the state are stored; every other field is derived from
 //! the seed and the IDs whenever a certificate is answered, so a million
 //! certificates cost a few dozen bytes each and stay identical across runs.
+//! The real X.509 certificate behind them is made from these fields, on
+//! demand ([`super::x509`]).
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
 
+use super::x509;
 use crate::api::{CertStatus, CertificateAuthority, ClientCertificate};
 use crate::input::ids::{CertId, ZoneId};
+pub(crate) use crate::operations::cert_filter::hex;
 
 /// Mixed into the seed so generated IDs come from a stream of their own:
 /// changing fault rates must not change which certificates exist.
@@ -29,7 +33,9 @@ pub(crate) fn generate(seed: u64, count: usize, zones: usize) -> Vec<(ZoneId, Ce
     zone_ids.iter().cycle().take(count).map(|&zone| (zone, uuid(rng.random()))).collect()
 }
 
-/// Every OpenAPI field of a certificate, as the API would answer it now.
+/// Every OpenAPI field of a certificate, as the API would answer it now,
+/// but its PEM and the fingerprint of it: those take signing a real
+/// certificate, which [`super::x509`] does only for the answers that are read.
 pub(crate) fn describe(seed: u64, zone: ZoneId, cert: CertId, status: CertStatus) -> ClientCertificate {
     let digest = Sha256::new()
         .chain_update(seed.to_le_bytes())
@@ -38,24 +44,28 @@ pub(crate) fn describe(seed: u64, zone: ZoneId, cert: CertId, status: CertStatus
         .finalize();
     let detail = Sha256::digest(digest);
     let key_id = Sha256::digest(detail);
-    let fingerprint = hex(&digest);
-    let serial = hex(&detail[..20]);
+    let name = hex(&digest[..6]);
+    // A serial's first byte between 0x40 and 0x7f: positive in DER and no
+    // leading zero, so it has 40 digits wherever it is shown.
+    let mut serial = detail[..20].to_vec();
+    serial[0] = (serial[0] & 0x3f) | 0x40;
+    let serial = hex(&serial);
     let validity_days = VALIDITY_DAYS[usize::from(detail[20]) % VALIDITY_DAYS.len()];
     let day = u64::from(u16::from_be_bytes([detail[21], detail[22]])) % (3 * 365);
     let issued = ISSUED_FROM + day * DAY + u64::from(u16::from_be_bytes([detail[23], detail[24]])) % DAY;
     ClientCertificate {
         id: cert.to_string(),
         status: Some(status),
-        certificate: Some(pem("CERTIFICATE", &fingerprint)),
+        certificate: None,
         certificate_authority: Some(CertificateAuthority {
             id: uuid(SmallRng::seed_from_u64(seed ^ CA_STREAM).random()).to_string(),
-            name: "Cloudflare Managed CA for account".to_string(),
+            name: x509::CA_NAME.to_string(),
         }),
-        common_name: Some(format!("device-{}", &fingerprint[..12])),
+        common_name: Some(format!("device-{name}")),
         country: Some("US".to_string()),
         csr: Some(pem("CERTIFICATE REQUEST", &serial)),
         expires_on: Some(rfc3339(issued + u64::from(validity_days) * DAY)),
-        fingerprint_sha256: Some(fingerprint),
+        fingerprint_sha256: None,
         issued_on: Some(rfc3339(issued)),
         location: Some("San Francisco".to_string()),
         organization: Some("Sandbox Devices Inc.".to_string()),
@@ -81,19 +91,10 @@ fn uuid(random: u128) -> CertId {
     CertId::parse(text.as_bytes()).expect("a formatted UUID is a certificate ID")
 }
 
-/// A placeholder in PEM framing: nothing parses it, but it reads like one.
+/// A placeholder in PEM framing for the CSR: nothing parses it, but it reads
+/// like one.
 fn pem(label: &str, filler: &str) -> String {
     format!("-----BEGIN {label}-----\nMII{filler}\n-----END {label}-----")
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
-    out
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` for seconds since the Unix epoch (Howard Hinnant's
@@ -145,16 +146,16 @@ mod tests {
         let described = describe(1, zone, cert, CertStatus::Active);
         assert_eq!(described, describe(1, zone, cert, CertStatus::Active));
         assert_eq!(described.id, cert.to_string());
-        assert_eq!(described.fingerprint_sha256.as_ref().map(String::len), Some(64));
         assert_eq!(described.serial_number.as_ref().map(String::len), Some(40));
+        assert_eq!(described.ski.as_ref().map(String::len), Some(40));
         let issued = described.issued_on.unwrap();
         let expires = described.expires_on.unwrap();
         assert!(issued.starts_with("202") && issued.ends_with('Z') && issued.len() == 20, "{issued}");
         assert!(expires > issued);
-        assert!(described.certificate.unwrap().starts_with("-----BEGIN CERTIFICATE-----\n"));
+        assert_eq!((described.certificate, described.fingerprint_sha256), (None, None), "made on demand only");
         assert_ne!(
-            describe(2, zone, cert, CertStatus::Active).fingerprint_sha256,
-            describe(1, zone, cert, CertStatus::Active).fingerprint_sha256
+            describe(2, zone, cert, CertStatus::Active).serial_number,
+            describe(1, zone, cert, CertStatus::Active).serial_number
         );
     }
 }

@@ -29,6 +29,7 @@ mod rules;
 mod server;
 mod state;
 pub mod tls;
+mod x509;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -124,6 +125,11 @@ impl Sandbox {
     /// Every certificate served, in listing order.
     pub fn certificates(&self) -> Vec<(ZoneId, CertId)> {
         self.shared.origin().store().keys()
+    }
+
+    /// The real certificate (PEM) served for `zone`/`cert`, if it is served.
+    pub fn pem(&self, zone: ZoneId, cert: CertId) -> Option<String> {
+        self.shared.origin().store().pem((zone, cert), Instant::now())
     }
 
     /// How many zones the certificates are spread over.

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use super::fixtures;
 use super::journal::{CertActivity, CertEntry};
 use super::routes::{CertKey, CertOp};
+use super::x509::X509Cache;
 use crate::api::{CertStatus, ClientCertificate, ResultInfo};
 use crate::input::ids::{CertId, ZoneId};
 
@@ -65,11 +66,19 @@ pub(crate) struct CertStore {
     zones: HashMap<ZoneId, Vec<usize>>,
     delay: Duration,
     seed: u64,
+    x509: X509Cache,
 }
 
 impl CertStore {
     pub(crate) fn new(certs: impl IntoIterator<Item = CertKey>, delay: Duration, seed: u64) -> CertStore {
-        let mut store = CertStore { records: Vec::new(), index: HashMap::new(), zones: HashMap::new(), delay, seed };
+        let mut store = CertStore {
+            records: Vec::new(),
+            index: HashMap::new(),
+            zones: HashMap::new(),
+            delay,
+            seed,
+            x509: X509Cache::new(seed),
+        };
         for (zone, cert) in certs {
             let next = store.records.len();
             if *store.index.entry((zone, cert)).or_insert(next) != next {
@@ -104,7 +113,17 @@ impl CertStore {
 
     pub(crate) fn get(&mut self, key: CertKey, now: Instant) -> Result<ClientCertificate, Refusal> {
         self.settled(key, now)?;
-        Ok(self.describe(key, now))
+        let mut described = self.describe(key, now);
+        self.x509.fill(key, &mut described);
+        Ok(described)
+    }
+
+    /// The PEM of a certificate served, as a GET would answer it.
+    pub(crate) fn pem(&self, key: CertKey, now: Instant) -> Option<String> {
+        self.index.get(&key)?;
+        let mut described = self.describe(key, now);
+        self.x509.fill(key, &mut described);
+        described.certificate
     }
 
     /// DELETE: an active certificate starts its revocation. Asking again
@@ -121,7 +140,7 @@ impl CertStore {
                 record.activity.revocations += 1;
             }
         }
-        Ok(self.describe(key, now))
+        Ok(self.changed(key, now))
     }
 
     /// PATCH `{"reactivate": true}`: undoes a revocation still pending. The
@@ -134,7 +153,7 @@ impl CertStore {
             Phase::PendingReactivation(_) => {}
             Phase::Active | Phase::Revoked => return Err(Refusal::NotPendingRevocation),
         }
-        Ok(self.describe(key, now))
+        Ok(self.changed(key, now))
     }
 
     /// One page of a zone's certificates, optionally of one status. An
@@ -160,7 +179,11 @@ impl CertStore {
         let result: Vec<ClientCertificate> = matching()
             .skip(skip)
             .take(per_page as usize)
-            .map(|r| fixtures::describe(self.seed, r.zone, r.cert, self.status(r, now)))
+            .map(|r| {
+                let mut described = fixtures::describe(self.seed, r.zone, r.cert, self.status(r, now));
+                self.x509.fill((r.zone, r.cert), &mut described);
+                described
+            })
             .collect();
         let info = ResultInfo {
             count: result.len() as u64,
@@ -216,6 +239,14 @@ impl CertStore {
     fn describe(&self, (zone, cert): CertKey, now: Instant) -> ClientCertificate {
         let record = &self.records[self.index[&(zone, cert)]];
         fixtures::describe(self.seed, zone, cert, self.status(record, now))
+    }
+
+    /// The answer to a DELETE or PATCH: revocation reads only the status, so
+    /// the certificate is not signed for it, though one already made is shown.
+    fn changed(&self, key: CertKey, now: Instant) -> ClientCertificate {
+        let mut described = self.describe(key, now);
+        self.x509.fill_if_made(key, &mut described);
+        described
     }
 
     /// The record for `key` with any finished transition applied.
