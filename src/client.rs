@@ -10,7 +10,8 @@ use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 
 use crate::api::{
-    headers, list_query, paths, CertStatus, CertificateState, ClientCertificate, Envelope, Ruleset, JSON,
+    headers, list_query, paths, zones_query, CertStatus, CertificateState, ClientCertificate, Envelope, Ruleset, Zone,
+    JSON,
 };
 use crate::credentials::Credentials;
 use crate::escape;
@@ -94,6 +95,23 @@ impl BaseUrl {
         url
     }
 
+    /// One page of `GET /zones`. A name is sent only as a query parameter,
+    /// never in the path, and is percent-encoded like any query value.
+    fn zones(&self, filter: &ZoneFilter<'_>, page: u32, per_page: u32) -> Url {
+        let mut url = self.0.clone();
+        url.set_path(&format!("{}/{}", self.0.path().trim_end_matches('/'), paths::ZONES));
+        let mut query = url.query_pairs_mut();
+        if let Some(name) = filter.name {
+            query.append_pair(zones_query::NAME, name);
+        }
+        if let Some(account) = filter.account {
+            query.append_pair(zones_query::ACCOUNT_ID, account);
+        }
+        query.append_pair(list_query::PAGE, &page.to_string()).append_pair(list_query::PER_PAGE, &per_page.to_string());
+        drop(query);
+        url
+    }
+
     /// One page of a zone's certificates. `status` is always sent, `all`
     /// included, so the answer never rests on an undocumented default.
     fn page(&self, zone: ZoneId, status: Option<CertStatus>, page: u32, per_page: u32) -> Url {
@@ -104,6 +122,13 @@ impl BaseUrl {
             .append_pair(list_query::PER_PAGE, &per_page.to_string());
         url
     }
+}
+
+/// What `GET /zones` is narrowed to: an exact name, one account.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ZoneFilter<'a> {
+    pub name: Option<&'a str>,
+    pub account: Option<&'a str>,
 }
 
 /// What one request brought back; `T` is the envelope's `result`.
@@ -283,6 +308,16 @@ impl ApiClient {
         per_page: u32,
     ) -> Result<ApiReply<Vec<ClientCertificate>>, TransportError> {
         self.send(Method::GET, self.base.page(zone, status, page, per_page), None).await
+    }
+
+    /// One page of the zones the token can read, narrowed by `filter`.
+    pub async fn list_zones(
+        &self,
+        filter: &ZoneFilter<'_>,
+        page: u32,
+        per_page: u32,
+    ) -> Result<ApiReply<Vec<Zone>>, TransportError> {
+        self.send(Method::GET, self.base.zones(filter, page, per_page), None).await
     }
 
     /// The zone's custom rules, read to learn whether it blocks revoked

@@ -23,3 +23,4 @@ mod token_file;
 mod toolkit;
 mod usage;
 mod verify;
+mod zones;

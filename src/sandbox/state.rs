@@ -156,20 +156,14 @@ impl CertStore {
             None => indices.len() as u64,
             Some(_) => matching().count() as u64,
         };
-        let skip = usize::try_from(page.saturating_sub(1).saturating_mul(per_page)).unwrap_or(usize::MAX);
-        let result: Vec<ClientCertificate> = matching()
-            .skip(skip)
-            .take(per_page as usize)
-            .map(|r| fixtures::describe(self.seed, r.zone, r.cert, self.status(r, now)))
-            .collect();
-        let info = ResultInfo {
-            count: result.len() as u64,
-            page,
-            per_page,
-            total_count,
-            total_pages: total_count.div_ceil(per_page),
-        };
-        (result, info)
+        let describe = |r: &Record| fixtures::describe(self.seed, r.zone, r.cert, self.status(r, now));
+        page_of(matching().map(describe), total_count, page, per_page)
+    }
+
+    /// Every zone, in the order its first certificate was added.
+    pub(crate) fn zone_ids(&self) -> Vec<ZoneId> {
+        let mut seen = std::collections::HashSet::new();
+        self.records.iter().map(|r| r.zone).filter(|zone| seen.insert(*zone)).collect()
     }
 
     /// How many certificates are in each status, every status present.
@@ -226,6 +220,26 @@ impl CertStore {
         record.phase = record.phase.settled(now, delay);
         Ok(record)
     }
+}
+
+/// Page `page` of `per_page` of `items`, which number `total_count`, and
+/// its `result_info`: how every list endpoint pages.
+pub(crate) fn page_of<T>(
+    items: impl Iterator<Item = T>,
+    total_count: u64,
+    page: u64,
+    per_page: u64,
+) -> (Vec<T>, ResultInfo) {
+    let skip = usize::try_from(page.saturating_sub(1).saturating_mul(per_page)).unwrap_or(usize::MAX);
+    let result: Vec<T> = items.skip(skip).take(per_page as usize).collect();
+    let info = ResultInfo {
+        count: result.len() as u64,
+        page,
+        per_page,
+        total_count,
+        total_pages: total_count.div_ceil(per_page),
+    };
+    (result, info)
 }
 
 #[cfg(test)]
