@@ -160,10 +160,13 @@ impl CertStore {
         page_of(matching().map(describe), total_count, page, per_page)
     }
 
-    /// Every zone, in the order its first certificate was added.
+    /// Every zone, in the order its first certificate was added. Sorted from
+    /// the per-zone index rather than found by a pass over every record, so
+    /// a million generated certificates do not slow the start.
     pub(crate) fn zone_ids(&self) -> Vec<ZoneId> {
-        let mut seen = std::collections::HashSet::new();
-        self.records.iter().map(|r| r.zone).filter(|zone| seen.insert(*zone)).collect()
+        let mut firsts: Vec<(usize, ZoneId)> = self.zones.iter().map(|(zone, records)| (records[0], *zone)).collect();
+        firsts.sort_unstable();
+        firsts.into_iter().map(|(_, zone)| zone).collect()
     }
 
     /// How many certificates are in each status, every status present.
