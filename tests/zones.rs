@@ -6,13 +6,15 @@ use std::collections::BTreeSet;
 use crate::support::*;
 
 /// A sandbox with one certificate in each of `zones` zones: zone i is
-/// `zone-i.example`.
+/// `zone-i.example`. Without a quota: the client paces to the budget the
+/// rate-limit headers leave, which after a few hundred requests would
+/// stretch the test to tens of seconds.
 fn one_per_zone(work: &Workdir, zones: usize) -> SandboxProcess {
     let mut text = String::from("zone_id,certificate_id\n");
     for i in 0..zones {
         text.push_str(&format!("{},{}\n", zone(i), cert(i)));
     }
-    SandboxProcess::start(&work.write("in.csv", text), &[])
+    SandboxProcess::start(&work.write("in.csv", text), &["--quota", "0"])
 }
 
 /// `GET /zones?QUERY` straight from the sandbox, as any client would.
@@ -120,4 +122,37 @@ async fn a_hostile_zone_name_is_refused_before_anything_is_sent() {
     cmd.args(["--account", &"0".repeat(32), "--zone", &zone(0)]);
     assert_eq!(run(cmd).await.status.code(), Some(2), "--account narrows only --all-zones");
     assert_eq!(sandbox.journal().await.requests, 0, "nothing reached the API");
+}
+
+/// `cfrevoke list ARGS` against a double that answers every `GET /zones` with `zones`.
+async fn against_zones(zones: serde_json::Value, args: &[&str]) -> (std::process::Output, Vec<Hit>) {
+    let body = serde_json::json!({"success": true, "errors": [], "messages": [], "result": zones}).to_string();
+    let api = TestApi::start(move |_| TestResponse { status: 200, body: body.clone(), headers: vec![] }).await;
+    let mut cmd = cfrevoke();
+    cmd.env("CLOUDFLARE_API_TOKEN", TOKEN).arg("list").args(args);
+    cmd.args(["--base-url", &api.base_url(), "--retry-delay", "5ms", "--timeout", "5s"]);
+    let out = run(cmd).await;
+    (out, api.hits())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_zones_api_that_misbehaves_never_loops_nor_picks_another_zone() {
+    let page = serde_json::json!([{"id": zone(0), "name": "zone-0.example"}]);
+    let (out, hits) = against_zones(page.clone(), &["--all-zones"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("the list of zones, page 2: the API answered only entries of earlier pages"));
+    assert_eq!(hits.len(), 2, "stopped at the repeated page");
+    assert!(hits.iter().all(|h| h.path == "/client/v4/zones"), "no certificate request: {hits:?}");
+
+    // A server that ignores the name filter: its zone is not the one asked for.
+    let (out, hits) = against_zones(page, &["--zone", "shop.example"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no zone named shop.example"), "{}", stderr(&out));
+    assert_eq!(hits.len(), 1);
+
+    let hostile = serde_json::json!([{"id": "../../user/tokens", "name": "zone-0.example"}]);
+    let (out, hits) = against_zones(hostile, &["--zone", "zone-0.example"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("zone zone-0.example: expected a zone ID"), "{}", stderr(&out));
+    assert_eq!(hits.len(), 1, "no request for an ID that is not one");
 }
