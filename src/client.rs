@@ -529,6 +529,20 @@ mod tests {
     }
 
     #[test]
+    fn zones_urls_carry_the_name_only_in_the_query() {
+        let base: BaseUrl = "http://127.0.0.1:9/client/v4/".parse().unwrap();
+        let filter = ZoneFilter { name: Some("shop.example.com"), account: Some("0123456789abcdef0123456789abcdef") };
+        assert_eq!(
+            base.zones(&filter, 2, 50).as_str(),
+            "http://127.0.0.1:9/client/v4/zones?name=shop.example.com&account.id=0123456789abcdef0123456789abcdef&page=2&per_page=50"
+        );
+        assert_eq!(
+            base.zones(&ZoneFilter::default(), 1, 5).as_str(),
+            "http://127.0.0.1:9/client/v4/zones?page=1&per_page=5"
+        );
+    }
+
+    #[test]
     fn custom_rules_url_is_the_zones_entry_point() {
         let base: BaseUrl = "http://127.0.0.1:9/client/v4/".parse().unwrap();
         assert_eq!(

@@ -109,6 +109,8 @@ fn open(api: &ApiSettings, verbosity: Verbosity) -> anyhow::Result<(Session, Arc
     Ok((session, Arc::new(api.dispatcher(1)?)))
 }
 
+/// The rules reads on a session already open, which `enforcement` shares
+/// with the lookup of its zones so both keep to one pacer.
 fn inspect(
     session: &Session,
     dispatcher: &Arc<Dispatcher>,
