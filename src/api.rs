@@ -162,6 +162,39 @@ pub mod list_query {
     pub const ALL: &str = "all";
 }
 
+/// `GET /zones`'s query parameters besides [`list_query::PAGE`] and
+/// [`list_query::PER_PAGE`], as the client sends them and the sandbox reads them.
+pub mod zones_query {
+    /// An exact zone name (the API reads a `contains:`-style prefix as an operator).
+    pub const NAME: &str = "name";
+    pub const ACCOUNT_ID: &str = "account.id";
+}
+
+/// A zone as `GET /zones` answers it. cfrevoke reads the ID and the name;
+/// the rest is what the sandbox serves so that other clients (the official
+/// SDK) find a zone's usual shape. The name is the server's and bound for
+/// the terminal and a CSV, so it is escaped as it is decoded.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Zone {
+    pub id: String,
+    #[serde(default, deserialize_with = "escape::deserialize")]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<ZoneAccount>,
+}
+
+/// The account a zone belongs to.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ZoneAccount {
+    pub id: String,
+    #[serde(default, deserialize_with = "escape::deserialize")]
+    pub name: String,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CertificateAuthority {
     pub id: String,

@@ -10,7 +10,8 @@ use reqwest::{Method, Url};
 use serde::de::DeserializeOwned;
 
 use crate::api::{
-    headers, list_query, paths, CertStatus, CertificateState, ClientCertificate, Envelope, Ruleset, JSON,
+    headers, list_query, paths, zones_query, CertStatus, CertificateState, ClientCertificate, Envelope, Ruleset, Zone,
+    JSON,
 };
 use crate::credentials::Credentials;
 use crate::escape;
@@ -94,6 +95,23 @@ impl BaseUrl {
         url
     }
 
+    /// One page of `GET /zones`. A name is sent only as a query parameter,
+    /// never in the path, and is percent-encoded like any query value.
+    fn zones(&self, filter: &ZoneFilter<'_>, page: u32, per_page: u32) -> Url {
+        let mut url = self.0.clone();
+        url.set_path(&format!("{}/{}", self.0.path().trim_end_matches('/'), paths::ZONES));
+        let mut query = url.query_pairs_mut();
+        if let Some(name) = filter.name {
+            query.append_pair(zones_query::NAME, name);
+        }
+        if let Some(account) = filter.account {
+            query.append_pair(zones_query::ACCOUNT_ID, account);
+        }
+        query.append_pair(list_query::PAGE, &page.to_string()).append_pair(list_query::PER_PAGE, &per_page.to_string());
+        drop(query);
+        url
+    }
+
     /// One page of a zone's certificates. `status` is always sent, `all`
     /// included, so the answer never rests on an undocumented default.
     fn page(&self, zone: ZoneId, status: Option<CertStatus>, page: u32, per_page: u32) -> Url {
@@ -104,6 +122,13 @@ impl BaseUrl {
             .append_pair(list_query::PER_PAGE, &per_page.to_string());
         url
     }
+}
+
+/// What `GET /zones` is narrowed to: an exact name, one account.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ZoneFilter<'a> {
+    pub name: Option<&'a str>,
+    pub account: Option<&'a str>,
 }
 
 /// What one request brought back; `T` is the envelope's `result`.
@@ -283,6 +308,16 @@ impl ApiClient {
         per_page: u32,
     ) -> Result<ApiReply<Vec<ClientCertificate>>, TransportError> {
         self.send(Method::GET, self.base.page(zone, status, page, per_page), None).await
+    }
+
+    /// One page of the zones the token can read, narrowed by `filter`.
+    pub async fn list_zones(
+        &self,
+        filter: &ZoneFilter<'_>,
+        page: u32,
+        per_page: u32,
+    ) -> Result<ApiReply<Vec<Zone>>, TransportError> {
+        self.send(Method::GET, self.base.zones(filter, page, per_page), None).await
     }
 
     /// The zone's custom rules, read to learn whether it blocks revoked
@@ -491,6 +526,20 @@ mod tests {
             "http://127.0.0.1:9/client/v4/zones/023e105f4ecef8ad9ca31a8372d0c353/client_certificates?status=pending_revocation&page=3&per_page=50"
         );
         assert!(base.page(zone, None, 1, 5).as_str().ends_with("/client_certificates?status=all&page=1&per_page=5"));
+    }
+
+    #[test]
+    fn zones_urls_carry_the_name_only_in_the_query() {
+        let base: BaseUrl = "http://127.0.0.1:9/client/v4/".parse().unwrap();
+        let filter = ZoneFilter { name: Some("shop.example.com"), account: Some("0123456789abcdef0123456789abcdef") };
+        assert_eq!(
+            base.zones(&filter, 2, 50).as_str(),
+            "http://127.0.0.1:9/client/v4/zones?name=shop.example.com&account.id=0123456789abcdef0123456789abcdef&page=2&per_page=50"
+        );
+        assert_eq!(
+            base.zones(&ZoneFilter::default(), 1, 5).as_str(),
+            "http://127.0.0.1:9/client/v4/zones?page=1&per_page=5"
+        );
     }
 
     #[test]

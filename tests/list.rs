@@ -186,7 +186,7 @@ async fn an_unknown_zone_lists_empty_on_standard_output() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert_eq!(
         stdout(&out),
-        "zone_id,certificate_id,common_name,status,serial_number,issued_on,expires_on,certificate_authority,\
+        "zone_id,zone_name,certificate_id,common_name,status,serial_number,issued_on,expires_on,certificate_authority,\
          fingerprint_sha256\n"
     );
     assert!(stderr(&out).contains(&format!("zone {}: listed 0, matched 0", zone(99))), "{}", stderr(&out));

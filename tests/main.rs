@@ -24,3 +24,4 @@ mod token_file;
 mod toolkit;
 mod usage;
 mod verify;
+mod zones;

@@ -16,6 +16,7 @@ use crate::operations::enforcement::{RuleRef, ZoneCheck, BLOCKING_ACTION, EXAMPL
 use crate::output::audit;
 use crate::output::logging::Verbosity;
 use crate::output::progress::Progress;
+use crate::pipeline::dispatcher::Dispatcher;
 use crate::pipeline::enforcement::{self, EnforcementCheck};
 use crate::pipeline::session::Session;
 use crate::pipeline::settings::ApiSettings;
@@ -25,7 +26,7 @@ const HEADER: [&str; 7] =
     ["zone_id", "verdict", "reason", "rule_id", "rule_description", "rule_expression", "rule_action"];
 
 #[derive(Debug, clap::Args)]
-#[command(group = clap::ArgGroup::new("zone_source").args(["zones", "zones_file", "input"]).required(true).multiple(true))]
+#[command(group = clap::ArgGroup::new("zone_source").args(["zones", "zones_file", "all_zones", "input"]).required(true).multiple(true))]
 pub struct EnforcementArgs {
     /// A CSV naming zone_id and certificate_id columns (revoke's input, or a listing): its zones are checked.
     pub input: Option<PathBuf>,
@@ -43,12 +44,23 @@ pub struct EnforcementArgs {
 }
 
 pub fn run(args: &EnforcementArgs, verbosity: Verbosity) -> anyhow::Result<ExitCode> {
-    let zones = zones(args)?;
+    let choice = args.zones.choice()?;
+    let input_zones = input_zones(args)?;
     let output = args.output.as_deref().map(CsvFile::open).transpose()?;
     let api = args.api.settings(args.api.credentials()?);
-    let Some(checks) = check(&api, &zones, verbosity, None)? else {
+    let (session, dispatcher) = open(&api, verbosity)?;
+    let interrupted = || {
         eprintln!("interrupted: nothing was written");
-        return Ok(ExitCode::Interrupted);
+        Ok(ExitCode::Interrupted)
+    };
+    let Some(chosen) = choice.resolve(&session, &dispatcher)? else {
+        return interrupted();
+    };
+    let mut zones: Vec<ZoneId> = chosen.iter().map(|zone| zone.id).chain(input_zones).collect();
+    let mut seen = std::collections::HashSet::new();
+    zones.retain(|zone| seen.insert(*zone));
+    let Some(checks) = inspect(&session, &dispatcher, &zones, None)? else {
+        return interrupted();
     };
     match output {
         Some(CsvFile::Stdout) => {}
@@ -63,19 +75,17 @@ pub fn run(args: &EnforcementArgs, verbosity: Verbosity) -> anyhow::Result<ExitC
     Ok(if checks.iter().all(|c| c.verdict.is_enforced()) { ExitCode::Success } else { ExitCode::RowsFailed })
 }
 
-/// `--zone`, `--zones-file` and the input's zones, each once, in that order.
-fn zones(args: &EnforcementArgs) -> anyhow::Result<Vec<ZoneId>> {
-    let mut zones = args.zones.zones()?;
-    if let Some(input) = &args.input {
-        let plan = Plan::build(input).map_err(|e| usage(e.to_string()))?;
-        if plan.invalid > 0 {
-            return Err(usage(format!("{}\nfix the input's invalid rows; nothing was sent", plan.problem_report())));
-        }
-        zones.extend(plan.zone_ids());
+/// The input's zones, checked before anything is sent; they follow the
+/// zones of `--zone`, `--zones-file` or `--all-zones`.
+fn input_zones(args: &EnforcementArgs) -> anyhow::Result<Vec<ZoneId>> {
+    let Some(input) = &args.input else {
+        return Ok(Vec::new());
+    };
+    let plan = Plan::build(input).map_err(|e| usage(e.to_string()))?;
+    if plan.invalid > 0 {
+        return Err(usage(format!("{}\nfix the input's invalid rows; nothing was sent", plan.problem_report())));
     }
-    let mut seen = std::collections::HashSet::new();
-    zones.retain(|zone| seen.insert(*zone));
-    Ok(zones)
+    Ok(plan.zone_ids())
 }
 
 /// Reads the custom rules of `zones` on a session of its own, one request
@@ -88,12 +98,28 @@ pub fn check(
     verbosity: Verbosity,
     mode: Option<EnforcementCheck>,
 ) -> anyhow::Result<Option<Vec<ZoneCheck>>> {
+    let (session, dispatcher) = open(api, verbosity)?;
+    inspect(&session, &dispatcher, zones, mode)
+}
+
+/// A session of the check's own, one request at a time.
+fn open(api: &ApiSettings, verbosity: Verbosity) -> anyhow::Result<(Session, Arc<Dispatcher>)> {
     // Nothing to draw; the hidden bar only lends its writer.
     let session = Session::start(verbosity, Progress::new(0, true, "").writer(), None, &audit::run_id())?;
-    let dispatcher = Arc::new(api.dispatcher(1)?);
+    Ok((session, Arc::new(api.dispatcher(1)?)))
+}
+
+/// The rules reads on a session already open, which `enforcement` shares
+/// with the lookup of its zones so both keep to one pacer.
+fn inspect(
+    session: &Session,
+    dispatcher: &Arc<Dispatcher>,
+    zones: &[ZoneId],
+    mode: Option<EnforcementCheck>,
+) -> anyhow::Result<Option<Vec<ZoneCheck>>> {
     match mode {
-        Some(mode) => enforcement::check(&session, &dispatcher, zones, mode),
-        None => enforcement::read(&session, &dispatcher, zones).context("nothing was written"),
+        Some(mode) => enforcement::check(session, dispatcher, zones, mode),
+        None => enforcement::read(session, dispatcher, zones).context("nothing was written"),
     }
 }
 

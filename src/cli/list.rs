@@ -12,7 +12,7 @@ use crate::api::{list_query, CertStatus, ClientCertificate};
 use crate::cli::api_args::ApiArgs;
 use crate::cli::csv_file::CsvFile;
 use crate::cli::selectors::SelectorArgs;
-use crate::cli::zones::ZoneArgs;
+use crate::cli::zones::{ChosenZone, ZoneArgs};
 use crate::exit::{refused, ExitCode};
 use crate::input::ids::{CertId, ZoneId};
 use crate::operations::cert_filter::{CertFilter, Wanted};
@@ -27,8 +27,9 @@ use crate::pipeline::session::{self, Session};
 
 /// Columns of the output; `revoke` reads the first two and ignores the rest,
 /// which are there for the person deciding what to revoke.
-const HEADER: [&str; 9] = [
+const HEADER: [&str; 10] = [
     "zone_id",
+    "zone_name",
     "certificate_id",
     "common_name",
     "status",
@@ -40,7 +41,7 @@ const HEADER: [&str; 9] = [
 ];
 
 #[derive(Debug, clap::Args)]
-#[command(group = clap::ArgGroup::new("zone_source").args(["zones", "zones_file"]).required(true).multiple(true))]
+#[command(group = clap::ArgGroup::new("zone_source").args(["zones", "zones_file", "all_zones"]).required(true).multiple(true))]
 pub struct ListArgs {
     #[command(flatten)]
     pub zones: ZoneArgs,
@@ -117,7 +118,7 @@ impl clap::ValueEnum for StatusFilter {
 }
 
 pub fn run(args: &ListArgs, verbosity: Verbosity) -> anyhow::Result<ExitCode> {
-    let zones = args.zones.zones()?;
+    let choice = args.zones.choice()?;
     let filter = CertFilter {
         common_name: args.common_name.clone(),
         ca: args.ca.clone(),
@@ -134,6 +135,10 @@ pub fn run(args: &ListArgs, verbosity: Verbosity) -> anyhow::Result<ExitCode> {
     // One request at a time: pages of a zone depend on each other, and the
     // rate, not concurrency, is what limits a listing.
     let dispatcher = Arc::new(api.dispatcher(1)?);
+    let Some(zones) = choice.resolve(&session, &dispatcher)? else {
+        eprintln!("interrupted: nothing was written");
+        return Ok(ExitCode::Interrupted);
+    };
     let listed =
         session.block_on(session::interruptible(&dispatcher, list(&dispatcher, &zones, args.status.api(), &filter)));
     let listing = match listed {
@@ -160,13 +165,13 @@ pub fn run(args: &ListArgs, verbosity: Verbosity) -> anyhow::Result<ExitCode> {
 /// Every zone, one after the other, each read to its end.
 async fn list(
     dispatcher: &Dispatcher,
-    zones: &[ZoneId],
+    zones: &[ChosenZone],
     status: Option<CertStatus>,
     filter: &CertFilter,
 ) -> Result<Listing, ListError> {
     let mut listing = Listing::default();
-    for &zone in zones {
-        let certificates = listing::list_zone(dispatcher, zone, status).await?;
+    for zone in zones {
+        let certificates = listing::list_zone(dispatcher, zone.id, status).await?;
         listing.add(zone, &certificates, filter);
     }
     Ok(listing)
@@ -191,13 +196,14 @@ struct ZoneCount {
 }
 
 impl Listing {
-    fn add(&mut self, zone: ZoneId, certificates: &[ClientCertificate], filter: &CertFilter) {
+    fn add(&mut self, chosen: &ChosenZone, certificates: &[ClientCertificate], filter: &CertFilter) {
+        let zone = chosen.id;
         let mut count = ZoneCount { zone, listed: certificates.len(), matched: 0, unusable: 0 };
         for cert in certificates.iter().filter(|c| filter.matches(c)) {
             match CertId::parse(cert.id.as_bytes()) {
                 Ok(id) => {
                     self.identified.extend(filter.identified(cert));
-                    self.rows.push(row(zone, id, cert));
+                    self.rows.push(row(chosen, id, cert));
                     count.matched += 1;
                 }
                 Err(e) => {
@@ -239,10 +245,11 @@ impl Listing {
 }
 
 /// One output row, in [`HEADER`] order; an absent field is an empty cell.
-fn row(zone: ZoneId, id: CertId, cert: &ClientCertificate) -> [String; HEADER.len()] {
+fn row(zone: &ChosenZone, id: CertId, cert: &ClientCertificate) -> [String; HEADER.len()] {
     let text = |field: &Option<String>| field.clone().unwrap_or_default();
     [
-        zone.to_string(),
+        zone.id.to_string(),
+        text(&zone.name),
         id.to_string(),
         text(&cert.common_name),
         cert.status.map(CertStatus::as_str).unwrap_or_default().to_string(),
@@ -269,13 +276,14 @@ mod tests {
             common_name: Some("a,b".into()),
             ..ClientCertificate::default()
         };
-        let row = row(ZONE.parse().unwrap(), cert.id.parse().unwrap(), &cert);
+        let zone = ChosenZone { id: ZONE.parse().unwrap(), name: Some("shop.example".into()) };
+        let row = row(&zone, cert.id.parse().unwrap(), &cert);
         let mut out = Vec::new();
         write_csv(&mut out, &HEADER, &[row]).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             format!(
-                "{}\n{ZONE},568b6b74-7b0c-4755-8840-4e3b8c24adeb,\"a,b\",pending_revocation,,,,,\n",
+                "{}\n{ZONE},shop.example,568b6b74-7b0c-4755-8840-4e3b8c24adeb,\"a,b\",pending_revocation,,,,,\n",
                 HEADER.join(",")
             )
         );
@@ -288,7 +296,7 @@ mod tests {
             .iter()
             .map(|id| ClientCertificate { id: id.to_string(), ..ClientCertificate::default() })
             .collect();
-        listing.add(ZONE.parse().unwrap(), &certs, &CertFilter::default());
+        listing.add(&ChosenZone { id: ZONE.parse().unwrap(), name: None }, &certs, &CertFilter::default());
         assert_eq!(listing.rows.len(), 1);
         let report = listing.report("out.csv", 0);
         assert!(report.contains("listed 2, matched 1, 1 left out (unusable ID)"), "{report}");

@@ -8,7 +8,7 @@
 
 use std::collections::HashSet;
 
-use crate::api::{CertStatus, ClientCertificate};
+use crate::api::{CertStatus, ClientCertificate, Zone};
 use crate::input::ids::ZoneId;
 use crate::pipeline::dispatcher::{Dispatcher, Request, Settled};
 
@@ -19,23 +19,61 @@ pub const PER_PAGE: u32 = 50;
 /// server that keeps inventing pages is stopped within hours, not never.
 pub const MAX_PAGES: u32 = 20_000;
 
+/// What a listing reads: one zone's certificates, or the zones themselves
+/// (`GET /zones`); both page alike and fail alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listed {
+    Zone(ZoneId),
+    Zones,
+}
+
+impl std::fmt::Display for Listed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Listed::Zone(zone) => write!(f, "zone {zone}"),
+            Listed::Zones => f.write_str("the list of zones"),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ListError {
-    /// 401 or 403: the token is dead or may not read this zone.
-    #[error("zone {zone}: credentials refused: {answer}")]
-    CredentialsRefused { zone: ZoneId, answer: String },
-    #[error("zone {zone}, page {page}: {why}")]
-    Failed { zone: ZoneId, page: u32, why: String },
+    /// 401 or 403: the token is dead or may not read this.
+    #[error("{of}: credentials refused: {answer}")]
+    CredentialsRefused { of: Listed, answer: String },
+    #[error("{of}, page {page}: {why}")]
+    Failed { of: Listed, page: u32, why: String },
     #[error(
-        "zone {zone}, page {page}: the API answered only certificates of earlier pages, so it is not paging; \
+        "{of}, page {page}: the API answered only entries of earlier pages, so it is not paging; \
          stopped rather than loop"
     )]
-    NotAdvancing { zone: ZoneId, page: u32 },
-    #[error("zone {zone}: still not at the end after {pages} pages of {PER_PAGE}; stopped rather than loop")]
-    TooManyPages { zone: ZoneId, pages: u32 },
-    /// The run was interrupted (or otherwise halted) before the zone was read.
-    #[error("stopped before zone {zone} was fully listed")]
-    Stopped { zone: ZoneId },
+    NotAdvancing { of: Listed, page: u32 },
+    #[error("{of}: still not at the end after {pages} pages of {PER_PAGE}; stopped rather than loop")]
+    TooManyPages { of: Listed, pages: u32 },
+    /// `GET /zones` named a zone by an ID no request could carry.
+    #[error("the list of zones: zone {name}: expected {why}")]
+    UnusableZone { name: String, why: String },
+    /// The run was interrupted (or otherwise halted) before the listing was read.
+    #[error("stopped before {of} was fully listed")]
+    Stopped { of: Listed },
+}
+
+/// What an entry of a listing is known by, so one that shifts onto a later
+/// page is kept once.
+pub trait Entry {
+    fn key(&self) -> &str;
+}
+
+impl Entry for ClientCertificate {
+    fn key(&self) -> &str {
+        &self.id
+    }
+}
+
+impl Entry for Zone {
+    fn key(&self) -> &str {
+        &self.id
+    }
 }
 
 /// Lists every certificate of `zone` in `status` (`None`: all), each once, in
@@ -45,27 +83,49 @@ pub async fn list_zone(
     zone: ZoneId,
     status: Option<CertStatus>,
 ) -> Result<Vec<ClientCertificate>, ListError> {
-    let mut pages = Pages::new(zone, MAX_PAGES);
+    read_pages(dispatcher, Listed::Zone(zone), |page| dispatcher.client.list_page(zone, status, page, PER_PAGE)).await
+}
+
+/// Every page of a listing, each through the dispatcher, until the empty
+/// page that ends it or a guard stops a server that never sends one.
+pub async fn read_pages<T, F, Fut>(dispatcher: &Dispatcher, of: Listed, send: F) -> Result<Vec<T>, ListError>
+where
+    T: Entry,
+    Vec<T>: crate::pipeline::dispatcher::Answer,
+    F: Fn(u32) -> Fut,
+    Fut: std::future::Future<Output = Result<crate::client::ApiReply<Vec<T>>, crate::client::TransportError>>,
+{
+    let mut pages = Pages::new(of, MAX_PAGES);
     loop {
-        let page = pages.next;
-        let settled = dispatcher
-            .send(&Request::for_page(zone, page), || dispatcher.client.list_page(zone, status, page, PER_PAGE))
-            .await
-            .filter(|settled| !settled.interrupted)
-            .ok_or(ListError::Stopped { zone })?;
-        if !pages.take(judge(zone, page, settled)?)? {
-            return Ok(pages.certificates);
+        if !pages.take(read_page(dispatcher, of, pages.next, &send).await?)? {
+            return Ok(pages.entries);
         }
     }
 }
 
-/// The certificates of a page's last answer, or why there are none.
-fn judge(
-    zone: ZoneId,
-    page: u32,
-    settled: Settled<Vec<ClientCertificate>>,
-) -> Result<Vec<ClientCertificate>, ListError> {
-    let failed = |why: String| ListError::Failed { zone, page, why };
+/// One page of a listing through the dispatcher, for a lookup that one
+/// page answers whole (an exact zone name), and for [`read_pages`].
+pub async fn read_page<T, F, Fut>(dispatcher: &Dispatcher, of: Listed, page: u32, send: F) -> Result<Vec<T>, ListError>
+where
+    Vec<T>: crate::pipeline::dispatcher::Answer,
+    F: Fn(u32) -> Fut,
+    Fut: std::future::Future<Output = Result<crate::client::ApiReply<Vec<T>>, crate::client::TransportError>>,
+{
+    let request = match of {
+        Listed::Zone(zone) => Request::for_page(zone, page),
+        Listed::Zones => Request::for_zones_page(page),
+    };
+    let settled = dispatcher
+        .send(&request, || send(page))
+        .await
+        .filter(|settled| !settled.interrupted)
+        .ok_or(ListError::Stopped { of })?;
+    judge(of, page, settled)
+}
+
+/// The entries of a page's last answer, or why there are none.
+fn judge<T>(of: Listed, page: u32, settled: Settled<Vec<T>>) -> Result<Vec<T>, ListError> {
+    let failed = |why: String| ListError::Failed { of, page, why };
     // Worded before the answer is taken apart; a page is one request in 50 certificates.
     let exhausted = settled.exhausted();
     let reply = match settled.answer {
@@ -73,7 +133,7 @@ fn judge(
         Ok(reply) => reply,
     };
     if matches!(reply.status, 401 | 403) {
-        return Err(ListError::CredentialsRefused { zone, answer: reply.describe() });
+        return Err(ListError::CredentialsRefused { of, answer: reply.describe() });
     }
     if settled.gave_up {
         return Err(failed(exhausted));
@@ -87,40 +147,40 @@ fn judge(
     }
 }
 
-/// Paging state of one zone: the certificates so far and the next page.
-struct Pages {
-    zone: ZoneId,
+/// Paging state of one listing: the entries so far and the next page.
+struct Pages<T> {
+    of: Listed,
     next: u32,
     max: u32,
-    /// IDs as answered, so a certificate that shifts onto a later page is
-    /// kept once (and one whose ID is malformed is still counted once).
+    /// IDs as answered, so an entry that shifts onto a later page is kept
+    /// once (and one whose ID is malformed is still counted once).
     seen: HashSet<String>,
-    certificates: Vec<ClientCertificate>,
+    entries: Vec<T>,
 }
 
-impl Pages {
-    fn new(zone: ZoneId, max: u32) -> Pages {
-        Pages { zone, next: 1, max, seen: HashSet::new(), certificates: Vec::new() }
+impl<T: Entry> Pages<T> {
+    fn new(of: Listed, max: u32) -> Pages<T> {
+        Pages { of, next: 1, max, seen: HashSet::new(), entries: Vec::new() }
     }
 
     /// Adds a page; `Ok(false)` once the listing is complete. An empty page
     /// is the only end the API documents; the guards stop a server that
     /// never sends one.
-    fn take(&mut self, page: Vec<ClientCertificate>) -> Result<bool, ListError> {
+    fn take(&mut self, page: Vec<T>) -> Result<bool, ListError> {
         if page.is_empty() {
             return Ok(false);
         }
-        let before = self.certificates.len();
-        for cert in page {
-            if self.seen.insert(cert.id.clone()) {
-                self.certificates.push(cert);
+        let before = self.entries.len();
+        for entry in page {
+            if self.seen.insert(entry.key().to_string()) {
+                self.entries.push(entry);
             }
         }
-        if self.certificates.len() == before {
-            return Err(ListError::NotAdvancing { zone: self.zone, page: self.next });
+        if self.entries.len() == before {
+            return Err(ListError::NotAdvancing { of: self.of, page: self.next });
         }
         if self.next >= self.max {
-            return Err(ListError::TooManyPages { zone: self.zone, pages: self.next });
+            return Err(ListError::TooManyPages { of: self.of, pages: self.next });
         }
         self.next += 1;
         Ok(true)
@@ -135,8 +195,8 @@ mod tests {
     use crate::api::Envelope;
     use crate::client::{ApiReply, TransportError};
 
-    fn zone() -> ZoneId {
-        "023e105f4ecef8ad9ca31a8372d0c353".parse().unwrap()
+    fn zone() -> Listed {
+        Listed::Zone("023e105f4ecef8ad9ca31a8372d0c353".parse().unwrap())
     }
 
     fn certs(ids: &[&str]) -> Vec<ClientCertificate> {
@@ -153,7 +213,7 @@ mod tests {
         assert!(pages.take(certs(&["a", "b"])).unwrap());
         assert!(pages.take(certs(&["b", "c"])).unwrap(), "a certificate shifted onto the next page");
         assert!(!pages.take(vec![]).unwrap());
-        assert_eq!(ids(&pages.certificates), ["a", "b", "c"]);
+        assert_eq!(ids(&pages.entries), ["a", "b", "c"]);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! What each operation sends and what an answer means for a row: revoke,
 //! reactivate, verify, list with the filters that choose what it keeps, and
-//! the check of whether a zone enforces revocation at all.
+//! the check of whether a zone enforces revocation at all, and the zones
+//! named by domain or read whole (zones).
 
 pub mod cert_filter;
 pub mod enforcement;
@@ -10,3 +11,4 @@ pub mod reactivation;
 pub mod revocation;
 pub mod timestamp;
 pub mod verification;
+pub mod zones;

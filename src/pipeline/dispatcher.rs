@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::{codes, maybe_carried_out, CertStatus, CertificateState, ClientCertificate, Ruleset};
+use crate::api::{codes, maybe_carried_out, CertStatus, CertificateState, ClientCertificate, Ruleset, Zone};
 use crate::client::{ApiClient, ApiReply, TransportError};
 use crate::input::ids::{CertId, ZoneId};
 use crate::input::reader::Row;
@@ -48,7 +48,8 @@ pub enum StopReason {
 pub struct Request {
     pub method: &'static str,
     pub line: Option<u64>,
-    pub zone: ZoneId,
+    /// `None` for a request about no one zone (`GET /zones`).
+    pub zone: Option<ZoneId>,
     pub cert: Option<CertId>,
     /// The page of a listing.
     pub page: Option<u32>,
@@ -72,7 +73,7 @@ impl Request {
         Request {
             method,
             line: Some(row.line),
-            zone: row.zone,
+            zone: Some(row.zone),
             cert: Some(row.cert),
             page: None,
             expect: Expect::Anything,
@@ -80,12 +81,17 @@ impl Request {
     }
 
     pub fn for_page(zone: ZoneId, page: u32) -> Self {
-        Request { method: "GET", line: None, zone, cert: None, page: Some(page), expect: Expect::Anything }
+        Request { method: "GET", line: None, zone: Some(zone), cert: None, page: Some(page), expect: Expect::Anything }
+    }
+
+    /// A page of `GET /zones`, for zone names and `--all-zones`.
+    pub fn for_zones_page(page: u32) -> Self {
+        Request { method: "GET", line: None, zone: None, cert: None, page: Some(page), expect: Expect::Anything }
     }
 
     /// A read of the zone's custom rules, for the enforcement check.
     pub fn for_rules(zone: ZoneId) -> Self {
-        Request { method: "GET", line: None, zone, cert: None, page: None, expect: Expect::Anything }
+        Request { method: "GET", line: None, zone: Some(zone), cert: None, page: None, expect: Expect::Anything }
     }
 
     /// A 2xx must show this request's certificate in one of `statuses`.
@@ -120,6 +126,12 @@ impl Answer for CertificateState {
 }
 
 impl Answer for Vec<ClientCertificate> {
+    fn mismatch(_: Option<&Self>, _: &Request) -> Option<String> {
+        None
+    }
+}
+
+impl Answer for Vec<Zone> {
     fn mismatch(_: Option<&Self>, _: &Request) -> Option<String> {
         None
     }
@@ -459,7 +471,7 @@ fn log_attempt<T>(request: &Request, settled: &Settled<T>, verdict: &str, retry_
         target: "cfrevoke::attempt",
         method = request.method,
         line = request.line,
-        zone_id = %request.zone,
+        zone_id = request.zone.map(tracing::field::display),
         certificate_id = request.cert.map(tracing::field::display),
         page = request.page,
         attempt = settled.attempts,

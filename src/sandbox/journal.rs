@@ -33,6 +33,9 @@ pub struct Journal {
     /// Reads of a zone's custom rules (the enforcement check).
     #[serde(default)]
     pub rules_reads: u64,
+    /// Requests for `GET /zones` (zone names, `--all-zones`).
+    #[serde(default)]
+    pub zones_reads: u64,
     /// Keyed `"zone_id/certificate_id"`, every certificate that received a
     /// request; the ones missing were never touched and are still active.
     pub certs: BTreeMap<String, CertEntry>,

@@ -11,7 +11,8 @@
 //! Endpoints, under `/client/v4` like the real base URL:
 //! `GET /zones/{zone}/client_certificates`, `GET|DELETE|PATCH
 //! /zones/{zone}/client_certificates/{id}`, `GET /user/tokens/verify` and
-//! `GET /zones/{zone}/rulesets/phases/http_request_firewall_custom/entrypoint`;
+//! `GET /zones/{zone}/rulesets/phases/http_request_firewall_custom/entrypoint`
+//! and `GET /zones` (each zone named `zone-N.example`, in one of two accounts);
 //! outside it, without credentials or faults, `GET /__sandbox/stats` (the
 //! journal) and `POST /__sandbox/reset-journal` (the journal so far, then
 //! a fresh one).
@@ -30,6 +31,7 @@ mod server;
 mod state;
 pub mod tls;
 mod x509;
+mod zones;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

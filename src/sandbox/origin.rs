@@ -19,10 +19,11 @@ use super::fixtures;
 use super::journal::Journal;
 use super::ratelimit::{Limiter, Verdict};
 use super::response::PlainResponse;
-use super::routes::{CertKey, CertOp, Endpoint, ListQuery, Route};
+use super::routes::{CertKey, CertOp, Endpoint, ListQuery, Route, ZonesQuery};
 use super::rules::{self, Enforcing};
 use super::state::{CertStore, Refusal};
-use crate::api::{codes, ApiMessage, Envelope};
+use super::zones::Zones;
+use crate::api::{codes, ApiMessage, Envelope, ResultInfo};
 
 /// Codes for refusals Cloudflare is not known to word; chosen so that none
 /// collides with a documented code a client might act on.
@@ -69,13 +70,16 @@ pub(crate) struct Origin {
     seed: u64,
     enforcing: Enforcing,
     forbid_rules_read: bool,
+    zones: Zones,
 }
 
 impl Origin {
     pub(crate) fn new(config: &SandboxConfig, start: Instant) -> Origin {
         let generated = fixtures::generate(config.seed, config.generate, config.zones);
+        let store = CertStore::new(config.certs.iter().copied().chain(generated), config.revoke_delay, config.seed);
         Origin {
-            store: CertStore::new(config.certs.iter().copied().chain(generated), config.revoke_delay, config.seed),
+            zones: Zones::new(config.seed, &store.zone_ids()),
+            store,
             limiter: Limiter::new(&config.rate, start),
             credentials: Credentials::new(config.seed, config.token_expires_after),
             journal: Journal::default(),
@@ -102,8 +106,10 @@ impl Origin {
         if let Route::Api(Endpoint::Cert(op, key)) = *route {
             self.store.note(key, op);
         }
-        if let Route::Api(Endpoint::CustomRules(_)) = route {
-            self.journal.rules_reads += 1;
+        match route {
+            Route::Api(Endpoint::CustomRules(_)) => self.journal.rules_reads += 1,
+            Route::Api(Endpoint::Zones) => self.journal.zones_reads += 1,
+            _ => {}
         }
         let (latency, fault) = self.faults.draw(&mut self.rng);
         let ray = format!("{:016x}-SBX", self.rng.random::<u64>());
@@ -179,21 +185,14 @@ impl Origin {
             Endpoint::InvalidId => {
                 PlainResponse::error(StatusCode::BAD_REQUEST, codes::INVALID_IDENTIFIER, "Invalid object identifier")
             }
-            Endpoint::List(zone) => match ListQuery::parse(request.query) {
-                Ok(query) => {
-                    let (certs, info) = self.store.list(zone, query.status, query.page, query.per_page, now);
-                    PlainResponse::envelope(
-                        StatusCode::OK,
-                        &Envelope { result_info: Some(info), ..Envelope::ok(certs) },
-                    )
-                }
-                Err(message) => {
-                    PlainResponse::error(StatusCode::BAD_REQUEST, sandbox_codes::INVALID_PARAMETER, message)
-                }
-            },
+            Endpoint::List(zone) => listed(
+                ListQuery::parse(request.query)
+                    .map(|query| self.store.list(zone, query.status, query.page, query.per_page, now)),
+            ),
             Endpoint::Cert(op, key) => self.certificate(op, key, request.body, now),
             Endpoint::VerifyToken => self.verify_token(principal),
             Endpoint::CustomRules(zone) => self.custom_rules(zone),
+            Endpoint::Zones => listed(ZonesQuery::parse(request.query).map(|query| self.zones.list(&query))),
         }
     }
 
@@ -261,6 +260,16 @@ impl Origin {
             source: None,
         };
         PlainResponse::envelope(StatusCode::OK, &Envelope { messages: vec![message], ..Envelope::ok(result) })
+    }
+}
+
+/// A page of a list endpoint, or why its query was refused.
+fn listed<T: Serialize>(page: Result<(Vec<T>, ResultInfo), String>) -> PlainResponse {
+    match page {
+        Ok((items, info)) => {
+            PlainResponse::envelope(StatusCode::OK, &Envelope { result_info: Some(info), ..Envelope::ok(items) })
+        }
+        Err(message) => PlainResponse::error(StatusCode::BAD_REQUEST, sandbox_codes::INVALID_PARAMETER, message),
     }
 }
 

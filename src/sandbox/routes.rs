@@ -7,7 +7,7 @@
 
 use hyper::Method;
 
-use crate::api::{list_query, paths, CertStatus};
+use crate::api::{list_query, paths, zones_query, CertStatus};
 use crate::input::ids::{CertId, ZoneId};
 
 /// The certificate a request addresses; the store is keyed the same way, so
@@ -37,6 +37,8 @@ pub(crate) enum Endpoint {
     List(ZoneId),
     Cert(CertOp, CertKey),
     VerifyToken,
+    /// `GET zones`: the zones the token can read.
+    Zones,
     /// `GET zones/{zone}/rulesets/phases/http_request_firewall_custom/entrypoint`
     CustomRules(ZoneId),
     /// A known path whose zone or certificate ID does not parse (code 7003).
@@ -63,6 +65,7 @@ impl Route {
             return Route::Unknown;
         }
         let endpoint = match segments {
+            [Some(paths::ZONES), None, None, None] if method == Method::GET => Endpoint::Zones,
             [Some(paths::ZONES), Some(zone), Some(paths::CLIENT_CERTIFICATES), None] if method == Method::GET => {
                 ZoneId::parse(zone.as_bytes()).map_or(Endpoint::InvalidId, Endpoint::List)
             }
@@ -107,29 +110,87 @@ impl ListQuery {
     /// is plain ASCII. The error is the message to answer with.
     pub(crate) fn parse(query: Option<&str>) -> Result<ListQuery, String> {
         let mut parsed = ListQuery { status: None, page: 1, per_page: 20 };
-        for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        for (key, value) in pairs(query) {
             match key {
                 list_query::STATUS => parsed.status = parse_status(value)?,
-                list_query::PAGE => {
-                    parsed.page = value
-                        .parse()
-                        .ok()
-                        .filter(|&p| p >= 1)
-                        .ok_or_else(|| format!("page must be a whole number of at least 1, not {value:?}"))?;
-                }
-                list_query::PER_PAGE => {
-                    parsed.per_page = value
-                        .parse()
-                        .ok()
-                        .filter(|p| (5..=50).contains(p))
-                        .ok_or_else(|| format!("per_page must be a whole number from 5 to 50, not {value:?}"))?;
-                }
-                _ => {}
+                _ => parse_paging(key, value, &mut parsed.page, &mut parsed.per_page)?,
             }
         }
         Ok(parsed)
     }
+}
+
+/// `GET /zones`'s query: the exact `name`, `account.id`, `page`, `per_page`;
+/// other parameters are ignored. A `name` is percent-decoded, as the SDKs
+/// encode it; the rest is plain ASCII.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ZonesQuery {
+    pub name: Option<String>,
+    pub account: Option<String>,
+    pub page: u64,
+    pub per_page: u64,
+}
+
+impl ZonesQuery {
+    pub(crate) fn parse(query: Option<&str>) -> Result<ZonesQuery, String> {
+        let mut parsed = ZonesQuery { name: None, account: None, page: 1, per_page: 20 };
+        for (key, value) in pairs(query) {
+            match key {
+                zones_query::NAME => {
+                    let decoded = percent_decode(value).ok_or_else(|| format!("name is not valid UTF-8: {value:?}"))?;
+                    parsed.name = Some(decoded);
+                }
+                zones_query::ACCOUNT_ID => parsed.account = Some(value.to_ascii_lowercase()),
+                _ => parse_paging(key, value, &mut parsed.page, &mut parsed.per_page)?,
+            }
+        }
+        Ok(parsed)
+    }
+}
+
+fn pairs(query: Option<&str>) -> impl Iterator<Item = (&str, &str)> {
+    query.unwrap_or("").split('&').filter(|p| !p.is_empty()).map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+}
+
+/// `page` and `per_page`, read alike by both list endpoints; any other key is ignored.
+fn parse_paging(key: &str, value: &str, page: &mut u64, per_page: &mut u64) -> Result<(), String> {
+    match key {
+        list_query::PAGE => {
+            *page = value
+                .parse()
+                .ok()
+                .filter(|&p| p >= 1)
+                .ok_or_else(|| format!("page must be a whole number of at least 1, not {value:?}"))?;
+        }
+        list_query::PER_PAGE => {
+            *per_page = value
+                .parse()
+                .ok()
+                .filter(|p| (5..=50).contains(p))
+                .ok_or_else(|| format!("per_page must be a whole number from 5 to 50, not {value:?}"))?;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// `%XX` and `+` decoded; `None` if the bytes are not UTF-8.
+fn percent_decode(value: &str) -> Option<String> {
+    let (bytes, mut out, mut i) = (value.as_bytes(), Vec::with_capacity(value.len()), 0);
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+                continue;
+            }
+            (b'+', _) => out.push(b' '),
+            (byte, _) => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8(out).ok()
 }
 
 fn parse_status(value: &str) -> Result<Option<CertStatus>, String> {
@@ -165,6 +226,8 @@ mod tests {
         assert_eq!(Route::parse(&Method::GET, &list), Route::Api(Endpoint::List(key.0)));
         assert_eq!(Route::parse(&Method::DELETE, &list), Route::Unknown);
         assert_eq!(Route::parse(&Method::GET, "/client/v4/user/tokens/verify"), Route::Api(Endpoint::VerifyToken));
+        assert_eq!(Route::parse(&Method::GET, "/client/v4/zones"), Route::Api(Endpoint::Zones));
+        assert_eq!(Route::parse(&Method::DELETE, "/client/v4/zones"), Route::Unknown);
         let rules = "rulesets/phases/http_request_firewall_custom/entrypoint";
         let path = format!("/client/v4/zones/{ZONE}/{rules}");
         assert_eq!(Route::parse(&Method::GET, &path), Route::Api(Endpoint::CustomRules(key.0)));
@@ -183,7 +246,6 @@ mod tests {
         }
         for path in [
             format!("{}/extra", cert_path(ZONE, CERT)),
-            "/client/v4/zones".to_string(),
             "/client/v4/".to_string(),
             "/".to_string(),
             "/__sandbox/nothing".to_string(),
@@ -205,6 +267,18 @@ mod tests {
         assert_eq!(ListQuery::parse(Some("status=all")).unwrap().status, None);
         for bad in ["per_page=4", "per_page=51", "per_page=x", "page=0", "page=-1", "status=gone", "page"] {
             assert!(ListQuery::parse(Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn zones_query_reads_name_account_and_paging() {
+        assert_eq!(
+            ZonesQuery::parse(Some("name=zone%2D1.example&account.id=ABC&page=2&per_page=5&status=active")),
+            Ok(ZonesQuery { name: Some("zone-1.example".into()), account: Some("abc".into()), page: 2, per_page: 5 })
+        );
+        assert_eq!(ZonesQuery::parse(None).unwrap(), ZonesQuery { name: None, account: None, page: 1, per_page: 20 });
+        for bad in ["per_page=51", "page=0", "name=%FF"] {
+            assert!(ZonesQuery::parse(Some(bad)).is_err(), "{bad}");
         }
     }
 }
