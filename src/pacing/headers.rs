@@ -41,14 +41,35 @@ impl From<Policy> for Rate {
     }
 }
 
-/// Integer parameter `key` of one comma-separated item
+/// The text of parameter `key` of one comma-separated item
 /// (`"name";key=value;...`), the name matched without regard to case. Read
 /// on every answer, so it allocates nothing.
-fn param(item: &str, key: &str) -> Option<u64> {
+fn raw_param<'a>(item: &'a str, key: &str) -> Option<&'a str> {
     item.split(';').skip(1).find_map(|param| {
-        let (name, number) = param.split_once('=')?;
-        name.trim().eq_ignore_ascii_case(key).then(|| number.trim().parse().ok())?
+        let (name, value) = param.split_once('=')?;
+        name.trim().eq_ignore_ascii_case(key).then(|| value.trim())
     })
+}
+
+/// Integer parameter `key` of one item.
+fn param(item: &str, key: &str) -> Option<u64> {
+    raw_param(item, key)?.parse().ok()
+}
+
+/// Parameter `key` of one item as a time, at most [`MAX_SECONDS`]: whole
+/// seconds, or the IETF draft's decimal form (`t=7.314`), which an integer
+/// reading would drop along with the whole item. Digits only, so no sign,
+/// exponent, NaN or infinity gets through; past nanoseconds is cut.
+fn seconds(item: &str, key: &str) -> Option<Duration> {
+    let value = raw_param(item, key)?;
+    let (whole, fraction) = value.split_once('.').unwrap_or((value, "0"));
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(whole) || !digits(fraction) {
+        return None;
+    }
+    let secs: u64 = whole.parse().ok().filter(|s| *s <= MAX_SECONDS)?;
+    let nanos = fraction.bytes().chain(std::iter::repeat(b'0')).take(9).fold(0u32, |n, b| n * 10 + u32::from(b - b'0'));
+    Some(Duration::new(secs, nanos)).filter(|d| *d <= Duration::from_secs(MAX_SECONDS))
 }
 
 /// The tightest `r`/`t` pair offered (fewest requests left), if any item is
@@ -58,8 +79,8 @@ pub fn parse_ratelimit(value: &str) -> Option<Remaining> {
         .split(',')
         .filter_map(|item| {
             let requests = u32::try_from(param(item, "r")?).ok()?;
-            let reset = param(item, "t").filter(|t| *t <= MAX_SECONDS)?;
-            Some(Remaining { requests, reset: Duration::from_secs(reset) })
+            let reset = seconds(item, "t")?;
+            Some(Remaining { requests, reset })
         })
         .min_by_key(|r| r.requests)
 }
@@ -70,8 +91,7 @@ pub fn parse_policy(value: &str) -> Option<Policy> {
         .split(',')
         .filter_map(|item| {
             let quota = u32::try_from(param(item, "q")?).ok().filter(|q| *q > 0)?;
-            let window = param(item, "w").filter(|w| (1..=MAX_SECONDS).contains(w))?;
-            let window = Duration::from_secs(window);
+            let window = seconds(item, "w").filter(|w| *w >= Duration::from_secs(1))?;
             paceable(quota, window).then_some(Policy { quota, window })
         })
         .min_by(Policy::tighter)
@@ -97,6 +117,21 @@ mod tests {
         assert_eq!(parse_ratelimit("\"a\";r=90;t=60, \"b\";r=3;t=1").map(|r| r.requests), Some(3));
         let tightest = parse_policy("\"default\";q=1200;w=300, \"burst\";q=100;w=60").unwrap();
         assert_eq!((tightest.quota, tightest.window.as_secs()), (100, 60));
+    }
+
+    #[test]
+    fn a_decimal_time_is_read_not_dropped() {
+        let remaining = |value| parse_ratelimit(value).map(|r| r.reset);
+        assert_eq!(remaining("\"default\";r=0;t=7.314"), Some(Duration::from_millis(7314)));
+        assert_eq!(remaining("\"default\";r=0;t=0.5"), Some(Duration::from_millis(500)));
+        assert_eq!(remaining("\"d\";r=1;t=2.0000000019"), Some(Duration::new(2, 1)), "past nanoseconds is cut");
+        assert_eq!(remaining("\"d\";r=1;t=86400.5"), None, "over a day");
+        let policy = parse_policy("\"burst\";q=100;w=2.5").unwrap();
+        assert_eq!(policy.window, Duration::from_millis(2500));
+        for bad in ["t=7.", "t=.5", "t=-1.5", "t=1e3", "t=NaN", "t=inf", "t=7.3.1", "t=+7", "t= 7 .1"] {
+            assert_eq!(parse_ratelimit(&format!("\"d\";r=1;{bad}")), None, "{bad}");
+        }
+        assert_eq!(parse_policy("\"d\";q=10;w=0.5"), None, "a window under a second is not paced");
     }
 
     #[test]
