@@ -28,6 +28,7 @@ fn a_revoke_built_from_plain_settings_runs_against_the_in_process_sandbox() {
         output: Some(work.path("out.csv")),
         log_file: Some(work.path("log.jsonl")),
         summary_json: None,
+        metrics_file: None,
         concurrency: 4,
         resume: false,
         max_same_failures: 10,

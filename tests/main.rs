@@ -10,6 +10,7 @@ mod hostile;
 mod input;
 mod input_errors;
 mod list;
+mod metrics;
 mod nothing_lost;
 mod openapi;
 mod outputs;

@@ -5,7 +5,7 @@
 
 use std::io::{self, BufRead, ErrorKind, IsTerminal, Write};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 
@@ -14,6 +14,7 @@ use crate::client::BaseUrl;
 use crate::credentials::{Credentials, Secret};
 use crate::exit::{usage, ExitCode};
 use crate::output::logging::Verbosity;
+use crate::output::metrics;
 use crate::pipeline::enforcement::EnforcementCheck;
 use crate::pipeline::operation::Operation;
 use crate::pipeline::run::Checked;
@@ -67,6 +68,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH")]
     pub summary_json: Option<PathBuf>,
 
+    /// Also write the run's outcome here in Prometheus text format, for node_exporter's textfile
+    /// collector: counts per outcome, requests, 429s, exit code, time, duration and the last success.
+    /// Replaced atomically (a temporary file beside it, renamed over it).
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<PathBuf>,
+
     /// Print that JSON summary as the last line of standard output.
     #[arg(long)]
     pub json: bool,
@@ -85,6 +92,7 @@ impl RunArgs {
             output: self.output.clone(),
             log_file: self.log_file.clone(),
             summary_json: self.summary_json.clone(),
+            metrics_file: self.metrics_file.clone(),
             concurrency: usize::from(self.concurrency),
             resume: self.resume,
             max_same_failures: self.max_same_failures,
@@ -169,11 +177,14 @@ pub fn run(settings: RunSettings, args: &RunArgs, verbosity: Verbosity, tls: boo
     }
     // Files first: what monitoring reads must not depend on whoever reads stdout.
     let written = args.summary_json.as_deref().map_or(Ok(()), |path| summary.write_json(path));
+    let measured =
+        args.metrics_file.as_deref().map_or(Ok(()), |path| metrics::write(&summary, path, SystemTime::now()));
     if args.json {
         out.push_str(&format!("{}\n", summary.to_json()));
     }
     print_stdout(&out);
     written?;
+    measured?;
     Ok(summary.exit_code())
 }
 

@@ -25,6 +25,8 @@ pub struct Summary {
     pub run_id: String,
     pub tally: Tally,
     pub requests: u64,
+    /// Answers that were 429.
+    pub rate_limited: u64,
     pub elapsed: Duration,
     pub stop: Option<StopReason>,
     pub results: PathBuf,
@@ -234,6 +236,7 @@ mod tests {
             run_id: "r1".into(),
             tally: Tally::default(),
             requests: 8,
+            rate_limited: 0,
             elapsed: Duration::from_secs(1),
             stop: Some(StopReason::Unreachable("503".into())),
             results: dir.path().join("out.csv"),

@@ -257,6 +257,9 @@ pub struct Dispatcher {
     pub stop: CancellationToken,
     /// Requests sent, every attempt counted, for the summary's effective rate.
     pub requests: AtomicU64,
+    /// Answers that were 429, for monitoring: a run that keeps hitting the
+    /// quota is one to slow down before it is one that fails.
+    pub rate_limited: AtomicU64,
     reason: Mutex<Option<StopReason>>,
 }
 
@@ -270,6 +273,7 @@ impl Dispatcher {
             in_flight: tokio::sync::Semaphore::new(concurrency.max(1)),
             stop: CancellationToken::new(),
             requests: AtomicU64::new(0),
+            rate_limited: AtomicU64::new(0),
             reason: Mutex::new(None),
         }
     }
@@ -325,7 +329,10 @@ impl Dispatcher {
             let answer = send().await;
             drop(place);
             match &answer {
-                Ok(reply) if reply.status == 429 => self.pacer.refused(reply.policy),
+                Ok(reply) if reply.status == 429 => {
+                    self.rate_limited.fetch_add(1, Ordering::Relaxed);
+                    self.pacer.refused(reply.policy)
+                }
                 Ok(reply) => self.pacer.answered(sent, reply.remaining, reply.policy),
                 Err(_) => self.pacer.answered(sent, None, None),
             }

@@ -179,6 +179,7 @@ impl Ready {
             operation: settings.operation,
             tally,
             requests: dispatcher.requests.load(Ordering::Relaxed),
+            rate_limited: dispatcher.rate_limited.load(Ordering::Relaxed),
             elapsed: started.elapsed(),
             stop: dispatcher.stop_reason(),
             resume_command: summary::resume_command(&settings, &output),
@@ -209,7 +210,11 @@ fn ensure_distinct_files(settings: &RunSettings, output: &Path) -> anyhow::Resul
         (format!("the input {}", settings.input.display()), input),
         (format!("--output {}", output.display()), output),
     ];
-    for (flag, path) in [("--log-file", &settings.log_file), ("--summary-json", &settings.summary_json)] {
+    for (flag, path) in [
+        ("--log-file", &settings.log_file),
+        ("--summary-json", &settings.summary_json),
+        ("--metrics-file", &settings.metrics_file),
+    ] {
         if let Some(path) = path {
             files.push((format!("{flag} {}", path.display()), path.as_path()));
         }

@@ -55,6 +55,8 @@ pub struct RunSettings {
     pub log_file: Option<PathBuf>,
     /// Checked, with the other files, to be distinct before anything is sent.
     pub summary_json: Option<PathBuf>,
+    /// Prometheus text for a textfile collector; checked with the others.
+    pub metrics_file: Option<PathBuf>,
     /// Requests in flight at once.
     pub concurrency: usize,
     /// Continue the run whose results are at the output path.
