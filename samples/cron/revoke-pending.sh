@@ -9,13 +9,16 @@ set -u
 input=/var/lib/cfrevoke/pending.csv
 results=/var/lib/cfrevoke/pending.results.csv
 log=/var/log/cfrevoke/revoke.jsonl
+# node_exporter --collector.textfile.directory: every run's outcome, for alerting.
+textfile_dir=/var/lib/node_exporter/textfile_collector
 
 [ -s "$input" ] || exit 0
 resume=()
 [ -e "$results" ] && resume=(--resume)
 
 cfrevoke revoke "$input" --output "$results" "${resume[@]}" \
-  --api-token-file /etc/cfrevoke/token --log-file "$log" --yes --quiet
+  --api-token-file /etc/cfrevoke/token --log-file "$log" --yes --quiet \
+  --metrics-file "$textfile_dir/cfrevoke-revoke.prom"
 code=$?
 case $code in
   0)   echo "$(date -Is) all revoked" ;;
