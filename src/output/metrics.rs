@@ -95,7 +95,10 @@ fn render(summary: &Summary, now: SystemTime, previous: Option<f64>) -> String {
 /// The last success an earlier file at `path` recorded, if it is a regular
 /// file that says one; anything else (none yet, a FIFO, garbage) is none.
 fn last_success(path: &Path) -> Option<f64> {
-    let file = std::fs::File::open(path).ok().filter(|f| f.metadata().is_ok_and(|m| m.is_file()))?;
+    // Not waiting on the open: a FIFO at the path must not hang the run's end.
+    let file = crate::output::disk::open_without_waiting(std::fs::OpenOptions::new().read(true), path)
+        .ok()
+        .filter(|f| f.metadata().is_ok_and(|m| m.is_file()))?;
     let mut text = String::new();
     file.take(PREVIOUS_LIMIT).read_to_string(&mut text).ok()?;
     text.lines().find_map(|line| {
