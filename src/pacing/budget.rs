@@ -16,21 +16,48 @@ use super::share::Share;
 /// looks again anyway: answers wake it sooner.
 const NEWS_WAIT: Duration = Duration::from_secs(1);
 
+/// The share of the API's quota never spent, however much is left: the
+/// quota is shared with the dashboard and whatever tool a colleague starts
+/// mid-run, which this run cannot see coming. It also absorbs rounding in
+/// the server's count.
+const STANDING_RESERVE: f64 = 0.02;
+
+/// This run's latest answers kept while the API names no window: far more
+/// than can be in flight, so every answer a count may be missing is known.
+const UNWINDOWED: usize = 1024;
+
 /// Where the budget starts to bind, in requests of the window.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Marks {
     /// Below this many left, what is left is spread over the time to the reset.
     low: u32,
-    /// Never spent: rounding in the server's count.
+    /// Never spent: the standing reserve.
     reserve: u32,
     /// The limiter's spacing: whether this run alone could outrun the quota.
     interval: Duration,
+    /// How old a count may be by the time the request paced from it
+    /// arrives: the answers' latency spread and one interval.
+    stale: Duration,
 }
 
 impl Marks {
-    pub(super) fn of(rate: Rate) -> Marks {
-        Marks { low: (rate.count / 20).max(2), reserve: 1, interval: rate.interval() }
+    /// The marks for pacing at `rate` against the API's `quota` (the rate's
+    /// own count while the API has not said), answers arriving within
+    /// `spread` of each other.
+    pub(super) fn of(rate: Rate, quota: Option<u32>, spread: Duration) -> Marks {
+        let quota = quota.unwrap_or(rate.count);
+        let reserve = (f64::from(quota) * STANDING_RESERVE).ceil().max(1.0) as u32;
+        let interval = rate.interval();
+        Marks { low: (rate.count / 20).max(2), reserve, interval, stale: spread + interval }
     }
+}
+
+/// A request let through the budget, to be let go or abandoned: which
+/// count it was claimed against decides what abandoning it gives back.
+#[derive(Debug, Clone, Copy)]
+#[must_use]
+pub(super) struct Claim {
+    reading: u64,
 }
 
 /// One of this run's requests, done. If the server counted it, it did so at
@@ -95,6 +122,9 @@ struct Spendable {
 #[derive(Debug, Default)]
 pub(super) struct Budget {
     snapshot: Option<Snapshot>,
+    /// How many counts have been read: a claim made before the latest was
+    /// counted in its `owed`, one made since in its `sent_since`.
+    readings: u64,
     /// Let through the budget and waiting for the limiter.
     queued: u32,
     /// Sent and not yet answered.
@@ -102,13 +132,16 @@ pub(super) struct Budget {
     /// The earliest the next request may go while the budget is spread.
     next: Option<Instant>,
     /// This run's answered requests that may still count in the window or
-    /// may yet free a slot, in the order answered. Kept only once the API has
-    /// named its window, and bounded by what one window holds.
+    /// may yet free a slot, in the order answered: bounded by what one
+    /// window holds, or by [`UNWINDOWED`] while the API names none.
     ours: VecDeque<Counted>,
     /// Another tool spending the same quota, if one does.
     share: Share,
     /// The quota the API's counts are out of: the tightest in force.
     policy: Option<Policy>,
+    /// How far below that quota a 429 showed the API to enforce: never
+    /// spent of what its counts say is left.
+    shortfall: u32,
     /// Whether the API's window has been seen to reset as a fixed window
     /// does: between two answers the count went down while the reset jumped
     /// back up to half the window or more. From then on a slot this run
@@ -163,7 +196,7 @@ impl Budget {
                 }
             }
         }
-        let spent = snapshot.owed + snapshot.sent_since + marks.reserve;
+        let spent = snapshot.owed + snapshot.sent_since + marks.reserve + self.shortfall;
         Some(Spendable { requests: snapshot.left.saturating_add(freed).saturating_sub(spent), next_free })
     }
 
@@ -183,9 +216,8 @@ impl Budget {
     /// Counts a request let through at `now`, to be sent once the limiter
     /// allows; when crowded and below the low mark, the next one is spaced
     /// so what is left lasts until the reset.
-    pub(super) fn claimed(&mut self, now: Instant, marks: Marks) {
+    pub(super) fn claimed(&mut self, now: Instant, marks: Marks) -> Claim {
         self.queued += 1;
-        self.share.claimed(now);
         if let Some(snapshot) = &mut self.snapshot {
             snapshot.sent_since += 1;
         }
@@ -196,6 +228,7 @@ impl Budget {
             }
             _ => None,
         };
+        Claim { reading: self.readings }
     }
 
     /// When a spent budget next frees a slot, if it is spent: a stall, as
@@ -227,10 +260,17 @@ impl Budget {
         self.in_flight += 1;
     }
 
-    /// A claimed request will not go out after all. Until the next answer
-    /// the budget stays one lower than it could be.
-    pub(super) fn abandoned(&mut self) {
+    /// A claimed request will not go out after all: it is given back to
+    /// the count it was claimed against, or to the one that took it as owed.
+    pub(super) fn abandoned(&mut self, claim: Claim) {
         self.queued = self.queued.saturating_sub(1);
+        if let Some(snapshot) = &mut self.snapshot {
+            if claim.reading == self.readings {
+                snapshot.sent_since = snapshot.sent_since.saturating_sub(1);
+            } else {
+                snapshot.owed = snapshot.owed.saturating_sub(1);
+            }
+        }
     }
 
     /// A request is no longer in flight, whatever its answer; the policy in
@@ -239,6 +279,12 @@ impl Budget {
     pub(super) fn settled(&mut self, policy: Option<Policy>) {
         self.in_flight = self.in_flight.saturating_sub(1);
         self.policy = policy.or(self.policy);
+    }
+
+    /// A 429 showed the API to enforce `shortfall` fewer requests a window
+    /// than its policy says.
+    pub(super) fn learned(&mut self, shortfall: u32) {
+        self.shortfall = self.shortfall.max(shortfall);
     }
 
     /// Records the answer to a request sent at `sent`: its rate-limit
@@ -258,12 +304,16 @@ impl Budget {
         if let Some(remaining) = remaining {
             self.read(of, remaining);
         }
+        self.ours.push_back(of);
         // Who else spends the quota, and which slots free, can be told only
-        // against the window the API counts in.
+        // against the window the API counts in; without one, the latest
+        // answers still tell which requests a count may be missing.
         let Some(policy) = self.policy else {
+            if self.ours.len() > UNWINDOWED {
+                self.ours.pop_front();
+            }
             return;
         };
-        self.ours.push_back(of);
         self.prune(of, policy);
         if let Some(remaining) = remaining {
             self.observe_others(remaining, policy, now, marks);
@@ -290,6 +340,7 @@ impl Budget {
         let reset = self.policy.map_or(remaining.reset, |p| remaining.reset.min(p.window)).min(LONGEST_WAIT);
         let left = remaining.requests;
         self.fixed |= self.resets_whole(of, left, reset);
+        self.readings += 1;
         self.snapshot = Some(Snapshot { left, reset, reset_at: of.answered + reset, of, owed, sent_since: 0 });
     }
 
@@ -331,7 +382,7 @@ impl Budget {
         };
         let ours = self.in_flight + in_window as u32;
         let others = counted.saturating_sub(ours);
-        self.share.observed(others, policy, now, marks.reserve);
+        self.share.observed(others, policy, now, marks.reserve, marks.stale);
     }
 }
 
@@ -341,13 +392,13 @@ mod tests {
     use crate::pacing::testing::{ms, policy, remaining};
 
     fn send(budget: &mut Budget, at: Instant, marks: Marks) {
-        budget.claimed(at, marks);
+        let _ = budget.claimed(at, marks);
         assert_eq!(budget.take_slot(at, || Ok(())), None, "the test sends no sooner than the share allows");
         budget.let_go();
     }
 
     /// A run whose own pace could never outrun the quota.
-    const ALONE: Marks = Marks { low: 120, reserve: 1, interval: Duration::from_secs(300) };
+    const ALONE: Marks = Marks { low: 120, reserve: 1, interval: Duration::from_secs(300), stale: ms(500) };
     /// A run whose `--rate` asks for more than the API allows.
     const OUTPACING: Marks = Marks { interval: Duration::from_millis(1), ..ALONE };
 
@@ -355,7 +406,6 @@ mod tests {
     fn another_consumer_is_left_its_share() {
         let now = Instant::now();
         let mut budget = Budget { policy: policy(100), ..Budget::default() };
-        budget.share.claimed(now - ms(600_000));
         for i in 0..10 {
             send(&mut budget, now + ms(i), ALONE);
         }
@@ -363,11 +413,12 @@ mod tests {
             budget.answered(now + ms(i), None, None, now + ms(10), ALONE);
         }
         // The server counts 60 of 100 used; this run sent 10: another tool
-        // used 50, so this run paces at what the other leaves, less a tenth
-        // of the quota: 40 per 300 s.
+        // used 50, so this run paces at what the other leaves, less the
+        // reserve and what the other may spend while a count is half a
+        // second old, twice over (one), and one more: 47 per 300 s.
         let seen = now + ms(20);
         budget.answered(now + ms(9), remaining(40, 300), None, seen, ALONE);
-        assert_eq!(budget.earliest(seen, ALONE), now + ms(9) + Duration::from_secs(300) / 40);
+        assert_eq!(budget.earliest(seen, ALONE), now + ms(9) + Duration::from_secs(300) / 47);
     }
 
     #[test]
@@ -378,12 +429,12 @@ mod tests {
         budget.answered(t0, remaining(99, 300), policy(100), t0, ALONE);
         assert_eq!(budget.earliest(t0, ALONE), t0, "nobody else yet");
         // A fifth of the window in, another tool has used 15: it will use 75
-        // in a whole one at that pace, which leaves this run 15 once a tenth
-        // of the quota is kept as headroom.
+        // in a whole one at that pace, which leaves this run 22 once the
+        // reserve and the headroom for its spending meanwhile are kept.
         let later = t0 + Duration::from_secs(60);
         send(&mut budget, later, ALONE);
         budget.answered(later, remaining(83, 300), None, later, ALONE);
-        assert_eq!(budget.earliest(later, ALONE), later + Duration::from_secs(300) / 15);
+        assert_eq!(budget.earliest(later, ALONE), later + Duration::from_secs(300) / 22);
     }
 
     #[test]
@@ -472,7 +523,7 @@ mod tests {
     fn readings(budget: &mut Budget, t0: Instant, quota: u32, readings: &[(u32, u64)]) {
         for (i, &(left, reset)) in readings.iter().enumerate() {
             let sent = t0 + Duration::from_secs(i as u64);
-            budget.claimed(sent, ALONE);
+            let _ = budget.claimed(sent, ALONE);
             budget.let_go();
             let window = Some(Policy { quota, window: Duration::from_secs(10) });
             budget.answered(sent, remaining(left, reset), window, sent + ms(10), ALONE);
@@ -499,7 +550,7 @@ mod tests {
             let mut budget = Budget { fixed, ..Budget::default() };
             for (i, left) in [2, 1, 0].into_iter().enumerate() {
                 let sent = t0 + ms(20 * i as u64);
-                budget.claimed(sent, ALONE);
+                let _ = budget.claimed(sent, ALONE);
                 budget.let_go();
                 budget.answered(sent, remaining(left, 2), window, sent + ms(10), ALONE);
             }
@@ -531,16 +582,20 @@ mod tests {
 
     #[test]
     fn requests_answered_after_another_was_sent_may_be_missing_from_its_count() {
-        let t0 = Instant::now();
-        let mut budget = Budget::default();
-        send(&mut budget, t0, ALONE);
-        send(&mut budget, t0 + ms(1), ALONE);
-        // The second is answered first; the first's answer, which arrives
-        // later, may have been counted before the second arrived.
-        budget.answered(t0 + ms(1), remaining(5, 300), policy(7), t0 + ms(2), ALONE);
-        budget.answered(t0, remaining(6, 300), policy(7), t0 + ms(3), ALONE);
-        assert_eq!(budget.spendable(t0 + ms(3), ALONE).map(|s| s.requests), Some(4), "6 less the second, less reserve");
-        send(&mut budget, t0 + ms(4), ALONE);
-        assert_eq!(budget.spendable(t0 + ms(4), ALONE).map(|s| s.requests), Some(3));
+        // With the window named, and with a count but no window.
+        for policy in [policy(7), None] {
+            let t0 = Instant::now();
+            let mut budget = Budget::default();
+            send(&mut budget, t0, ALONE);
+            send(&mut budget, t0 + ms(1), ALONE);
+            // The second is answered first; the first's answer, which arrives
+            // later, may have been counted before the second arrived.
+            budget.answered(t0 + ms(1), remaining(5, 300), policy, t0 + ms(2), ALONE);
+            budget.answered(t0, remaining(6, 300), policy, t0 + ms(3), ALONE);
+            let spendable = budget.spendable(t0 + ms(3), ALONE).map(|s| s.requests);
+            assert_eq!(spendable, Some(4), "6 less the second, less reserve: {policy:?}");
+            send(&mut budget, t0 + ms(4), ALONE);
+            assert_eq!(budget.spendable(t0 + ms(4), ALONE).map(|s| s.requests), Some(3));
+        }
     }
 }

@@ -94,6 +94,18 @@ pub(super) struct Limiter {
     sent: VecDeque<Instant>,
     /// When the pace last changed, if it has.
     changed: Option<Instant>,
+    /// How much closer together than sent the server may see requests
+    /// arrive: every window is paced this much longer.
+    spread: Duration,
+    /// The quota a 429 showed the API to enforce, below what it announced
+    /// or what `--rate` says: the pace for the rest of the run.
+    learned: Option<Rate>,
+}
+
+/// `rate` paced over a window longer by `spread`, so that requests sent at
+/// its interval that arrive `spread` closer together still fit the quota.
+fn widened(rate: Rate, spread: Duration) -> Rate {
+    Rate { per: rate.per + spread, ..rate }
 }
 
 impl Default for Limiter {
@@ -105,7 +117,16 @@ impl Default for Limiter {
 impl Limiter {
     pub(super) fn new(pace: Pace) -> Limiter {
         let rate = pace.initial();
-        Limiter { pace, rate, gcra: gcra(rate), announced: Vec::new(), sent: VecDeque::new(), changed: None }
+        Limiter {
+            pace,
+            rate,
+            gcra: gcra(rate),
+            announced: Vec::new(),
+            sent: VecDeque::new(),
+            changed: None,
+            spread: Duration::ZERO,
+            learned: None,
+        }
     }
 
     /// The tightest quota announced within its window: the one the API's
@@ -128,11 +149,48 @@ impl Limiter {
             Pace::Fixed(rate) => rate,
             Pace::Auto => self.policy().map_or(self.rate, Rate::from),
         };
+        let rate = match self.learned {
+            Some(learned) if learned.per_second() < rate.per_second() => learned,
+            _ => rate,
+        };
         if rate != self.rate {
-            tracing::info!(rate = %rate, "pacing at the quota the API announces");
-            self.gcra = carried(&self.gcra, self.rate, rate);
-            self.rate = rate;
-            self.changed = Some(now);
+            if Some(rate) != self.learned {
+                tracing::info!(rate = %rate, "pacing at the quota the API announces");
+            }
+            self.repace(rate, self.spread, now);
+        }
+    }
+
+    /// Moves the schedule to `rate` over windows widened by `spread`.
+    fn repace(&mut self, rate: Rate, spread: Duration, now: Instant) {
+        self.gcra = carried(&self.gcra, widened(self.rate, self.spread), widened(rate, spread));
+        self.rate = rate;
+        self.spread = spread;
+        self.changed = Some(now);
+    }
+
+    /// Takes in the answers' latency spread. The schedule moves only when
+    /// the spacing would change by more than a twentieth, lest every
+    /// answer restart it.
+    pub(super) fn spread_is(&mut self, spread: Duration, now: Instant) {
+        let old = widened(self.rate, self.spread).interval().as_secs_f64();
+        let new = widened(self.rate, spread).interval().as_secs_f64();
+        if (new - old).abs() > old / 20.0 {
+            self.repace(self.rate, spread, now);
+        }
+    }
+
+    /// This run's requests sent within `window` of `now`.
+    pub(super) fn sent_within(&self, window: Duration, now: Instant) -> u32 {
+        self.sent.iter().rev().take_while(|&&at| at + window > now).count() as u32
+    }
+
+    /// Paces at `quota` for the rest of the run, if it is tighter than the
+    /// pace: the API refused a request at that count.
+    pub(super) fn learned(&mut self, quota: Rate, now: Instant) {
+        if quota.per_second() < self.rate.per_second() {
+            self.learned = Some(quota);
+            self.repace(quota, self.spread, now);
         }
     }
 
@@ -152,12 +210,13 @@ impl Limiter {
     /// about it: by then the record would only hand on each window's late
     /// wake-ups to the next, and they would add up over a long run.
     fn room_at(&self, now: Instant) -> Instant {
-        let settled = self.changed.is_none_or(|changed| changed + self.rate.paced_window() <= now);
+        let settled =
+            self.changed.is_none_or(|changed| changed + widened(self.rate, self.spread).paced_window() <= now);
         let quotas = self.quotas(now).filter(|&rate| !(settled && rate == self.rate));
         quotas.fold(now, |at, rate| {
             // Room once the quota's count-th latest request has left.
             let oldest = self.sent.len().checked_sub(rate.count as usize).map(|i| self.sent[i]);
-            oldest.map_or(at, |oldest| at.max(oldest + rate.paced_window()))
+            oldest.map_or(at, |oldest| at.max(oldest + widened(rate, self.spread).paced_window()))
         })
     }
 
@@ -172,7 +231,7 @@ impl Limiter {
         self.gcra.check().map_err(|not_until| Instant::from_std(not_until.earliest_possible()))?;
         self.sent.push_back(now);
         let (most, longest) = self.quotas(now).fold((0, Duration::ZERO), |(most, longest), rate| {
-            (most.max(rate.count), longest.max(rate.paced_window()))
+            (most.max(rate.count), longest.max(widened(rate, self.spread).paced_window()))
         });
         while self.sent.len() > most as usize || self.sent.front().is_some_and(|&at| at + longest <= now) {
             self.sent.pop_front();

@@ -4,7 +4,8 @@
 //! - `pace`: the quota (`--rate`, or `auto`) and the spacing that keeps
 //!   every window within it;
 //! - `limiter`: governor's GCRA on tokio's clock, and the record of sends
-//!   that carries its schedule over a change of quota;
+//!   that carries its schedule over a change of quota; `latency`: how much
+//!   closer together than sent the server may see requests arrive;
 //! - `budget`: what the API's `Ratelimit` header says is left ([`headers`]
 //!   parses the header), and `share`: another tool that spends the quota;
 //! - `pause`: the account-wide pause a 429 imposes, and the notice that says
@@ -13,6 +14,7 @@
 
 mod budget;
 pub mod headers;
+mod latency;
 mod limiter;
 mod pace;
 mod pacer;

@@ -10,18 +10,42 @@ use tokio::time::Instant;
 
 use super::budget::{Budget, Marks};
 use super::headers::{Policy, Remaining};
+use super::latency::Latencies;
 use super::limiter::Limiter;
 use super::pace::{Pace, Rate};
 use super::pause::{Notice, Pause, Stall};
+
+/// A 429 is taken to show the quota the API enforces: what this run had
+/// in the window then, less this share of it (and at least one request).
+const LEARNED_MARGIN: f64 = 0.05;
+/// ...but only if this run had at least this fraction (one in so many) of
+/// the quota paced at in the window.
+const LEAST_EVIDENCE: u32 = 4;
 
 /// The budget and the limiter: every send slot takes both, under one lock.
 #[derive(Debug, Default)]
 struct Gate {
     budget: Budget,
     limiter: Limiter,
+    latencies: Latencies,
+}
+
+/// How an ask at the gate ended.
+enum Asked {
+    /// Now: no wait.
+    Granted,
+    /// After the wait it asked for.
+    Waited,
+    /// An answer arrived first: what the gate knows has changed.
+    News,
 }
 
 impl Gate {
+    fn marks(&self) -> Marks {
+        let quota = self.limiter.policy().map(|p| p.quota);
+        Marks::of(self.limiter.rate, quota, self.latencies.spread())
+    }
+
     /// Takes the send slot for a claimed request once the limiter allows
     /// it and the budget's spacing does too; otherwise says when to look
     /// again.
@@ -33,7 +57,40 @@ impl Gate {
     /// counts out of is the quota in force.
     fn heard(&mut self, policy: Option<Policy>, now: Instant) -> (Option<Policy>, Marks) {
         self.limiter.heard(policy, now);
-        (self.limiter.policy(), Marks::of(self.limiter.rate))
+        (self.limiter.policy(), self.marks())
+    }
+
+    /// Takes in a 429 for a request sent at `sent`: the API refused it with
+    /// this run's count in the window at what it was. If that is below the
+    /// quota paced at (by no more than [`LEAST_EVIDENCE`] times), the API
+    /// enforces less than it says, and that count, less a margin, is the
+    /// quota for the rest of the run: a server whose policy is a lie gets
+    /// one 429, not one a window.
+    fn refused(&mut self, policy: Option<Policy>, now: Instant) -> Option<Policy> {
+        let (policy, _) = self.heard(policy, now);
+        let window = policy.map_or(self.limiter.rate.per, |p| p.window);
+        let count = self.limiter.sent_within(window, now);
+        if count < self.limiter.rate.count / LEAST_EVIDENCE {
+            // Too few of this run's in the window to be the quota: the
+            // refusal is more likely about someone else's requests (a burst
+            // of another tool's), which the pause it starts covers.
+            return policy;
+        }
+        let margin = (f64::from(count) * LEARNED_MARGIN).ceil().max(1.0) as u32;
+        let quota = count.saturating_sub(margin).max(1);
+        let learned = Rate { count: quota, per: window };
+        if learned.per_second() < self.limiter.rate.per_second() {
+            tracing::warn!(
+                in_window = count,
+                rate = %learned,
+                "the API refused a request below the quota paced at; pacing at what it allowed for the rest of the run"
+            );
+            self.limiter.learned(learned, now);
+            if let Some(policy) = policy.filter(|p| p.window == window) {
+                self.budget.learned(policy.quota.saturating_sub(quota));
+            }
+        }
+        policy
     }
 }
 
@@ -65,7 +122,7 @@ impl Pacer {
     /// Waits until a request may be sent, counts it as in flight, and
     /// returns when it was let go (for [`Self::answered`]).
     pub async fn ready(&self) -> Instant {
-        loop {
+        'claim: loop {
             if let Some(until) = self.paused_until() {
                 tokio::time::sleep_until(until).await;
                 continue;
@@ -73,11 +130,13 @@ impl Pacer {
             // The budget is claimed before the send slot is waited for, so
             // that workers queueing for slots never share one free slot of
             // the budget.
-            let wait = self.until_news_or(|gate, now| {
-                let (budget, marks) = (&mut gate.budget, Marks::of(gate.limiter.rate));
+            let mut claim = None;
+            let asked = self.ask(|gate, now| {
+                let marks = gate.marks();
+                let budget = &mut gate.budget;
                 let at = budget.earliest(now, marks);
                 if at <= now {
-                    budget.claimed(now, marks);
+                    claim = Some(budget.claimed(now, marks));
                     return None;
                 }
                 if let Some(until) = budget.spent_until(now, marks) {
@@ -85,17 +144,32 @@ impl Pacer {
                 }
                 Some(at)
             });
-            if wait.await {
+            let Some(claim) = (match asked.await {
+                Asked::Granted => claim,
+                Asked::Waited | Asked::News => None,
+            }) else {
                 continue;
+            };
+            // A claim is good for what the gate knew when it was made: an
+            // answer that arrives while it waits for its slot (a count lower
+            // than the last, a pause, another tool) sends it back to the
+            // budget, so workers that passed the budget before a stall do
+            // not all leave together when it lifts.
+            loop {
+                match self.ask(Gate::take_slot).await {
+                    Asked::Granted => break,
+                    Asked::Waited => {}
+                    Asked::News => {
+                        self.gate.lock().expect("gate lock").budget.abandoned(claim);
+                        continue 'claim;
+                    }
+                }
             }
-            // Claims made before another tool showed up go out at the
-            // spacing that leaves it its share, too.
-            while self.until_news_or(Gate::take_slot).await {}
             // A 429 seen by another worker while this one waited means the
             // slot it got is not safe to use.
             let budget = &mut self.gate.lock().expect("gate lock").budget;
             if self.paused_until().is_some() {
-                budget.abandoned();
+                budget.abandoned(claim);
                 continue;
             }
             budget.let_go();
@@ -105,20 +179,18 @@ impl Pacer {
 
     /// Asks the gate when to go (`None`: now), and if not now, sleeps
     /// until then or until an answer brings news, whichever is first.
-    /// Returns whether it waited.
-    async fn until_news_or(&self, ask: impl FnOnce(&mut Gate, Instant) -> Option<Instant>) -> bool {
+    async fn ask(&self, ask: impl FnOnce(&mut Gate, Instant) -> Option<Instant>) -> Asked {
         // Listening before asking, so news between the two is not missed.
         let news = self.news.notified();
         tokio::pin!(news);
         news.as_mut().enable();
         let Some(at) = ask(&mut self.gate.lock().expect("gate lock"), Instant::now()) else {
-            return false;
+            return Asked::Granted;
         };
         tokio::select! {
-            () = tokio::time::sleep_until(at) => {}
-            () = news => {}
+            () = tokio::time::sleep_until(at) => Asked::Waited,
+            () = news => Asked::News,
         }
-        true
     }
 
     /// Takes in what an answer said about the quota for the request let go
@@ -126,6 +198,9 @@ impl Pacer {
     pub fn answered(&self, sent: Instant, remaining: Option<Remaining>, policy: Option<Policy>) {
         let now = Instant::now();
         let mut gate = self.gate.lock().expect("gate lock");
+        gate.latencies.record(now.saturating_duration_since(sent));
+        let spread = gate.latencies.spread();
+        gate.limiter.spread_is(spread, now);
         let (policy, marks) = gate.heard(policy, now);
         gate.budget.answered(sent, remaining, policy, now, marks);
         drop(gate);
@@ -136,7 +211,7 @@ impl Pacer {
     /// and the request was not counted; the pause it starts is what governs.
     pub fn refused(&self, policy: Option<Policy>) {
         let mut gate = self.gate.lock().expect("gate lock");
-        let (policy, _) = gate.heard(policy, Instant::now());
+        let policy = gate.refused(policy, Instant::now());
         gate.budget.settled(policy);
         drop(gate);
         self.news.notify_waiters();
@@ -194,6 +269,126 @@ mod tests {
         pacer.answered(sent, remaining(2, 10), policy(3));
         let other = sent_rx.recv().await.unwrap();
         assert!(other >= reset + ms(500), "{:?}", other - start);
+    }
+
+    /// The answer sequence of a run that stalled for a whole window: a
+    /// credentials check answered with the full budget, then workers queued
+    /// behind the limiter, and one error page carrying a block's header (none
+    /// left, reset in a second). The count of one answer is news, not a
+    /// verdict for the whole window: once that reset has passed, requests go
+    /// again.
+    #[tokio::test(start_paused = true)]
+    async fn one_answer_that_says_nothing_is_left_stalls_for_its_reset_not_a_window() {
+        let pacer = std::sync::Arc::new(Pacer::new(Pace::Auto));
+        let start = pacer.ready().await;
+        pacer.answered(start, remaining(1199, 300), policy(1200));
+        let (sent_tx, mut sent_rx) = tokio::sync::mpsc::unbounded_channel();
+        for _ in 0..9 {
+            let (pacer, sent_tx) = (std::sync::Arc::clone(&pacer), sent_tx.clone());
+            tokio::spawn(async move { sent_tx.send(pacer.ready().await) });
+        }
+        let first = sent_rx.recv().await.unwrap();
+        tokio::time::sleep(ms(3)).await;
+        pacer.answered(first, Some(Remaining { requests: 0, reset: Duration::from_secs(1) }), policy(1200));
+        let mut left = 1199;
+        for _ in 1..9 {
+            let sent = sent_rx.recv().await.unwrap();
+            assert!(sent < first + Duration::from_secs(30), "stalled for {:?}", sent - first);
+            tokio::time::sleep(ms(3)).await;
+            left -= 1;
+            pacer.answered(sent, remaining(left, 300), policy(1200));
+        }
+    }
+
+    /// Sends for `span` on a paused clock, each request answered after
+    /// `latency(i)` with the announced `policy` and what it leaves (if the
+    /// server `announces`); the server refuses once more than `enforced`
+    /// arrived within its window. Returns when each request arrived, and how
+    /// many were refused.
+    async fn against(
+        pacer: std::sync::Arc<Pacer>,
+        (policy, announces): (Policy, bool),
+        enforced: usize,
+        span: Duration,
+        latency: fn(usize) -> Duration,
+    ) -> (Vec<Instant>, usize) {
+        let arrived = std::sync::Arc::new(Mutex::new((Vec::<Instant>::new(), 0usize)));
+        let end = Instant::now() + span;
+        let mut workers = tokio::task::JoinSet::new();
+        for _ in 0..16 {
+            let (pacer, arrived) = (std::sync::Arc::clone(&pacer), std::sync::Arc::clone(&arrived));
+            workers.spawn(async move {
+                loop {
+                    let sent = pacer.ready().await;
+                    if sent >= end {
+                        // Let go unsent: the others still wait on its answer.
+                        pacer.answered(sent, None, None);
+                        return;
+                    }
+                    let n = arrived.lock().unwrap().0.len();
+                    tokio::time::sleep(latency(n) / 2).await;
+                    let now = Instant::now();
+                    let counted = {
+                        let (log, refusals) = &mut *arrived.lock().unwrap();
+                        let counted = log.iter().filter(|&&at| at + policy.window > now).count();
+                        if counted >= enforced {
+                            *refusals += 1;
+                            None
+                        } else {
+                            log.push(now);
+                            Some(counted + 1)
+                        }
+                    };
+                    tokio::time::sleep(latency(n) / 2).await;
+                    match counted {
+                        None => {
+                            pacer.refused(Some(policy).filter(|_| announces));
+                            pacer.pause_for(Duration::from_secs(5));
+                        }
+                        Some(_) if !announces => pacer.answered(sent, None, None),
+                        Some(counted) => {
+                            let left = policy.quota.saturating_sub(counted as u32);
+                            let reset = Remaining { requests: left, reset: Duration::from_secs(1) };
+                            pacer.answered(sent, Some(reset), Some(policy));
+                        }
+                    }
+                }
+            });
+        }
+        while workers.join_next().await.is_some() {}
+        let arrived = std::mem::take(&mut *arrived.lock().unwrap());
+        arrived
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_server_that_enforces_less_than_it_announces_refuses_once() {
+        let (said, _guard) = Said::listen();
+        let policy = Policy { quota: 100, window: Duration::from_secs(20) };
+        let pacer = std::sync::Arc::new(Pacer::new(Pace::Auto));
+        let (arrived, refused) = against(pacer.clone(), (policy, true), 80, Duration::from_secs(120), |_| ms(40)).await;
+        assert_eq!(refused, 1, "one 429, then the learned quota holds");
+        assert!(pacer.rate().count < 80, "{}", pacer.rate());
+        // Still busy: the learned quota is what is paced at, not a crawl.
+        assert!(arrived.len() > 80 * 5, "{} arrived", arrived.len());
+        assert!(said.lines().iter().any(|l| l.contains("refused a request below the quota")), "{:?}", said.lines());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_heavy_tail_of_latency_widens_the_window_paced_in() {
+        // `--rate` at the server's real quota, which announces nothing; every
+        // 25th answer takes 600 ms: evenly sent requests arrive bunched.
+        let policy = Policy { quota: 20, window: Duration::from_secs(1) };
+        let pacer = std::sync::Arc::new(Pacer::new(Pace::Fixed("20/1s".parse().unwrap())));
+        let slow = |n: usize| if n % 25 == 24 { ms(600) } else { ms(10) };
+        let (arrived, refused) = against(pacer, (policy, false), 20, Duration::from_secs(60), slow).await;
+        let most = arrived
+            .iter()
+            .map(|&a| arrived.iter().filter(|&&b| b <= a && b + Duration::from_secs(1) > a).count())
+            .max();
+        assert!(most <= Some(20), "{most:?} arrived within a second");
+        assert_eq!(refused, 0, "no window as the server counts it over the quota");
+        // Paced over windows 590 ms longer (the spread), and no slower.
+        assert!(arrived.len() as f64 > 20.0 * 60.0 / 1.7, "{} arrived", arrived.len());
     }
 
     /// What is logged at warning level or above while the guard lives.

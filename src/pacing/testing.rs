@@ -8,7 +8,7 @@ pub fn remaining(requests: u32, reset_secs: u64) -> Option<Remaining> {
     Some(Remaining { requests, reset: Duration::from_secs(reset_secs) })
 }
 
-pub fn ms(n: u64) -> Duration {
+pub const fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
 

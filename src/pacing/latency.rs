@@ -1,0 +1,64 @@
+//! How far apart in time the server may see requests sent evenly: the
+//! spread of the answers' latency.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+/// Enough answers for a 99th percentile that one slow answer does not make.
+const KEPT: usize = 128;
+
+/// The latency of the recent answers.
+#[derive(Debug, Default)]
+pub(super) struct Latencies {
+    recent: VecDeque<Duration>,
+}
+
+impl Latencies {
+    pub(super) fn record(&mut self, latency: Duration) {
+        if self.recent.len() == KEPT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(latency);
+    }
+
+    /// The 99th percentile less the fastest: two requests sent an interval
+    /// apart may arrive this much closer together, so a window as the
+    /// server counts it may hold the requests of a window this much longer
+    /// as they were sent. Nothing before the first answer: the fixed
+    /// headroom covers that much.
+    pub(super) fn spread(&self) -> Duration {
+        let mut sorted: Vec<Duration> = self.recent.iter().copied().collect();
+        sorted.sort_unstable();
+        let Some(&fastest) = sorted.first() else {
+            return Duration::ZERO;
+        };
+        let p99 = sorted[(sorted.len() * 99).div_ceil(100).saturating_sub(1)];
+        p99 - fastest
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pacing::testing::ms;
+
+    #[test]
+    fn the_spread_is_the_slow_tail_over_the_fastest_and_forgets_old_answers() {
+        let mut latencies = Latencies::default();
+        assert_eq!(latencies.spread(), Duration::ZERO);
+        for i in 0..100 {
+            latencies.record(ms(100 + i));
+        }
+        assert_eq!(latencies.spread(), ms(98), "p99 of 100..199 ms is 198 ms");
+        // A steady latency, however long, bunches nothing.
+        for _ in 0..KEPT {
+            latencies.record(ms(800));
+        }
+        assert_eq!(latencies.spread(), Duration::ZERO);
+        // Heavy tail: one in fifty takes 3 s.
+        for i in 0..KEPT {
+            latencies.record(if i % 50 == 0 { ms(3000) } else { ms(50) });
+        }
+        assert_eq!(latencies.spread(), ms(2950));
+    }
+}
