@@ -164,11 +164,8 @@ impl RateLimitArgs {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeaderDialect(pub Option<Dialect>);
 
-/// The `--ratelimit-dialect` that sends no rate-limit headers.
-const NO_HEADERS: &str = "none";
-
 fn header_dialect() -> impl clap::builder::TypedValueParser<Value = HeaderDialect> {
-    let names = Dialect::ALL.map(Dialect::name).into_iter().chain([NO_HEADERS]);
+    let names = Dialect::ALL.map(Dialect::name).into_iter().chain([Dialect::NONE]);
     let parser = clap::builder::PossibleValuesParser::new(names);
     clap::builder::TypedValueParser::map(parser, |name: String| HeaderDialect(Dialect::from_name(&name)))
 }

@@ -92,6 +92,14 @@ impl Dialect {
     /// one that names several policies.
     pub const ALL: [Dialect; 3] = [Dialect::Structured, Dialect::Split, Dialect::XRateLimit];
 
+    /// What stands for no dialect: no rate-limit headers sent, or heard.
+    pub const NONE: &'static str = "none";
+
+    /// The name of `dialect`, or [`Self::NONE`].
+    pub fn name_of(dialect: Option<Dialect>) -> &'static str {
+        dialect.map_or(Dialect::NONE, Dialect::name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Dialect::Structured => "structured",
