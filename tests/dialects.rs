@@ -156,3 +156,27 @@ async fn x_ratelimit_headers_with_a_unix_reset_hold_a_fast_run_to_the_quota() {
     assert_eq!(*refused.lock().unwrap(), 0, "a 429 means the reset was not understood");
     assert_eq!(work.results("out.csv").len(), 30);
 }
+
+/// The log takes the line saying what the run will do and the credentials
+/// check's attempt (some 600 bytes), but not the whole run_start event
+/// after them: the run stops before its first change, having only read.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread")]
+async fn a_log_that_cannot_take_run_start_stops_the_run_before_its_first_change() {
+    use axum::http::Method;
+
+    let work = Workdir::new();
+    let input = work.write("in.csv", input_csv(5));
+    let api = TestApi::start(TestResponse::revoked).await;
+    let mut cmd = api.revoke_std(&input, &work.path("out.csv"));
+    cmd.arg("--log-file").arg(work.path("log.jsonl"));
+    limit_file_size(&mut cmd, 1000);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stdout(&out).contains("STOPPED: cannot write the log file"), "{}", stdout(&out));
+    let log = work.read("log.jsonl");
+    let whole = |line: &str| serde_json::from_str::<serde_json::Value>(line).is_ok();
+    assert!(log.lines().any(|line| whole(line) && line.contains("revoke 5 certificates")), "{log}");
+    assert!(!log.lines().any(|line| whole(line) && line.contains("\"run_start\"")), "only a torn run_start: {log}");
+    assert_eq!((api.count(Method::GET), api.count(Method::DELETE)), (1, 0));
+}
