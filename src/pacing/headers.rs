@@ -139,24 +139,30 @@ pub struct RateLimitInfo {
 /// announced within its window.
 pub fn read(headers: &HeaderMap, now: SystemTime) -> RateLimitInfo {
     let value = |name: &str| only_value(headers, name);
-    let structured = || {
-        let remaining = value(RATELIMIT).and_then(parse_ratelimit);
-        let policy = value(RATELIMIT_POLICY).and_then(parse_policy);
-        (remaining.is_some() || policy.is_some()).then_some(RateLimitInfo {
-            remaining,
-            policy,
-            dialect: Some(Dialect::Structured),
-        })
-    };
-    let split = || counted(Dialect::Split, [RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET], value, delay);
     // Measured against the server's clock where it gives one: a client
     // whose clock runs ahead would otherwise wait too little.
     let served = value(DATE.as_str()).and_then(|date| httpdate::parse_http_date(date).ok()).unwrap_or(now);
-    let x_ratelimit = || {
-        let names = [X_RATELIMIT_LIMIT, X_RATELIMIT_REMAINING, X_RATELIMIT_RESET];
-        counted(Dialect::XRateLimit, names, value, |reset| delay_or_time(reset, served))
-    };
-    structured().or_else(split).or_else(x_ratelimit).unwrap_or_default()
+    Dialect::ALL.into_iter().find_map(|dialect| dialect.reading(&value, served)).unwrap_or_default()
+}
+
+impl Dialect {
+    /// What an answer says in this dialect, if it says anything readable;
+    /// `served` is when it was sent.
+    fn reading<'a>(self, value: &impl Fn(&str) -> Option<&'a str>, served: SystemTime) -> Option<RateLimitInfo> {
+        let (remaining, policy, spoke) = match self {
+            Dialect::Structured => {
+                let remaining = value(RATELIMIT).and_then(parse_ratelimit);
+                let policy = value(RATELIMIT_POLICY).and_then(parse_policy);
+                (remaining, policy, remaining.is_some() || policy.is_some())
+            }
+            Dialect::Split => counted([RATELIMIT_LIMIT, RATELIMIT_REMAINING, RATELIMIT_RESET], value, delay),
+            Dialect::XRateLimit => {
+                let names = [X_RATELIMIT_LIMIT, X_RATELIMIT_REMAINING, X_RATELIMIT_RESET];
+                counted(names, value, |reset| delay_or_time(reset, served))
+            }
+        };
+        spoke.then_some(RateLimitInfo { remaining, policy, dialect: Some(self) })
+    }
 }
 
 /// The header's value, if it has exactly one, of a sane length, in ASCII.
@@ -169,7 +175,8 @@ fn only_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 /// The split and X- families: a limit, a count left and its reset, as
-/// separate headers named `names` (in that order).
+/// separate headers named `names` (in that order); and whether the answer
+/// spoke the family at all.
 ///
 /// The remaining count needs its reset: a count with no time at which it
 /// frees cannot be spent safely (stopping at zero then waits for an unknown
@@ -178,17 +185,16 @@ fn only_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// [`Policy`] only with a window (`100;w=60`): guessing one would pace at a
 /// quota the API never stated.
 fn counted<'a>(
-    dialect: Dialect,
     [limit, left, reset]: [&str; 3],
     value: impl Fn(&str) -> Option<&'a str>,
     parse_reset: impl Fn(&str) -> Option<Duration>,
-) -> Option<RateLimitInfo> {
+) -> (Option<Remaining>, Option<Policy>, bool) {
     let requests = value(left).and_then(count);
     let limit = value(limit).and_then(parse_limit);
     let remaining =
         requests.zip(value(reset).and_then(parse_reset)).map(|(requests, reset)| Remaining { requests, reset });
     let policy = limit.and_then(|(quota, window)| Policy::paced(quota, window?));
-    (requests.is_some() || limit.is_some()).then_some(RateLimitInfo { remaining, policy, dialect: Some(dialect) })
+    (remaining, policy, requests.is_some() || limit.is_some())
 }
 
 /// A limit header: its first number is the quota; the window is the `w`
