@@ -348,6 +348,14 @@ pub mod headers {
     /// The IETF-draft rate-limit headers Cloudflare sends on every response.
     pub const RATELIMIT: &str = "ratelimit";
     pub const RATELIMIT_POLICY: &str = "ratelimit-policy";
+    /// The split form of an earlier draft, which Cloudflare documented before the structured one.
+    pub const RATELIMIT_LIMIT: &str = "ratelimit-limit";
+    pub const RATELIMIT_REMAINING: &str = "ratelimit-remaining";
+    pub const RATELIMIT_RESET: &str = "ratelimit-reset";
+    /// The form Cloudflare documented first, and many other APIs send.
+    pub const X_RATELIMIT_LIMIT: &str = "x-ratelimit-limit";
+    pub const X_RATELIMIT_REMAINING: &str = "x-ratelimit-remaining";
+    pub const X_RATELIMIT_RESET: &str = "x-ratelimit-reset";
     pub const RETRY_AFTER: &str = "retry-after";
     pub const CF_RAY: &str = "cf-ray";
     /// The legacy credentials: an account's email and its global API key.

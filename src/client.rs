@@ -16,7 +16,7 @@ use crate::api::{
 use crate::credentials::Credentials;
 use crate::escape;
 use crate::input::ids::{CertId, ZoneId};
-use crate::pacing::headers::{parse_policy, parse_ratelimit, Policy, Remaining};
+use crate::pacing::headers::{self as ratelimit, Dialect, Policy, Remaining};
 use crate::transport::{self, CaBundle};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.cloudflare.com/client/v4";
@@ -137,9 +137,11 @@ pub struct ApiReply<T = CertificateState> {
     pub status: u16,
     pub cf_ray: Option<String>,
     pub retry_after: Option<Duration>,
-    /// The `Ratelimit` and `Ratelimit-Policy` headers, where well-formed.
+    /// What the rate-limit headers say, where well-formed, and in which
+    /// dialect the API said it.
     pub remaining: Option<Remaining>,
     pub policy: Option<Policy>,
+    pub dialect: Option<Dialect>,
     /// The envelope, or why the body could not be read as one.
     pub body: Result<Envelope<T>, String>,
     pub latency: Duration,
@@ -347,8 +349,8 @@ impl ApiClient {
         let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok());
         let cf_ray = header(headers::CF_RAY).map(escape::server_text);
         let retry_after = header(headers::RETRY_AFTER).and_then(|v| parse_retry_after(v, SystemTime::now()));
-        let remaining = header(headers::RATELIMIT).and_then(parse_ratelimit);
-        let policy = header(headers::RATELIMIT_POLICY).and_then(parse_policy);
+        let ratelimit::RateLimitInfo { remaining, policy, dialect } =
+            ratelimit::read(response.headers(), SystemTime::now());
         let body = if status.is_redirection() {
             // Not read: a redirect's body is not the API's answer.
             Err(redirect(response.url(), response.headers().get(LOCATION)))
@@ -361,6 +363,7 @@ impl ApiClient {
             retry_after,
             remaining,
             policy,
+            dialect,
             body,
             latency: started.elapsed(),
         })
@@ -469,6 +472,7 @@ impl<T> ApiReply<T> {
             retry_after: None,
             remaining: None,
             policy: None,
+            dialect: None,
             body,
             latency: Duration::ZERO,
         }

@@ -4,6 +4,7 @@ mod support;
 
 mod answers;
 mod completions;
+mod dialects;
 mod enforcement;
 mod engine;
 mod hostile;

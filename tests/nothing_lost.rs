@@ -147,7 +147,7 @@ async fn a_429_storm_with_a_block_period_is_ridden_out() {
     let input = work.write("in.csv", input_csv(45));
     // No Ratelimit headers to pace by, and a pace far above the quota: the
     // run meets block after block.
-    let flags = ["--quota", "15", "--window", "1s", "--block", "1s", "--hide-ratelimit-headers"];
+    let flags = ["--quota", "15", "--window", "1s", "--block", "1s", "--ratelimit-dialect", "none"];
     let sandbox = SandboxProcess::start(&input, &flags);
     let mut cmd = sandbox.revoke(&input, &work.path("out.csv"));
     cmd.args(["--rate", "500/s", "--concurrency", "8"]);

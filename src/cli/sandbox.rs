@@ -12,6 +12,7 @@ use crate::cli::values::{per_second, positive_duration, share};
 use crate::exit::{usage, ExitCode};
 use crate::input::ids::{CertId, ZoneId};
 use crate::input::plan::Plan;
+use crate::pacing::headers::Dialect;
 use crate::sandbox::{Enforcing, Faults, RateLimit, Sandbox, SandboxConfig};
 
 /// Certificates invented when neither `--certs` nor `--generate` says
@@ -130,9 +131,11 @@ pub struct RateLimitArgs {
     /// Turn rate limiting off entirely.
     #[arg(long)]
     pub no_rate_limit: bool,
-    /// Send no Ratelimit/Ratelimit-Policy headers: clients learn the quota only from 429s.
-    #[arg(long)]
-    pub hide_ratelimit_headers: bool,
+    /// Rate-limit headers on every answer: structured (Ratelimit, Ratelimit-Policy), split
+    /// (ratelimit-limit, -remaining, -reset), x-ratelimit (X-RateLimit-Limit, -Remaining; -Reset as
+    /// a date on 429s), or none, so clients learn the quota only from 429s [default: structured].
+    #[arg(long, value_parser = header_dialect(), value_name = "DIALECT")]
+    pub ratelimit_dialect: Option<HeaderDialect>,
     /// Requests per second another consumer spends from the same quota.
     #[arg(long, value_parser = per_second, allow_negative_numbers = true, value_name = "PER_SECOND")]
     pub background_load: Option<f64>,
@@ -151,8 +154,20 @@ impl RateLimitArgs {
         set(&mut rate.block, self.block);
         set(&mut rate.background_load, self.background_load.map(Some));
         set(&mut rate.force_429_after, self.force_429_after.map(Some));
-        rate.advertise &= !self.hide_ratelimit_headers;
+        if let Some(HeaderDialect(dialect)) = self.ratelimit_dialect {
+            rate.dialect = dialect;
+        }
     }
+}
+
+/// `--ratelimit-dialect`: a dialect cfrevoke reads, or no headers at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderDialect(pub Option<Dialect>);
+
+fn header_dialect() -> impl clap::builder::TypedValueParser<Value = HeaderDialect> {
+    let names = Dialect::ALL.map(Dialect::name).into_iter().chain([Dialect::NONE]);
+    let parser = clap::builder::PossibleValuesParser::new(names);
+    clap::builder::TypedValueParser::map(parser, |name: String| HeaderDialect(Dialect::from_name(&name)))
 }
 
 /// The flags over the profile's [`Faults`].
@@ -392,5 +407,16 @@ mod tests {
         assert_eq!(read_cert_csv(&written).unwrap(), config.certs);
         std::fs::write(&path, "zone,cert\n").unwrap();
         assert!(read_cert_csv(&path).is_err());
+    }
+
+    #[test]
+    fn each_ratelimit_dialect_or_none() {
+        assert_eq!(config(&[]).unwrap().rate.dialect, Some(Dialect::Structured));
+        for dialect in Dialect::ALL {
+            let flag = format!("--ratelimit-dialect={dialect}");
+            assert_eq!(config(&[&flag]).unwrap().rate.dialect, Some(dialect));
+        }
+        assert_eq!(config(&["--ratelimit-dialect=none"]).unwrap().rate.dialect, None);
+        assert!(config(&["--ratelimit-dialect=x-rate-limit"]).is_err());
     }
 }

@@ -21,6 +21,7 @@ use crate::client::{ApiClient, ApiReply, TransportError};
 use crate::input::ids::{CertId, ZoneId};
 use crate::input::reader::Row;
 use crate::output::results::ResultRow;
+use crate::pacing::headers::Dialect;
 use crate::pacing::retry::{RetryPolicy, RetrySchedule};
 use crate::pacing::{Pacer, LONGEST_WAIT};
 use crate::pipeline::queue::Queue;
@@ -398,18 +399,23 @@ impl Dispatcher {
 
     /// Proves the credentials with one read-only request before anything is
     /// revoked: a GET of the first certificate. Any final answer other than
-    /// 401/403 (a 404 included) shows the token is accepted.
-    pub async fn check_credentials(&self, row: Row) -> Result<(), StopReason> {
+    /// 401/403 (a 404 included) shows the token is accepted. Also says
+    /// which rate-limit headers the last answer, if any, carried.
+    pub async fn check_credentials(&self, row: Row) -> (Result<(), StopReason>, Option<Dialect>) {
         let request = Request::for_row("GET", &row);
         let stopped = || self.stop_reason().unwrap_or(StopReason::Interrupted);
-        let settled = self.send(&request, || self.client.get(row.zone, row.cert)).await.ok_or_else(stopped)?;
-        match &settled.answer {
+        let Some(settled) = self.send(&request, || self.client.get(row.zone, row.cert)).await else {
+            return (Err(stopped()), None);
+        };
+        let dialect = settled.answer.as_ref().ok().and_then(|reply| reply.dialect);
+        let checked = match &settled.answer {
             Ok(reply) if matches!(reply.status, 401 | 403) => Err(StopReason::CredentialsRefused(reply.describe())),
             // A redirect proves nothing about the token, and every request would get one.
             Ok(reply) if (300..400).contains(&reply.status) => Err(StopReason::Unreachable(reply.describe())),
             _ if settled.interrupted => Err(stopped()),
             _ => settled.final_answer().map(drop).map_err(|(_, why)| StopReason::Unreachable(why)),
-        }
+        };
+        (checked, dialect)
     }
 
     /// Runs `work` on every job from `jobs` with `workers` workers (at least

@@ -25,6 +25,7 @@ use crate::output::logging::{self, LogFile, LogHealth, Verbosity};
 use crate::output::progress::Progress;
 use crate::output::results::{self, ResultRow, ResultsError, ResultsFile, Tally};
 use crate::output::summary::{self, Summary};
+use crate::pacing::headers::Dialect;
 use crate::pipeline::collector::{collect, Stamp};
 use crate::pipeline::dispatcher::{Dispatcher, StopReason};
 use crate::pipeline::enforcement;
@@ -159,9 +160,10 @@ impl Ready {
         let enforcement = enforcement::check(session, &dispatcher, &plan.zone_ids(), settings.enforcement)
             // A refusal is the run's end: the bar must not stay drawn above the error.
             .inspect_err(|_| progress.finish())?;
-        log_start(&plan, &settings, api, &output, &run_id, enforcement.as_deref());
+        log_plan(&plan, &settings, api, &run_id);
         let started = Instant::now();
         let plan = Arc::new(plan);
+        let log_start = |dialect| log_start(&plan, &settings, api, &output, &run_id, enforcement.as_deref(), dialect);
         let pipeline = Pipeline {
             plan: Arc::clone(&plan),
             finished: Arc::new(finished),
@@ -172,7 +174,7 @@ impl Ready {
             run_id: run_id.clone(),
             log: log.clone(),
         };
-        let tally = session.block_on(pipeline.execute(results))?;
+        let tally = session.block_on(pipeline.execute(results, log_start))?;
         progress.finish();
         let mut summary = Summary {
             plan,
@@ -244,7 +246,9 @@ fn output_path(settings: &RunSettings) -> anyhow::Result<PathBuf> {
         .ok_or_else(|| usage(format!("cannot derive a results path from {}: pass --output PATH", input.display())))
 }
 
-/// The audit record of a run: who ran what, on which input, with which settings.
+/// The audit record of a run: who ran what, on which input, with which
+/// settings, and which rate-limit headers the API answered the credentials
+/// check with (`none` without that answer, or without such headers).
 fn log_start(
     plan: &Plan,
     settings: &RunSettings,
@@ -252,6 +256,7 @@ fn log_start(
     output: &Path,
     run_id: &str,
     enforcement: Option<&[ZoneCheck]>,
+    dialect: Option<Dialect>,
 ) {
     let poll = match settings.operation {
         Operation::Verify { poll } => poll,
@@ -292,8 +297,15 @@ fn log_start(
         enforcement_check = settings.enforcement.as_str(),
         enforcement = enforcement.map(|checks| tracing::field::display(crate::operations::enforcement::to_json(checks))),
         results = %output.display(),
+        ratelimit_dialect = Dialect::name_of(dialect),
         "run started"
     );
+}
+
+/// What the run is about to do, in a line a person reads, and the log's
+/// first write of the run proper: a log that cannot take it stops the run
+/// before its first request.
+fn log_plan(plan: &Plan, settings: &RunSettings, api: &ApiSettings, run_id: &str) {
     tracing::info!(
         "run {run_id}: {} {} certificates in {} zones at {}, pace {}",
         settings.operation.verb(),
@@ -338,7 +350,10 @@ struct Pipeline {
 }
 
 impl Pipeline {
-    async fn execute(self, results: ResultsFile) -> anyhow::Result<Tally> {
+    /// `log_start` records the run_start event once the credentials check
+    /// has answered (or the run stopped before it), with the dialect of the
+    /// answer's rate-limit headers.
+    async fn execute(self, results: ResultsFile, log_start: impl FnOnce(Option<Dialect>)) -> anyhow::Result<Tally> {
         let Pipeline { plan, finished, dispatcher, progress, same_failures, operation, run_id, log } = self;
         let (row_tx, row_rx) = mpsc::channel::<ResultRow>(CHANNEL_DEPTH);
         let collector = {
@@ -352,13 +367,17 @@ impl Pipeline {
 
         let sent = session::interruptible(&dispatcher, async {
             let begun = tokio::time::Instant::now();
-            // A log that could not take the run_start line stops the run before
-            // its first request.
-            let checked = match (log.failure(), plan.first) {
-                (Some(why), _) => Err(StopReason::Output(why.to_string())),
+            // A log that could not be written stops the run before its first
+            // request; one that could not take the run_start line, before its
+            // first change (the credentials check only reads).
+            let log_broken = || log.failure().map(|why| StopReason::Output(why.to_string()));
+            let (probed, dialect) = match (log_broken(), plan.first) {
+                (Some(broken), _) => (Err(broken), None),
                 (None, Some(first)) => dispatcher.check_credentials(first).await,
-                (None, None) => Ok(()),
+                (None, None) => (Ok(()), None),
             };
+            log_start(dialect);
+            let checked = probed.and_then(|()| log_broken().map_or(Ok(()), Err));
             match checked {
                 Ok(()) => {
                     let (feeder, queue) = queue::channel(CHANNEL_DEPTH);

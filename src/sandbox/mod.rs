@@ -38,7 +38,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use hyper::header::HeaderValue;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
@@ -51,6 +50,7 @@ pub use rules::Enforcing;
 
 use crate::input::ids::{CertId, ZoneId};
 use origin::Origin;
+use response::Announcement;
 use server::Shared;
 use tls::ThrowawayCa;
 
@@ -79,9 +79,7 @@ impl Sandbox {
         let credentials = origin.credentials();
         let (token, email, key) =
             (credentials.token().to_string(), credentials.email().to_string(), credentials.key().to_string());
-        let policy = (config.rate.quota > 0 && config.rate.advertise).then(|| config.rate.policy_header());
-        let policy = policy.map(|p| HeaderValue::from_str(&p)).transpose()?;
-        let shared = Arc::new(Shared::new(origin, policy, config.faults.slow_delay));
+        let shared = Arc::new(Shared::new(origin, Announcement::new(&config.rate)?, config.faults.slow_delay));
         let ca = config.tls.then(ThrowawayCa::new).transpose()?;
         let acceptor = ca.as_ref().map(|ca| ca.acceptor(&tls::SERVED_NAMES, false)).transpose()?;
         let stop = CancellationToken::new();

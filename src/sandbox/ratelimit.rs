@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::ensure;
 
+use crate::pacing::headers::Dialect;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct RateLimit {
     /// Requests allowed per `window`. 0 turns the limiter off, for benchmarks
@@ -24,10 +26,11 @@ pub struct RateLimit {
     /// After this many admitted requests the next one is answered 429 and the
     /// user blocked, once, whatever the quota: shows a pause in a short demo.
     pub force_429_after: Option<u64>,
-    /// Whether answers carry `Ratelimit` and `Ratelimit-Policy`. Off, a
-    /// client learns the quota only from 429s, as behind a proxy that strips
-    /// unfamiliar headers.
-    pub advertise: bool,
+    /// The dialect of the rate-limit headers every answer carries, as
+    /// Cloudflare's pages documented one after another. `None` sends none:
+    /// a client learns the quota only from 429s, as behind a proxy that
+    /// strips unfamiliar headers.
+    pub dialect: Option<Dialect>,
 }
 
 impl Default for RateLimit {
@@ -40,7 +43,7 @@ impl Default for RateLimit {
             block: Duration::from_secs(300),
             background_load: None,
             force_429_after: None,
-            advertise: true,
+            dialect: Some(Dialect::Structured),
         }
     }
 }
@@ -71,9 +74,15 @@ impl RateLimit {
         Ok(())
     }
 
+    /// The quota and window the headers announce, in every dialect.
+    pub(crate) fn announced(&self) -> (u32, u64) {
+        (self.quota, whole_seconds(self.window))
+    }
+
     /// The `Ratelimit-Policy` header value, e.g. `"default";q=1200;w=300`.
     pub(crate) fn policy_header(&self) -> String {
-        format!("\"default\";q={};w={}", self.quota, whole_seconds(self.window))
+        let (quota, window) = self.announced();
+        format!("\"default\";q={quota};w={window}")
     }
 }
 
@@ -88,12 +97,17 @@ pub(crate) enum Verdict {
 }
 
 impl Verdict {
-    /// The `Ratelimit` header value, e.g. `"default";r=50;t=30`.
-    pub(crate) fn header(self) -> String {
-        let (remaining, reset) = match self {
+    /// Requests left, and seconds until that changes, in every dialect.
+    pub(crate) fn left(self) -> (u32, u64) {
+        match self {
             Verdict::Allowed { remaining, reset } => (remaining, reset),
             Verdict::Limited { retry_after } => (0, retry_after),
-        };
+        }
+    }
+
+    /// The `Ratelimit` header value, e.g. `"default";r=50;t=30`.
+    pub(crate) fn header(self) -> String {
+        let (remaining, reset) = self.left();
         format!("\"default\";r={remaining};t={reset}")
     }
 }

@@ -1,14 +1,74 @@
 //! A response before it meets the wire: plain data, so a fault can spoil it
 //! and a test can read it without a socket.
 
+use std::time::{Duration, SystemTime};
+
 use axum::body::Body;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, SERVER};
 use hyper::{Response, StatusCode};
 use serde::Serialize;
 
-use super::ratelimit::Verdict;
-use crate::api::headers::{CF_RAY, RATELIMIT, RATELIMIT_POLICY, RETRY_AFTER};
+use super::ratelimit::{RateLimit, Verdict};
+use crate::api::headers::{
+    CF_RAY, RATELIMIT, RATELIMIT_LIMIT, RATELIMIT_POLICY, RATELIMIT_REMAINING, RATELIMIT_RESET, RETRY_AFTER,
+    X_RATELIMIT_LIMIT, X_RATELIMIT_REMAINING, X_RATELIMIT_RESET,
+};
 use crate::api::{ApiMessage, Envelope, JSON};
+use crate::pacing::headers::Dialect;
+
+/// The rate-limit headers every answer carries: the dialect, and its
+/// header that names the quota, the same on every answer, made once.
+#[derive(Debug, Clone)]
+pub(crate) struct Announcement {
+    dialect: Dialect,
+    quota: HeaderValue,
+}
+
+impl Announcement {
+    /// `None` when answers carry no rate-limit headers: no limiter, or no
+    /// dialect.
+    pub(crate) fn new(rate: &RateLimit) -> anyhow::Result<Option<Announcement>> {
+        let Some(dialect) = rate.dialect.filter(|_| rate.quota > 0) else {
+            return Ok(None);
+        };
+        let (quota, window) = rate.announced();
+        let value = match dialect {
+            Dialect::Structured => rate.policy_header(),
+            // The draft's form that names the window too, which cfrevoke reads.
+            Dialect::Split => format!("{quota}, {quota};w={window}"),
+            // Cloudflare's X- family names no window.
+            Dialect::XRateLimit => quota.to_string(),
+        };
+        Ok(Some(Announcement { dialect, quota: HeaderValue::from_str(&value)? }))
+    }
+
+    /// Writes the headers for an answer of `status` the limiter judged
+    /// `verdict`. Cloudflare's X- family sends its reset only on 429s, as
+    /// an HTTP date.
+    fn write(&self, map: &mut HeaderMap, verdict: Verdict, status: StatusCode) {
+        let (left, reset) = verdict.left();
+        let number = |n: u64| Some(HeaderValue::from(n));
+        match self.dialect {
+            Dialect::Structured => {
+                set(map, RATELIMIT, HeaderValue::from_str(&verdict.header()).ok());
+                set(map, RATELIMIT_POLICY, Some(self.quota.clone()));
+            }
+            Dialect::Split => {
+                set(map, RATELIMIT_LIMIT, Some(self.quota.clone()));
+                set(map, RATELIMIT_REMAINING, number(left.into()));
+                set(map, RATELIMIT_RESET, number(reset));
+            }
+            Dialect::XRateLimit => {
+                set(map, X_RATELIMIT_LIMIT, Some(self.quota.clone()));
+                set(map, X_RATELIMIT_REMAINING, number(left.into()));
+                if status == StatusCode::TOO_MANY_REQUESTS {
+                    let at = SystemTime::now() + Duration::from_secs(reset);
+                    set(map, X_RATELIMIT_RESET, HeaderValue::from_str(&httpdate::fmt_http_date(at)).ok());
+                }
+            }
+        }
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct PlainResponse {
@@ -69,10 +129,10 @@ impl PlainResponse {
         PlainResponse { ratelimit, ..self }
     }
 
-    /// `ray` is the cf-ray header, `policy` the Ratelimit-Policy value sent
-    /// alongside every Ratelimit header (neither without `policy`).
-    /// Retry-After goes only on 429s, always.
-    pub(crate) fn into_response(self, ray: Option<&str>, policy: Option<&HeaderValue>) -> Response<Body> {
+    /// `ray` is the cf-ray header, `announcement` the rate-limit headers
+    /// in the sandbox's dialect (none without it). Retry-After goes only on
+    /// 429s, always.
+    pub(crate) fn into_response(self, ray: Option<&str>, announcement: Option<&Announcement>) -> Response<Body> {
         let mut response = Response::new(Body::from(self.body));
         *response.status_mut() = self.status;
         let map = response.headers_mut();
@@ -82,9 +142,8 @@ impl PlainResponse {
             set(map, CF_RAY, HeaderValue::from_str(ray).ok());
         }
         if let Some(verdict) = self.ratelimit {
-            if let Some(policy) = policy {
-                set(map, RATELIMIT, HeaderValue::from_str(&verdict.header()).ok());
-                set(map, RATELIMIT_POLICY, Some(policy.clone()));
+            if let Some(announcement) = announcement {
+                announcement.write(map, verdict, self.status);
             }
             if let (StatusCode::TOO_MANY_REQUESTS, Verdict::Limited { retry_after }) = (self.status, verdict) {
                 set(map, RETRY_AFTER, Some(HeaderValue::from(retry_after)));
@@ -105,6 +164,7 @@ fn set(map: &mut HeaderMap, name: &'static str, value: Option<HeaderValue>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pacing::headers::{Policy, Remaining};
 
     #[test]
     fn error_envelopes_have_a_null_result() {
@@ -129,12 +189,21 @@ mod tests {
         assert_eq!(codes, [6003, 6111]);
     }
 
+    /// What a sandbox with a quota of 10 per 2 s sends in `dialect`.
+    fn announcing(dialect: Option<Dialect>) -> Option<Announcement> {
+        let rate = RateLimit { quota: 10, window: Duration::from_secs(2), dialect, ..RateLimit::default() };
+        Announcement::new(&rate).unwrap()
+    }
+
+    fn limited(status: StatusCode, dialect: Option<Dialect>) -> Response<Body> {
+        PlainResponse::error(status, 971, "slow down")
+            .with_ratelimit(Some(Verdict::Limited { retry_after: 3 }))
+            .into_response(Some("0123456789abcdef-SBX"), announcing(dialect).as_ref())
+    }
+
     #[test]
     fn headers_of_a_rate_limited_answer() {
-        let policy = HeaderValue::from_static("\"default\";q=10;w=2");
-        let response = PlainResponse::error(StatusCode::TOO_MANY_REQUESTS, 971, "slow down")
-            .with_ratelimit(Some(Verdict::Limited { retry_after: 3 }))
-            .into_response(Some("0123456789abcdef-SBX"), Some(&policy));
+        let response = limited(StatusCode::TOO_MANY_REQUESTS, Some(Dialect::Structured));
         let headers = response.headers();
         assert_eq!(headers["content-type"], "application/json");
         assert_eq!(headers["cf-ray"], "0123456789abcdef-SBX");
@@ -145,22 +214,79 @@ mod tests {
 
     #[test]
     fn retry_after_only_on_429() {
-        let policy = HeaderValue::from_static("\"default\";q=10;w=2");
-        let response = PlainResponse::error(StatusCode::NOT_FOUND, 7000, "No route for the URI")
-            .with_ratelimit(Some(Verdict::Limited { retry_after: 3 }))
-            .into_response(None, Some(&policy));
+        let response = limited(StatusCode::NOT_FOUND, Some(Dialect::Structured));
         assert!(response.headers().get("retry-after").is_none());
         assert_eq!(response.headers()["ratelimit"], "\"default\";r=0;t=3");
-        let quiet = PlainResponse::ok(1).into_response(None, Some(&policy));
+        let quiet = PlainResponse::ok(1).into_response(None, announcing(Some(Dialect::Structured)).as_ref());
         assert!(quiet.headers().get("ratelimit").is_none());
     }
 
     #[test]
     fn hidden_headers_still_say_when_to_retry() {
-        let response = PlainResponse::error(StatusCode::TOO_MANY_REQUESTS, 971, "slow down")
-            .with_ratelimit(Some(Verdict::Limited { retry_after: 3 }))
-            .into_response(None, None);
-        assert!(response.headers().get("ratelimit").is_none() && response.headers().get("ratelimit-policy").is_none());
+        assert!(announcing(None).is_none());
+        let response = limited(StatusCode::TOO_MANY_REQUESTS, None);
+        let names: Vec<_> = response.headers().keys().map(|name| name.as_str()).collect();
+        assert!(names.iter().all(|name| !name.contains("ratelimit")), "{names:?}");
         assert_eq!(response.headers()["retry-after"], "3");
+    }
+
+    #[test]
+    fn each_dialect_sends_its_own_headers_only() {
+        let allowed = |dialect| {
+            PlainResponse::ok(1)
+                .with_ratelimit(Some(Verdict::Allowed { remaining: 7, reset: 2 }))
+                .into_response(None, announcing(Some(dialect)).as_ref())
+        };
+        let sent = |response: &Response<Body>| {
+            let mut names: Vec<_> = response
+                .headers()
+                .iter()
+                .filter(|(name, _)| name.as_str().contains("ratelimit"))
+                .map(|(name, value)| format!("{name}: {}", value.to_str().unwrap()))
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(
+            sent(&allowed(Dialect::Structured)),
+            ["ratelimit-policy: \"default\";q=10;w=2", "ratelimit: \"default\";r=7;t=2"]
+        );
+        assert_eq!(
+            sent(&allowed(Dialect::Split)),
+            ["ratelimit-limit: 10, 10;w=2", "ratelimit-remaining: 7", "ratelimit-reset: 2"]
+        );
+        assert_eq!(sent(&allowed(Dialect::XRateLimit)), ["x-ratelimit-limit: 10", "x-ratelimit-remaining: 7"]);
+        // X-RateLimit-Reset only on a 429, as a date about Retry-After ahead.
+        let refused = limited(StatusCode::TOO_MANY_REQUESTS, Some(Dialect::XRateLimit));
+        let reset = httpdate::parse_http_date(refused.headers()["x-ratelimit-reset"].to_str().unwrap()).unwrap();
+        let ahead = reset.duration_since(SystemTime::now()).unwrap_or_default();
+        assert!(ahead > Duration::from_secs(1) && ahead <= Duration::from_secs(3), "{ahead:?}");
+        assert_eq!(refused.headers()["retry-after"], "3");
+        assert!(limited(StatusCode::NOT_FOUND, Some(Dialect::XRateLimit)).headers().get("x-ratelimit-reset").is_none());
+    }
+
+    #[test]
+    fn what_each_dialect_sends_reads_back_the_same() {
+        let verdict = Verdict::Allowed { remaining: 7, reset: 2 };
+        for dialect in Dialect::ALL {
+            let response = PlainResponse::ok(1)
+                .with_ratelimit(Some(verdict))
+                .into_response(None, announcing(Some(dialect)).as_ref());
+            let read = crate::pacing::headers::read(response.headers(), SystemTime::now());
+            assert_eq!(read.dialect, Some(dialect));
+            let (remaining, policy) = match dialect {
+                // Cloudflare's X- family gives neither a reset nor a window but on a 429.
+                Dialect::XRateLimit => (None, None),
+                _ => (
+                    Some(Remaining { requests: 7, reset: Duration::from_secs(2) }),
+                    Some(Policy { quota: 10, window: Duration::from_secs(2) }),
+                ),
+            };
+            assert_eq!((read.remaining, read.policy), (remaining, policy), "{dialect}");
+        }
+        let refused = limited(StatusCode::TOO_MANY_REQUESTS, Some(Dialect::XRateLimit));
+        let read = crate::pacing::headers::read(refused.headers(), SystemTime::now()).remaining.unwrap();
+        assert_eq!(read.requests, 0);
+        assert!(read.reset > Duration::from_secs(1) && read.reset <= Duration::from_secs(3), "{read:?}");
     }
 }

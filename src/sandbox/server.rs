@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use hyper::body::Incoming;
-use hyper::header::HeaderValue;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
@@ -25,7 +24,7 @@ use tracing::debug;
 
 use super::faults::{FaultKind, Served};
 use super::origin::{ApiRequest, Origin};
-use super::response::PlainResponse;
+use super::response::{Announcement, PlainResponse};
 use super::routes::{CertOp, Endpoint, Route};
 
 /// Far more than `{"reactivate": true}`; anything longer is not a PATCH
@@ -34,14 +33,14 @@ const MAX_BODY: usize = 64 * 1024;
 
 pub(crate) struct Shared {
     origin: Mutex<Origin>,
-    /// The Ratelimit-Policy header, constant for the run.
-    policy: Option<HeaderValue>,
+    /// The rate-limit headers answers carry, if any.
+    announcement: Option<Announcement>,
     slow_delay: Duration,
 }
 
 impl Shared {
-    pub(crate) fn new(origin: Origin, policy: Option<HeaderValue>, slow_delay: Duration) -> Shared {
-        Shared { origin: Mutex::new(origin), policy, slow_delay }
+    pub(crate) fn new(origin: Origin, announcement: Option<Announcement>, slow_delay: Duration) -> Shared {
+        Shared { origin: Mutex::new(origin), announcement, slow_delay }
     }
 
     /// The origin never panics while holding the lock, but if it did, the
@@ -142,7 +141,7 @@ async fn respond(shared: Arc<Shared>, request: Request<Incoming>) -> Result<Resp
         tokio::time::sleep(shared.slow_delay).await;
     }
     match served {
-        Served::Response(reply) => Ok(reply.into_response(Some(&arrival.ray), shared.policy.as_ref())),
+        Served::Response(reply) => Ok(reply.into_response(Some(&arrival.ray), shared.announcement.as_ref())),
         Served::Reset => Err(Reset),
     }
 }
