@@ -119,6 +119,11 @@ pub(super) struct Budget {
     /// taken to free at its answer plus the window frees at the reset or
     /// later, so a sliding window can safely be assumed until then.
     fixed: bool,
+    /// Other runs' sends of this credential, from the ledger, oldest first
+    /// as they arrived.
+    remembered: Vec<Instant>,
+    /// Other runs with this credential running now, from the ledger.
+    peers: u32,
 }
 
 impl Budget {
@@ -332,6 +337,20 @@ impl Budget {
         let ours = self.in_flight + in_window as u32;
         let others = counted.saturating_sub(ours);
         self.share.observed(others, policy, now, marks.reserve);
+    }
+
+    /// Sends of this credential by other runs, from the ledger: this user's
+    /// own history. Kept for as long as any window can hold them.
+    pub(super) fn remember(&mut self, sends: &[Instant], now: Instant) {
+        let horizon = now.checked_sub(LONGEST_WAIT);
+        let recent = |sent: &Instant| horizon.is_none_or(|h| *sent > h);
+        self.remembered.retain(recent);
+        self.remembered.extend(sends.iter().copied().filter(recent));
+    }
+
+    /// How many other runs with this credential are running now.
+    pub(super) fn peers(&mut self, live: u32) {
+        self.peers = live;
     }
 }
 

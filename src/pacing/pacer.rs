@@ -153,6 +153,18 @@ impl Pacer {
     pub fn paused_until(&self) -> Option<Instant> {
         self.pause.until()
     }
+
+    /// Sends of this credential by other runs (ended or still running), as the ledger recorded
+    /// them: the server counts them for this user, so they are this user's own history, not an
+    /// unknown consumer.
+    pub fn remember(&self, sends: &[Instant]) {
+        self.gate.lock().expect("gate lock").budget.remember(sends, Instant::now());
+    }
+
+    /// How many other runs with the same credential are running now: the quota is shared fairly.
+    pub fn peers(&self, live: u32) {
+        self.gate.lock().expect("gate lock").budget.peers(live);
+    }
 }
 
 #[cfg(test)]
