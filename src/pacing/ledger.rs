@@ -344,16 +344,18 @@ impl Ledger {
         let bytes = self.bytes(from, len)?;
         let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         let mut others = Vec::new();
+        // Against what was seen before this read: a run sends several in one millisecond.
+        let mut latest = HashMap::new();
         for (ms, run) in bytes[..complete].split(|&b| b == b'\n').filter_map(parse) {
-            if run == self.run || ms <= horizon(now_ms) {
+            let seen = || self.seen.get(&run).is_some_and(|&seen| ms <= seen);
+            if run == self.run || ms <= horizon(now_ms) || (whole && seen()) {
                 continue;
             }
-            let seen = self.seen.entry(run).or_insert(0);
-            if whole && ms <= *seen {
-                continue;
-            }
-            *seen = (*seen).max(ms);
+            latest.entry(run).and_modify(|at: &mut u64| *at = (*at).max(ms)).or_insert(ms);
             others.push(ms);
+        }
+        for (run, ms) in latest {
+            self.seen.entry(run).and_modify(|at| *at = (*at).max(ms)).or_insert(ms);
         }
         self.read = Some((generation, from + complete as u64));
         self.seen.retain(|_, &mut ms| ms > horizon(now_ms));
