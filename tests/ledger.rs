@@ -53,6 +53,25 @@ async fn a_run_after_another_with_the_same_token_counts_its_sends() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_run_beside_another_with_the_same_token_sees_it_live() {
+    use std::process::Stdio;
+    let work = Workdir::new();
+    let (certs, one, two) = two_inputs(&work);
+    let sandbox = SandboxProcess::start(&certs, &[]);
+    let mut first = sandbox.revoke_std(&one, &work.path("one.results.csv"));
+    let first = first.args(["--rate", "4/s"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let results = work.path("one.results.csv");
+    tokio::task::spawn_blocking(move || wait_for_rows(&results, 1)).await.unwrap();
+    let mut second = sandbox.revoke(&two, &work.path("two.results.csv"));
+    second.arg("-v");
+    let second = run(second).await;
+    let first = tokio::task::spawn_blocking(move || first.wait_with_output().unwrap()).await.unwrap();
+    assert!(first.status.success() && second.status.success(), "{}", stderr(&second));
+    let said = stderr(&second);
+    assert!(said.contains(" earlier sends, 1 live peers"), "{said}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn no_ledger_writes_nothing() {
     let work = Workdir::new();
     let input = work.write("in.csv", input_csv(3));
