@@ -13,7 +13,7 @@
 //!
 //! The ledger only makes pacing better, so nothing here may hang or fail a
 //! run: every lock is tried rather than waited on, no file is read past
-//! [`MAX_BYTES`], and every problem is an error the caller warns of once
+//! `MAX_BYTES`, and every problem is an error the caller warns of once
 //! before it goes on without the ledger.
 
 use std::collections::HashMap;
@@ -33,19 +33,15 @@ use crate::credentials::Credentials;
 /// that matters is longer: Cloudflare's is five minutes, and the longest
 /// wait the pacer honours (a reset, a `Retry-After`) is clipped to this, so
 /// an older send can bear on no budget.
-pub const RETENTION: Duration = super::pause::LONGEST_WAIT;
+const RETENTION: Duration = super::pause::LONGEST_WAIT;
 
 /// The most a ledger file ever holds. An hour at Cloudflare's quota (1200
 /// per five minutes) is 14,400 sends, about 450 KB; a run at a far higher
 /// `--rate` keeps its latest sends, as a full file drops its oldest.
-pub const MAX_BYTES: u64 = 1 << 20;
+const MAX_BYTES: u64 = 1 << 20;
 
 /// What compaction brings a full file down to, so that the next one is far off.
 const COMPACT_TO: u64 = MAX_BYTES / 2;
-
-/// Entries of the directory looked at when counting live runs: a directory
-/// of millions costs no more than this.
-const MAX_DIR_ENTRIES: usize = 4096;
 
 /// How long opening the ledger and the last append wait for another run's
 /// lock, which it holds only while it appends a batch.
@@ -231,27 +227,6 @@ fn open_file(dir: &File, name: &str, path: &Path) -> Result<File, LedgerError> {
     Ok(file)
 }
 
-/// Creates this run's live file, locked, under its final name: it is locked
-/// under a temporary name first, so no reader ever sees it unlocked.
-fn mark_live(dir: &File, dir_path: &Path, name: &str) -> Result<File, LedgerError> {
-    let temporary = format!(".{name}.new");
-    let failed = |source: io::Error| LedgerError::Open { path: dir_path.join(name), source };
-    let flags = OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let file = File::from(
-        rustix::fs::openat(dir, temporary.as_str(), flags, Mode::RUSR | Mode::WUSR).map_err(|e| failed(e.into()))?,
-    );
-    let renamed = file.try_lock().map_err(|e| match e {
-        TryLockError::Error(e) => e,
-        TryLockError::WouldBlock => io::ErrorKind::WouldBlock.into(),
-    });
-    let renamed = renamed.and_then(|()| Ok(rustix::fs::renameat(dir, temporary.as_str(), dir, name)?));
-    if let Err(e) = renamed {
-        let _ = rustix::fs::unlinkat(dir, temporary.as_str(), AtFlags::empty());
-        return Err(failed(e));
-    }
-    Ok(file)
-}
-
 /// A line's send time and run, if it is a line this module writes.
 fn parse(line: &[u8]) -> Option<(u64, RunId)> {
     let (ms, run) = line.split_at(line.iter().position(|&b| b == b' ')?);
@@ -284,7 +259,7 @@ fn horizon(now_ms: u64) -> u64 {
 
 impl Ledger {
     /// Opens the ledger of `key` in `dir` (creating both if need be), marks
-    /// this run live, drops sends older than [`RETENTION`], and returns the
+    /// this run live, drops sends older than `RETENTION` (an hour), and returns the
     /// sends other runs recorded since then.
     pub fn open(dir: &Path, key: &Key, now_ms: u64) -> Result<(Ledger, Vec<u64>), LedgerError> {
         let dir_file = open_dir(dir)?;
@@ -292,7 +267,7 @@ impl Ledger {
         let file = open_file(&dir_file, &key.file_name(), &path)?;
         let run: RunId = format!("{:016x}", rand::random::<u64>()).into_bytes().try_into().expect("16 hex digits");
         let live_name = format!("{}{}.live", key.live_prefix(), String::from_utf8_lossy(&run));
-        let live = mark_live(&dir_file, dir, &live_name)?;
+        let live = live::mark(&dir_file, dir, &live_name)?;
         let mut ledger = Ledger {
             dir: dir_file,
             dir_path: dir.to_path_buf(),
@@ -323,7 +298,7 @@ impl Ledger {
     }
 
     /// The sends other runs recorded since the last read (or, at first, all
-    /// of the last [`RETENTION`]); `None` if another process held the lock
+    /// of the last `RETENTION`); `None` if another process held the lock
     /// for longer than `patience`.
     pub fn read_others(&mut self, now_ms: u64, patience: Duration) -> Result<Option<Vec<u64>>, LedgerError> {
         self.follow()?;
@@ -362,36 +337,9 @@ impl Ledger {
         Ok(Some(others))
     }
 
-    /// How many other runs of this credential are live: their lock files
-    /// are locked. An unlocked one was left by a run that crashed, and is
-    /// removed.
+    /// How many other runs of this credential are live now.
     pub fn live_peers(&self) -> u32 {
-        let Ok(entries) = std::fs::read_dir(&self.dir_path) else {
-            return 0;
-        };
-        let prefix = self.key.live_prefix();
-        let mut live = 0;
-        for entry in entries.take(MAX_DIR_ENTRIES).flatten() {
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if !name.starts_with(&prefix) || !name.ends_with(".live") || name == self.live_name {
-                continue;
-            }
-            let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-            let Ok(opened) = rustix::fs::openat(&self.dir, name, flags, Mode::empty()) else { continue };
-            let file = File::from(opened);
-            if !file.metadata().is_ok_and(|m| m.is_file()) {
-                continue;
-            }
-            match file.try_lock_shared() {
-                Err(TryLockError::WouldBlock) => live += 1,
-                Ok(()) => {
-                    let _ = rustix::fs::unlinkat(&self.dir, name, AtFlags::empty());
-                }
-                Err(TryLockError::Error(_)) => {}
-            }
-        }
-        live
+        live::count(&self.dir, &self.dir_path, &self.key.live_prefix(), &self.live_name)
     }
 
     /// Writes `sends` under the exclusive lock, starting the file if it is
@@ -522,5 +470,6 @@ impl Ledger {
     }
 }
 
+mod live;
 #[cfg(test)]
 mod tests;
