@@ -355,6 +355,25 @@ mod tests {
         assert_eq!(*told.peers.lock().unwrap(), vec![0], "told nothing more");
     }
 
+    #[tokio::test(start_paused = true)]
+    async fn a_ledger_another_process_keeps_locked_is_given_up_not_waited_on() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("cfrevoke");
+        let told = Arc::new(Told::default());
+        let handle = tokio::runtime::Handle::current();
+        let sends = start(&handle, &dir, &key(), Arc::clone(&told) as Arc<dyn Listener>, Timing::default()).unwrap();
+        let path = sends.shared.ledger.lock().unwrap().as_ref().unwrap().path().to_path_buf();
+        let holder = std::fs::File::open(&path).unwrap();
+        holder.lock().unwrap();
+        sends.record(Instant::now());
+        // Forty tries in a row, four appends and one look a second.
+        tokio::time::sleep(Duration::from_secs(7)).await;
+        assert!(sends.shared.ledger.lock().unwrap().is_some(), "still trying");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(sends.shared.ledger.lock().unwrap().is_none(), "given up");
+        assert_eq!(*told.peers.lock().unwrap(), vec![0], "no look got through");
+    }
+
     #[test]
     fn the_warning_is_one_line_with_the_path_escaped() {
         let error = LedgerError::Busy { path: "/tmp/state\n\u{1b}[31mcfrevoke".into() };
