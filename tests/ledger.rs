@@ -131,3 +131,20 @@ async fn a_ledger_that_fills_the_disk_mid_run_is_only_a_warning() {
     assert!(warnings[0].contains("cannot write") && warnings[0].contains("going on without it"), "{warnings:?}");
     assert_eq!(work.results("second.csv").len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fifo_in_place_of_the_ledger_never_holds_up_the_run() {
+    let work = Workdir::new();
+    let input = work.write("in.csv", input_csv(3));
+    let api = TestApi::start(TestResponse::revoked).await;
+    assert!(run(api.revoke(&input, &work.path("first.csv"))).await.status.success());
+    let ledger = ledgers(work.path("").as_path()).remove(0);
+    std::fs::remove_file(&ledger).unwrap();
+    mkfifo(&ledger);
+    let second = run(api.revoke(&input, &work.path("second.csv")));
+    let out = tokio::time::timeout(std::time::Duration::from_secs(30), second).await.expect("no hang");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let warnings = ledger_warnings(&out);
+    assert_eq!(warnings.len(), 1, "{}", stderr(&out));
+    assert!(warnings[0].contains("is not a regular file"), "{warnings:?}");
+}
