@@ -50,6 +50,7 @@ fn a_revoke_built_from_plain_settings_runs_against_the_in_process_sandbox() {
         retry: RetryPolicy::default(),
         timeout: Duration::from_secs(10),
         ca_cert: None,
+        ledger: None,
     };
     let summary = ready.execute(&session, &api).unwrap();
     let journal = sandbox.journal();

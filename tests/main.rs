@@ -10,6 +10,7 @@ mod engine;
 mod hostile;
 mod input;
 mod input_errors;
+mod ledger;
 mod list;
 mod metrics;
 mod nothing_lost;

@@ -82,12 +82,13 @@ async fn sigterm_drains_in_flight_requests_and_prints_the_resume_command() {
     // The printed command, run as printed, finishes the job.
     let command = summary.lines().find_map(|l| l.strip_prefix("to retry what is left: ")).expect("resume command");
     assert!(command.contains("--resume"), "{command}");
-    let resumed = std::process::Command::new("sh")
+    let mut resume = std::process::Command::new("sh");
+    resume
         .args(["-c", command])
         .env("CLOUDFLARE_API_TOKEN", &sandbox.token)
-        .env("CLOUDFLARE_BASE_URL", &sandbox.base_url)
-        .output()
-        .unwrap();
+        .env("CLOUDFLARE_BASE_URL", &sandbox.base_url);
+    state_in(&mut resume, &work.path(""));
+    let resumed = resume.output().unwrap();
     assert_eq!(resumed.status.code(), Some(0), "{}", stderr(&resumed));
     assert_each_pair_final_once(&work, &sandbox, 200).await;
 }

@@ -10,6 +10,7 @@ use crate::cli::values::positive_duration;
 use crate::client::{BaseUrl, DEFAULT_BASE_URL};
 use crate::credentials::{self, Credentials};
 use crate::exit::usage;
+use crate::pacing::ledger;
 use crate::pacing::retry::RetryPolicy;
 use crate::pacing::Pace;
 use crate::pipeline::settings::ApiSettings;
@@ -63,6 +64,12 @@ pub struct ApiArgs {
     // Read and checked while parsing, so a wrong file is a usage error (exit 2) before anything is sent.
     #[arg(long, env = "SSL_CERT_FILE", value_parser = ca_bundle, value_name = "FILE")]
     pub ca_cert: Option<CaBundle>,
+
+    /// Keep no ledger of recent sends. By default each request's time is noted in
+    /// $XDG_STATE_HOME/cfrevoke (~/.local/state/cfrevoke), under a hash of the credential, so runs with
+    /// the same credential on this machine count each other's requests against the quota.
+    #[arg(long)]
+    pub no_ledger: bool,
 }
 
 fn ca_bundle(path: &str) -> Result<CaBundle, CaBundleError> {
@@ -90,7 +97,17 @@ impl ApiArgs {
             },
             timeout: self.timeout,
             ca_cert: self.ca_cert.clone(),
+            ledger: self.ledger_dir(),
         }
+    }
+
+    /// Where the ledger lives, from the environment (the engine reads none).
+    fn ledger_dir(&self) -> Option<PathBuf> {
+        if self.no_ledger {
+            return None;
+        }
+        let (state, home) = (std::env::var_os("XDG_STATE_HOME"), std::env::var_os("HOME"));
+        ledger::directory(state.as_deref(), home.as_deref())
     }
 }
 

@@ -155,9 +155,12 @@ pub fn run(settings: RunSettings, args: &RunArgs, verbosity: Verbosity, tls: boo
             let sandbox = session.block_on(Sandbox::start(config))?;
             eprintln!("{banner}simulated Cloudflare API at {}: no real certificate is touched", sandbox.base_url());
             let credentials = Credentials::Token(Secret::new(sandbox.token()));
+            // The in-process sandbox's quota is this run's alone, so no
+            // other run could share what a ledger would say of it.
             let api = ApiSettings {
                 base_url: sandbox.base_url().parse()?,
                 ca_cert: sandbox.ca().map(ThrowawayCa::bundle),
+                ledger: None,
                 ..args.api.settings(credentials)
             };
             (api, Some(sandbox))

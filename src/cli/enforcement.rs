@@ -106,7 +106,8 @@ pub fn check(
 fn open(api: &ApiSettings, verbosity: Verbosity) -> anyhow::Result<(Session, Arc<Dispatcher>)> {
     // Nothing to draw; the hidden bar only lends its writer.
     let session = Session::start(verbosity, Progress::new(0, true, "").writer(), None, &audit::run_id())?;
-    Ok((session, Arc::new(api.dispatcher(1)?)))
+    let dispatcher = Arc::new(api.dispatcher(&session, 1)?);
+    Ok((session, dispatcher))
 }
 
 /// The rules reads on a session already open, which `enforcement` shares

@@ -134,7 +134,7 @@ pub fn run(args: &ListArgs, verbosity: Verbosity) -> anyhow::Result<ExitCode> {
     let session = Session::start(verbosity, Progress::new(0, true, "").writer(), None, &audit::run_id())?;
     // One request at a time: pages of a zone depend on each other, and the
     // rate, not concurrency, is what limits a listing.
-    let dispatcher = Arc::new(api.dispatcher(1)?);
+    let dispatcher = Arc::new(api.dispatcher(&session, 1)?);
     let Some(zones) = choice.resolve(&session, &dispatcher)? else {
         eprintln!("interrupted: nothing was written");
         return Ok(ExitCode::Interrupted);

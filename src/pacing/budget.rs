@@ -152,6 +152,9 @@ pub(super) struct Budget {
     /// taken to free at its answer plus the window frees at the reset or
     /// later, so a sliding window can safely be assumed until then.
     fixed: bool,
+    /// Other runs' sends of this credential, from the ledger: counted by
+    /// the API as this user's, they are told apart from another tool's.
+    remembered: Vec<Instant>,
 }
 
 impl Budget {
@@ -380,9 +383,20 @@ impl Budget {
             }
             None => self.ours.len(),
         };
-        let ours = self.in_flight + in_window as u32;
+        // Other runs of this credential: this user's own, not a stranger's.
+        let runs = self.remembered.iter().filter(|&&sent| sent + policy.window > now).count();
+        let ours = self.in_flight + in_window as u32 + runs as u32;
         let others = counted.saturating_sub(ours);
         self.share.observed(others, policy, now, marks.reserve, marks.stale);
+    }
+
+    /// Sends of this credential by other runs, from the ledger: this user's
+    /// own history. Kept for as long as any window can hold them.
+    pub(super) fn remember(&mut self, sends: &[Instant], now: Instant) {
+        let window = self.policy.map_or(LONGEST_WAIT, |p| p.window);
+        let recent = |sent: &Instant| *sent + window > now;
+        self.remembered.retain(recent);
+        self.remembered.extend(sends.iter().copied().filter(recent));
     }
 }
 
@@ -419,6 +433,24 @@ mod tests {
         let seen = now + ms(20);
         budget.answered(now + ms(9), remaining(40, 300), None, seen, ALONE);
         assert_eq!(budget.earliest(seen, ALONE), now + ms(9) + Duration::from_secs(300) / 47);
+    }
+
+    #[test]
+    fn the_run_before_with_the_same_credential_is_no_stranger() {
+        let t0 = Instant::now();
+        let first_answer = |budget: &mut Budget| {
+            send(budget, t0, ALONE);
+            // 61 of 100 used: this request, and 60 of the run before.
+            budget.answered(t0, remaining(39, 300), policy(100), t0 + ms(5), ALONE);
+        };
+        let mut unaware = Budget::default();
+        first_answer(&mut unaware);
+        assert!(unaware.share.is_shared(), "taken for another tool");
+        let mut told = Budget::default();
+        told.remember(&(0..60).map(|i| t0 - Duration::from_secs(100) + ms(i)).collect::<Vec<_>>(), t0);
+        first_answer(&mut told);
+        assert!(!told.share.is_shared(), "the run before is this user's own");
+        assert_eq!(told.earliest(t0 + ms(5), ALONE), t0 + ms(5), "no spacing kept against it");
     }
 
     #[test]

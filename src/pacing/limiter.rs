@@ -100,6 +100,8 @@ pub(super) struct Limiter {
     /// The quota a 429 showed the API to enforce, below what it announced
     /// or what `--rate` says: the pace for the rest of the run.
     learned: Option<Rate>,
+    /// Other live runs with this credential: the quota is split evenly.
+    peers: u32,
 }
 
 /// `rate` paced over a window longer by `spread`, so that requests sent at
@@ -126,6 +128,7 @@ impl Limiter {
             changed: None,
             spread: Duration::ZERO,
             learned: None,
+            peers: 0,
         }
     }
 
@@ -149,15 +152,28 @@ impl Limiter {
             Pace::Fixed(rate) => rate,
             Pace::Auto => self.policy().map_or(self.rate, Rate::from),
         };
+        // Beside other runs, an equal part of the quota; a learned quota is
+        // this run's own already.
+        let rate = Rate { count: (rate.count / (self.peers + 1)).max(1), ..rate };
         let rate = match self.learned {
             Some(learned) if learned.per_second() < rate.per_second() => learned,
             _ => rate,
         };
         if rate != self.rate {
-            if Some(rate) != self.learned {
+            if self.peers > 0 {
+                tracing::info!(rate = %rate, peers = self.peers, "pacing at an equal part of the quota beside other runs");
+            } else if self.learned.is_none() {
                 tracing::info!(rate = %rate, "pacing at the quota the API announces");
             }
             self.repace(rate, self.spread, now);
+        }
+    }
+
+    /// Other live runs with this credential, as the ledger tells.
+    pub(super) fn peers(&mut self, live: u32, now: Instant) {
+        if live != self.peers {
+            self.peers = live;
+            self.heard(None, now);
         }
     }
 
@@ -190,7 +206,7 @@ impl Limiter {
     pub(super) fn learned(&mut self, quota: Rate, now: Instant) {
         if quota.per_second() < self.rate.per_second() {
             self.learned = Some(quota);
-            self.repace(quota, self.spread, now);
+            self.heard(None, now);
         }
     }
 

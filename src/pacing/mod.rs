@@ -8,6 +8,8 @@
 //!   closer together than sent the server may see requests arrive;
 //! - `budget`: what the API's `Ratelimit` header says is left ([`headers`]
 //!   parses the header), and `share`: another tool that spends the quota;
+//! - [`ledger`]: the sends of this credential by every run on the machine,
+//!   and which runs are live, in a file the runs share;
 //! - `pause`: the account-wide pause a 429 imposes, and the notice that says
 //!   a long wait on stderr;
 //! - [`retry`]: the schedule of attempts after a failure.
@@ -15,6 +17,7 @@
 mod budget;
 pub mod headers;
 mod latency;
+pub mod ledger;
 mod limiter;
 mod pace;
 mod pacer;

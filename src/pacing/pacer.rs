@@ -228,6 +228,20 @@ impl Pacer {
     pub fn paused_until(&self) -> Option<Instant> {
         self.pause.until()
     }
+
+    /// Sends of this credential by other runs (ended or still running), as
+    /// the ledger recorded them: the server counts them for this user, so
+    /// they are this user's own history, not an unknown consumer that the
+    /// run would keep headroom against.
+    pub fn remember(&self, sends: &[Instant]) {
+        self.gate.lock().expect("gate lock").budget.remember(sends, Instant::now());
+    }
+
+    /// How many other runs with the same credential are running now: each
+    /// paces at an equal part of the quota, so together they keep to it.
+    pub fn peers(&self, live: u32) {
+        self.gate.lock().expect("gate lock").limiter.peers(live, Instant::now());
+    }
 }
 
 #[cfg(test)]
@@ -246,6 +260,16 @@ mod tests {
         let fixed = Pacer::new(Pace::Fixed("4/s".parse().unwrap()));
         fixed.refused(policy);
         assert_eq!(fixed.rate(), "4/s".parse().unwrap());
+    }
+
+    #[test]
+    fn runs_beside_each_other_split_the_quota_and_take_it_back_when_alone() {
+        let pacer = Pacer::new(Pace::Auto);
+        pacer.answered(Instant::now(), None, policy(1200));
+        pacer.peers(2);
+        assert_eq!(pacer.rate(), Rate { count: 400, per: Duration::from_secs(300) });
+        pacer.peers(0);
+        assert_eq!(pacer.rate(), Rate { count: 1200, per: Duration::from_secs(300) });
     }
 
     #[tokio::test(start_paused = true)]

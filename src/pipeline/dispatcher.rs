@@ -24,6 +24,7 @@ use crate::output::results::ResultRow;
 use crate::pacing::headers::Dialect;
 use crate::pacing::retry::{RetryPolicy, RetrySchedule};
 use crate::pacing::{Pacer, LONGEST_WAIT};
+use crate::pipeline::ledger_watch::Sends;
 use crate::pipeline::queue::Queue;
 
 /// Why a run ended before every job was done.
@@ -247,7 +248,7 @@ enum Wait {
 /// Shared by every job of one run.
 pub struct Dispatcher {
     pub client: ApiClient,
-    pub pacer: Pacer,
+    pub pacer: Arc<Pacer>,
     pub retry: RetryPolicy,
     /// Requests in flight at once.
     pub concurrency: usize,
@@ -262,13 +263,15 @@ pub struct Dispatcher {
     /// quota is one to slow down before it is one that fails.
     pub rate_limited: AtomicU64,
     reason: Mutex<Option<StopReason>>,
+    /// Where each request let go is noted for the ledger, if one is kept.
+    sends: Option<Sends>,
 }
 
 impl Dispatcher {
-    pub fn new(client: ApiClient, pacer: Pacer, retry: RetryPolicy, concurrency: usize) -> Self {
+    pub fn new(client: ApiClient, pacer: impl Into<Arc<Pacer>>, retry: RetryPolicy, concurrency: usize) -> Self {
         Dispatcher {
             client,
-            pacer,
+            pacer: pacer.into(),
             retry,
             concurrency: concurrency.max(1),
             in_flight: tokio::sync::Semaphore::new(concurrency.max(1)),
@@ -276,7 +279,13 @@ impl Dispatcher {
             requests: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
             reason: Mutex::new(None),
+            sends: None,
         }
+    }
+
+    /// Notes every request let go in the ledger, through `sends`.
+    pub fn noting(self, sends: Option<Sends>) -> Self {
+        Dispatcher { sends, ..self }
     }
 
     /// Stops the run; the first reason given is the one reported.
@@ -304,6 +313,9 @@ impl Dispatcher {
             } => sent,
         };
         self.requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(sends) = &self.sends {
+            sends.record(sent.1);
+        }
         Some(sent)
     }
 

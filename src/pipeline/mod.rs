@@ -7,6 +7,7 @@
 pub mod collector;
 pub mod dispatcher;
 pub mod enforcement;
+pub mod ledger_watch;
 pub mod operation;
 pub mod queue;
 pub mod run;

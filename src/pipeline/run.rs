@@ -156,7 +156,7 @@ impl Ready {
     pub fn execute(self, session: &Session, api: &ApiSettings) -> anyhow::Result<Summary> {
         let Ready { opened: Opened { checked, results, finished, done_before }, progress, log, run_id } = self;
         let Checked { settings, output, plan } = checked;
-        let dispatcher = Arc::new(api.dispatcher(settings.concurrency)?);
+        let dispatcher = Arc::new(api.dispatcher(session, settings.concurrency)?);
         let enforcement = enforcement::check(session, &dispatcher, &plan.zone_ids(), settings.enforcement)
             // A refusal is the run's end: the bar must not stay drawn above the error.
             .inspect_err(|_| progress.finish())?;

@@ -36,6 +36,11 @@ impl Session {
     pub fn block_on<F: Future>(&self, work: F) -> F::Output {
         self.runtime.block_on(work)
     }
+
+    /// The runtime, for tasks that live beside the work (the ledger's).
+    pub fn handle(&self) -> &tokio::runtime::Handle {
+        self.runtime.handle()
+    }
 }
 
 /// Runs `work` while signals stop `dispatcher` cleanly: the first lets the

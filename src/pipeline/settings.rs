@@ -3,16 +3,20 @@
 //! line to parse.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::client::{ApiClient, BaseUrl};
 use crate::credentials::Credentials;
 use crate::input::reader::Selection;
+use crate::pacing::ledger::Key;
 use crate::pacing::retry::RetryPolicy;
 use crate::pacing::{Pace, Pacer};
 use crate::pipeline::dispatcher::Dispatcher;
 use crate::pipeline::enforcement::EnforcementCheck;
+use crate::pipeline::ledger_watch::{self, Timing};
 use crate::pipeline::operation::Operation;
+use crate::pipeline::session::Session;
 use crate::transport::CaBundle;
 
 /// Where requests go, as whom, how fast and how persistently: the same for
@@ -27,14 +31,24 @@ pub struct ApiSettings {
     pub timeout: Duration,
     /// Roots trusted on top of the system's (`--ca-cert`, the sandbox's CA).
     pub ca_cert: Option<CaBundle>,
+    /// The directory of the ledger of recent sends that runs with the same
+    /// credential share; `None` keeps none.
+    pub ledger: Option<PathBuf>,
 }
 
 impl ApiSettings {
-    /// A dispatcher with a fresh pacer: each run starts from its own pace.
-    pub fn dispatcher(&self, concurrency: usize) -> anyhow::Result<Dispatcher> {
+    /// A dispatcher with a fresh pacer: each run starts from its own pace,
+    /// and what the ledger says other runs with this credential sent. The
+    /// ledger's task runs on `session`'s runtime.
+    pub fn dispatcher(&self, session: &Session, concurrency: usize) -> anyhow::Result<Dispatcher> {
         let client =
             ApiClient::trusting(self.base_url.clone(), &self.credentials, self.timeout, self.ca_cert.as_ref())?;
-        Ok(Dispatcher::new(client, Pacer::new(self.pace), self.retry, concurrency))
+        let pacer = Arc::new(Pacer::new(self.pace));
+        let sends = self.ledger.as_deref().and_then(|dir| {
+            let key = Key::of(&self.base_url.to_string(), &self.credentials);
+            ledger_watch::start(session.handle(), dir, &key, Arc::clone(&pacer) as _, Timing::default())
+        });
+        Ok(Dispatcher::new(client, pacer, self.retry, concurrency).noting(sends))
     }
 }
 

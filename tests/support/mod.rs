@@ -82,7 +82,18 @@ pub fn cfrevoke_std() -> std::process::Command {
     {
         cmd.env_remove(var);
     }
+    // Never the real ~/.local/state: the ledger of a test's runs stays in the
+    // target directory, or in the test's own (see `state_in`).
+    cmd.env("XDG_STATE_HOME", Path::new(env!("CARGO_TARGET_TMPDIR")).join("state"));
     cmd
+}
+
+/// Keeps the ledger of `cmd`'s runs in `dir`, a test's directory, so that
+/// runs of one test share it and tests do not.
+pub fn state_in(cmd: &mut std::process::Command, dir: &Path) {
+    if dir.is_absolute() {
+        cmd.env("XDG_STATE_HOME", dir);
+    }
 }
 
 /// Runs a command off the async runtime so the test server keeps serving.
@@ -228,6 +239,8 @@ pub struct SandboxProcess {
     child: std::process::Child,
     pub base_url: String,
     pub token: String,
+    /// The test's directory, where the certificates are: runs keep their ledger there.
+    state: PathBuf,
 }
 
 impl SandboxProcess {
@@ -250,7 +263,8 @@ impl SandboxProcess {
         let (base_url, token) = (field("base_url"), field("token"));
         // Keep reading, so the sandbox never writes into a closed pipe.
         std::thread::spawn(move || lines.for_each(drop));
-        SandboxProcess { child, base_url, token }
+        let state = certs.parent().unwrap_or(Path::new("")).to_path_buf();
+        SandboxProcess { child, base_url, token, state }
     }
 
     /// The sandbox's journal, read over HTTP as any tool could.
@@ -269,6 +283,7 @@ impl SandboxProcess {
     pub fn command_std(&self, subcommand: &str) -> std::process::Command {
         let mut cmd = cfrevoke_std();
         cmd.env("CLOUDFLARE_API_TOKEN", &self.token).env("CLOUDFLARE_BASE_URL", &self.base_url).arg(subcommand);
+        state_in(&mut cmd, &self.state);
         cmd.args(["--rate", "2000/s", "--retry-delay", "5ms", "--retry-max-delay", "50ms", "--timeout", "2s"]);
         cmd
     }
@@ -327,6 +342,7 @@ pub fn revoke_command(base: &str, input: &Path, output: &Path) -> std::process::
     let mut cmd = cfrevoke_std();
     cmd.env("CLOUDFLARE_API_TOKEN", TOKEN).arg("revoke").arg(input).arg("--output").arg(output);
     cmd.args(["--base-url", base, "--yes"]);
+    state_in(&mut cmd, input.parent().unwrap_or(Path::new("")));
     cmd
 }
 
