@@ -92,7 +92,7 @@ async fn a_faulty_run_with_a_429_pause_reads_the_same_in_html_and_markdown() {
     assert!(pauses >= 1, "the log records the pause");
     assert_eq!(html.matches("<g class=\"pause\">").count(), pauses);
     assert_eq!(md.matches("every worker paused for").count(), pauses);
-    for figure in ["answers of 429", "retries", "share of the quota used"] {
+    for figure in ["answers of 429", "retries", "of the quota used"] {
         assert!(md.contains(&format!("| {figure} | ")), "{figure}");
         assert!(html.contains(&format!("<span class=\"label\">{figure}</span>")), "{figure}");
     }
@@ -185,7 +185,7 @@ fn the_default_report_is_html_beside_the_results() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let html = work.read("hostile.report.html");
     assert!(html.starts_with("<!DOCTYPE html>") && html.contains(&sha256(&results)));
-    assert!(html.contains("not read (no --verified file)") && html.contains("not known (no --log)"));
+    assert!(html.contains("confirmed revoked (no --verified file)") && html.contains("of the quota used (no --log)"));
 }
 
 #[test]
@@ -204,7 +204,7 @@ fn a_verify_file_gives_the_confirmed_count() {
     let out =
         report(&results, &["--verified".as_ref(), verified.as_os_str(), "-o".as_ref(), work.path("r.md").as_os_str()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(work.read("r.md").contains("| confirmed revoked | 1 of 1 |"), "{}", work.read("r.md"));
+    assert!(work.read("r.md").contains("| confirmed revoked, of 1 read back | 1 |"), "{}", work.read("r.md"));
 }
 
 #[test]

@@ -33,9 +33,10 @@ th, td { text-align: left; padding: .3rem .5rem; border-bottom: 1px solid var(--
 th { background: #f6f8fa; white-space: nowrap; }
 tr:last-child td { border-bottom: 0; }
 td { font-variant-numeric: tabular-nums; }
-td.code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .8rem;
-  overflow-wrap: anywhere; min-width: 12rem; }
-svg.timeline { width: 100%; height: auto; display: block; font: 11px system-ui, sans-serif; }
+td.id, td.code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; font-size: .8rem; }
+td.id { white-space: nowrap; } td.code { overflow-wrap: anywhere; min-width: 14rem; }
+.chart { overflow-x: auto; }
+svg.timeline { width: 100%; min-width: 640px; height: auto; display: block; font: 11px system-ui, sans-serif; }
 svg .band0 rect { fill: var(--band0); } svg .band1 rect { fill: var(--band1); }
 svg .band text { fill: var(--muted); }
 svg .pause rect { fill: var(--pause); opacity: .35; } svg .pause text { fill: #8a5300; font-weight: 600; }
@@ -47,7 +48,7 @@ details summary { cursor: pointer; color: var(--muted); margin: .4rem 0; }
 @media (max-width: 600px) { body { padding: .6rem; font-size: 14px; } .headline .value { font-size: 1.1rem; } }
 @media print {
   body { max-width: none; padding: 0; font-size: 10pt; }
-  .scroll { overflow: visible; border: 0; }
+  .scroll, .chart { overflow: visible; border: 0; } svg.timeline { min-width: 0; }
   table { font-size: 8pt; } tr, .headline li, svg { break-inside: avoid; }
   h2 { break-after: avoid; }
   details > *:not(summary) { display: block; }
@@ -77,7 +78,9 @@ pub fn render(view: &View, report: &Report) -> String {
         );
     }
     page.push_str("</ul>\n<h2 id=\"timeline\">Timeline</h2>\n");
+    page.push_str("<div class=\"chart\">");
     page.push_str(&crate::report::svg::render(view, report));
+    page.push_str("</div>");
     page.push_str(
         "\n<p class=\"legend\"><span class=\"key\" style=\"background:var(--good)\"></span>ended well\
          <span class=\"key\" style=\"background:var(--bad)\"></span>did not (bars; points: each row listed below)\
@@ -108,9 +111,14 @@ pub fn render(view: &View, report: &Report) -> String {
     page
 }
 
-/// Columns of ids, errors and command lines, set in a monospace font that may wrap anywhere.
-fn is_code(header: &str) -> bool {
-    matches!(header, "run id" | "zone" | "certificate" | "error" | "cf_ray" | "run" | "value")
+/// The class of a column: ids in a monospace font, kept whole to be copied;
+/// errors and the evidence's values (hashes, command lines) wrapping anywhere.
+fn class_of(header: &str) -> &'static str {
+    match header {
+        "run id" | "zone" | "certificate" | "cf_ray" | "run" => " class=\"id\"",
+        "error" | "value" => " class=\"code\"",
+        _ => "",
+    }
 }
 
 fn write_table(page: &mut String, table: &Table) {
@@ -122,8 +130,7 @@ fn write_table(page: &mut String, table: &Table) {
     for row in &table.rows {
         page.push_str("<tr>");
         for (cell, header) in row.iter().zip(&table.headers) {
-            let class = if is_code(header) { " class=\"code\"" } else { "" };
-            let _ = write!(page, "<td{class}>{}</td>", esc(cell));
+            let _ = write!(page, "<td{}>{}</td>", class_of(header), esc(cell));
         }
         page.push_str("</tr>\n");
     }

@@ -9,7 +9,7 @@ use std::fmt::Write;
 use crate::report::escape;
 use crate::report::model::{Millis, Report};
 use crate::report::read::millis;
-use crate::report::view::{bucket_name, length, time, View};
+use crate::report::view::{bucket_name, length, run_kind, time, View};
 
 const WIDTH: f64 = 1000.0;
 const LEFT: f64 = 56.0;
@@ -69,7 +69,7 @@ fn bands(svg: &mut String, report: &Report, scale: &Scale) {
         let (Some(began), Some(ended)) = (run.began(), run.ended()) else { continue };
         let (x, end) = (scale.x(began), scale.x(ended));
         let w = (end - x).max(2.0);
-        let kind = if run.start.as_ref().is_some_and(|s| s.resume) { "resume" } else { "run" };
+        let kind = run_kind(i, run);
         let _ = write!(
             svg,
             "<g class=\"band band{}\"><title>{kind} {}: {} to {}</title>\
@@ -180,13 +180,19 @@ fn axis(svg: &mut String, scale: &Scale) {
         let clock = if step < 60_000 { &stamp[11..19] } else { &stamp[11..16] };
         let text = if days { format!("{} {clock}", &stamp[5..10]) } else { clock.to_string() };
         let x = scale.x(at);
+        // Labels at the ends stay inside the chart.
+        let anchor = match x {
+            x if x < LEFT + 30.0 => "start",
+            x if x > RIGHT - 30.0 => "end",
+            _ => "middle",
+        };
         let _ = write!(
             svg,
             "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{PLOT_BOTTOM}\" y2=\"{:.1}\"/>\
-             <text x=\"{x:.1}\" y=\"{AXIS}\" text-anchor=\"middle\">{text}</text>",
+             <text x=\"{x:.1}\" y=\"{AXIS}\" text-anchor=\"{anchor}\">{text}</text>",
             PLOT_BOTTOM + 4.0
         );
         at += step;
     }
-    svg.push_str("</g>");
+    let _ = write!(svg, "<text x=\"{LEFT}\" y=\"{HEIGHT}\" dx=\"-50\">UTC</text></g>");
 }

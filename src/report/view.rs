@@ -128,30 +128,39 @@ fn headline(report: &Report) -> Vec<Figure> {
         .collect();
     figures.push(match &report.verified_tally {
         Some(verified) => Figure {
-            label: "confirmed revoked".into(),
-            value: format!("{} of {}", verified.revoked, verified.total()),
+            label: format!("confirmed revoked, of {} read back", verified.total()),
+            value: count(verified.revoked),
             alarm: verified.revoked < verified.total(),
         },
         None => {
-            Figure { label: "confirmed revoked".into(), value: "not read (no --verified file)".into(), alarm: false }
+            Figure { label: "confirmed revoked (no --verified file)".into(), value: "not read".into(), alarm: false }
         }
     });
     let runs = report.runs.len();
-    let took = match report.span() {
-        Some((from, to)) => format!(
-            "{} in {runs} run(s), {} from first start to last end",
-            length(report.busy_ms()),
-            length((to - from).max(0) as u64)
-        ),
-        None => "not known".into(),
-    };
-    figures.push(Figure { label: "took".into(), value: took, alarm: false });
-    let quota = match (report.quota_share(), &report.log) {
-        (Some(share), _) => format!("{:.0}%", share * 100.0),
-        (None, Some(_)) => "not known (the log records no quota)".into(),
-        (None, None) => "not known (no --log)".into(),
-    };
-    figures.push(Figure { label: "share of the quota used".into(), value: quota, alarm: false });
+    figures.push(match report.span() {
+        Some((from, to)) => Figure {
+            label: format!(
+                "took, in {runs} run(s); {} from first start to last end",
+                length((to - from).max(0) as u64)
+            ),
+            value: length(report.busy_ms()),
+            alarm: false,
+        },
+        None => Figure { label: "took".into(), value: "not known".into(), alarm: false },
+    });
+    figures.push(match (report.quota_share(), &report.log) {
+        (Some(share), _) => {
+            Figure { label: "of the quota used".into(), value: format!("{:.0}%", share * 100.0), alarm: false }
+        }
+        (None, Some(_)) => Figure {
+            label: "of the quota used (the log records no quota)".into(),
+            value: "not known".into(),
+            alarm: false,
+        },
+        (None, None) => {
+            Figure { label: "of the quota used (no --log)".into(), value: "not known".into(), alarm: false }
+        }
+    });
     if report.log.is_some() {
         let requests = report.requests().map_or("not known".into(), count);
         let paused: u64 = report.pauses.iter().map(|p| p.wait_ms).sum();
@@ -160,8 +169,8 @@ fn headline(report: &Report) -> Vec<Figure> {
             Figure { label: "retries".into(), value: count(report.retries), alarm: false },
             Figure { label: "answers of 429".into(), value: count(report.rate_limited), alarm: false },
             Figure {
-                label: "rate-limit pauses".into(),
-                value: format!("{} ({} in all)", report.pauses.len(), length(paused)),
+                label: format!("rate-limit pauses, {} in all", length(paused)),
+                value: count(report.pauses.len() as u64),
                 alarm: false,
             },
         ]);
@@ -169,7 +178,9 @@ fn headline(report: &Report) -> Vec<Figure> {
     figures
 }
 
-fn run_kind(i: usize, run: &Run) -> &'static str {
+/// What a run was to the incident: its first run, a resume, or a later run
+/// started afresh on the same results file.
+pub fn run_kind(i: usize, run: &Run) -> &'static str {
     match (i, run.start.as_ref().map(|s| s.resume)) {
         (_, Some(true)) => "resume",
         (0, _) => "first run",
