@@ -16,6 +16,8 @@ pub const KEPT_ROWS: usize = 1000;
 pub const KEPT_ZONES: usize = 10_000;
 /// Runs described one by one.
 pub const KEPT_RUNS: usize = 100;
+/// Pauses drawn and listed one by one; the rest are only counted.
+pub const KEPT_PAUSES: usize = 1000;
 /// Time buckets before they are merged in pairs.
 pub const MAX_BUCKETS: usize = 20_000;
 /// The widths a time bucket takes, finest first. Each is a multiple of the
@@ -242,6 +244,9 @@ pub struct Report {
     /// Rows written by runs past [`KEPT_RUNS`].
     pub rows_of_other_runs: u64,
     pub pauses: Vec<Pause>,
+    /// Every pause, those past [`KEPT_PAUSES`] included: how many, how long in all.
+    pub pause_count: u64,
+    pub paused_ms: u64,
     pub retries: u64,
     pub rate_limited: u64,
     /// Runs in the log that wrote other results files, left out.
@@ -280,6 +285,15 @@ impl Report {
             self.unfinished.push(row);
         } else {
             self.unfinished_left_out += 1;
+        }
+    }
+
+    /// Takes in one pause that held back every worker.
+    pub fn add_pause(&mut self, pause: Pause) {
+        self.pause_count += 1;
+        self.paused_ms += pause.wait_ms;
+        if self.pauses.len() < KEPT_PAUSES {
+            self.pauses.push(pause);
         }
     }
 
@@ -384,6 +398,16 @@ mod tests {
         assert_eq!(report.tally.failed, KEPT_ROWS as u64 + extra);
         assert_eq!(report.runs.len(), 1);
         assert_eq!(report.runs[0].rows, 2 * (KEPT_ROWS as u64 + extra));
+    }
+
+    #[test]
+    fn pauses_past_the_cap_are_counted_not_kept() {
+        let mut report = Report::default();
+        for at in 0..KEPT_PAUSES as Millis + 5 {
+            report.add_pause(Pause { at, wait_ms: 2 });
+        }
+        assert_eq!(report.pauses.len(), KEPT_PAUSES);
+        assert_eq!((report.pause_count, report.paused_ms), (KEPT_PAUSES as u64 + 5, 2 * (KEPT_PAUSES as u64 + 5)));
     }
 
     #[test]

@@ -298,7 +298,7 @@ fn take_event(report: &mut Report, run_id: &str, line: LogLine, results_name: Op
             report.timeline.at(at).rate_limited += 1;
         }
         if let Some(wait_ms) = line.wait_ms {
-            report.pauses.push(Pause { at, wait_ms });
+            report.add_pause(Pause { at, wait_ms });
         }
     }
     let Some(run) = report.run_mut(run_id) else { return };

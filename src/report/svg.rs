@@ -114,7 +114,7 @@ fn bars(svg: &mut String, view: &View, scale: &Scale) {
          <line x1=\"{LEFT}\" x2=\"{RIGHT}\" y1=\"{PLOT_BOTTOM}\" y2=\"{PLOT_BOTTOM}\"/>\
          <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{most}</text>\
          <text x=\"{:.1}\" y=\"{PLOT_BOTTOM}\" text-anchor=\"end\">0</text>\
-         <text x=\"{:.1}\" y=\"{FAILURE_LANE}\" text-anchor=\"end\" dy=\"4\">failed</text>\
+         <text x=\"{:.1}\" y=\"{FAILURE_LANE}\" text-anchor=\"end\" dy=\"4\">did not</text>\
          <text x=\"{:.1}\" y=\"{RETRY_LANE}\" text-anchor=\"end\" dy=\"4\">retries</text></g>",
         LEFT - 6.0,
         PLOT_TOP + 4.0,

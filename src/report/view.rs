@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::outcome::Outcome;
 use crate::output::results::Tally;
-use crate::report::model::{Bucket, Millis, Report, Run, BUCKET_WIDTHS_MS, KEPT_ROWS};
+use crate::report::model::{Bucket, Millis, Report, Run, BUCKET_WIDTHS_MS, KEPT_PAUSES, KEPT_ROWS};
 
 /// The timeline shows the finest buckets that keep it to this many bars.
 pub const MAX_BARS: i64 = 120;
@@ -163,14 +163,13 @@ fn headline(report: &Report) -> Vec<Figure> {
     });
     if report.log.is_some() {
         let requests = report.requests().map_or("not known".into(), count);
-        let paused: u64 = report.pauses.iter().map(|p| p.wait_ms).sum();
         figures.extend([
             Figure { label: "requests".into(), value: requests, alarm: false },
             Figure { label: "retries".into(), value: count(report.retries), alarm: false },
             Figure { label: "answers of 429".into(), value: count(report.rate_limited), alarm: false },
             Figure {
-                label: format!("rate-limit pauses, {} in all", length(paused)),
-                value: count(report.pauses.len() as u64),
+                label: format!("rate-limit pauses, {} in all", length(report.paused_ms)),
+                value: count(report.pause_count),
                 alarm: false,
             },
         ]);
@@ -260,13 +259,18 @@ fn timeline(report: &Report, bucket_ms: Millis) -> Table {
         ]);
     }
     rows.sort();
+    let mut intro = format!(
+        "Per {} (UTC): rows that ended well and not, retries, answers of 429, and pauses.",
+        bucket_name(bucket_ms)
+    );
+    let left_out = report.pause_count - report.pauses.len() as u64;
+    if left_out > 0 {
+        intro.push_str(&format!(" The first {KEPT_PAUSES} pauses are listed; {left_out} more are counted above."));
+    }
     Table {
         id: "timeline-table",
         title: "Timeline",
-        intro: format!(
-            "Per {} (UTC): rows that ended well and not, retries, answers of 429, and pauses.",
-            bucket_name(bucket_ms)
-        ),
+        intro,
         headers: ["from", "ended well", "did not", "retries", "429s", "pause"].map(String::from).to_vec(),
         rows,
     }
