@@ -102,8 +102,10 @@ async fn a_faulty_run_with_a_429_pause_reads_the_same_in_html_and_markdown() {
     assert!(!md.contains("<svg"));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_interrupted_and_resumed_run_is_one_incident_with_two_runs() {
+/// Revokes 60 certificates with a log, stops the run with `signal_name`
+/// after 10 rows, resumes it to the end, and returns the reports (HTML,
+/// Markdown) with the two run ids and the rows the first run wrote.
+async fn stopped_and_resumed(signal_name: &str) -> (String, String, Vec<String>, usize) {
     let work = Workdir::new();
     let input = work.write("in.csv", input_csv(60));
     let sandbox = SandboxProcess::start(&input, &["--no-rate-limit"]);
@@ -113,9 +115,9 @@ async fn an_interrupted_and_resumed_run_is_one_incident_with_two_runs() {
     let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let waiting = results.clone();
     tokio::task::spawn_blocking(move || wait_for_rows(&waiting, 10)).await.unwrap();
-    signal(&child, "TERM");
+    signal(&child, signal_name);
     let stopped = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
-    assert_eq!(stopped.status.code(), Some(130));
+    assert!(!stopped.status.success());
     let mut resume = sandbox.revoke(&input, &results);
     resume.args(["--resume", "--log-file"]).arg(&log);
     assert_eq!(run(resume).await.status.code(), Some(0));
@@ -124,19 +126,44 @@ async fn an_interrupted_and_resumed_run_is_one_incident_with_two_runs() {
     assert_eq!(ids.len(), 2);
     let html = made(&work, &results, &log, "report.html");
     let md = made(&work, &results, &log, "report.md");
+    let first = work.results("out.csv").iter().filter(|r| r["run_id"] == ids[0]).count();
+    assert!((10..60).contains(&first), "{first}");
+    (html, md, ids, first)
+}
+
+/// The Markdown's row of the Runs table for run `n`.
+fn runs_row<'a>(md: &'a str, n: usize, id: &str) -> &'a str {
+    md.lines().find(|l| l.starts_with(&format!("| {n} | {id} |"))).unwrap_or_else(|| panic!("run {n} in {md}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_and_resumed_run_is_one_incident_with_two_runs() {
+    let (html, md, ids, first) = stopped_and_resumed("TERM").await;
     assert_eq!(html.matches("<g class=\"band band").count(), 2, "one band per run");
     for text in [&html, &md] {
         assert!(ids.iter().all(|id| text.contains(id.as_str())));
-        assert!(text.contains("first run") && text.contains("resume"));
     }
     assert!(html.contains("<span class=\"value\">60</span><span class=\"label\">revoked</span>"));
-    // Both runs' rows, in the Runs table: the first run's rows plus the resume's make all 60.
-    let rows = work.results("out.csv");
-    let first = rows.iter().filter(|r| r["run_id"] == ids[0]).count();
-    assert!((10..60).contains(&first), "{first}");
-    assert!(md.contains(&format!("| 1 | {} | first run |", ids[0])));
-    assert!(md.contains(&format!("| 2 | {} | resume |", ids[1])));
-    assert!(md.contains(&format!("| {first} |")) && md.contains(&format!("| {} |", 60 - first)));
+    // Each run with its own rows, the first one interrupted (exit 130).
+    let (one, two) = (runs_row(&md, 1, &ids[0]), runs_row(&md, 2, &ids[1]));
+    assert!(
+        one.contains("| first run |") && one.contains(&format!("| {first} |")) && one.ends_with("| 130 |"),
+        "{one}"
+    );
+    assert!(
+        two.contains("| resume |") && two.contains(&format!("| {} |", 60 - first)) && two.ends_with("| 0 |"),
+        "{two}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_run_ends_at_its_last_log_line() {
+    let (html, md, ids, first) = stopped_and_resumed("KILL").await;
+    assert_eq!(html.matches("<g class=\"band band").count(), 2, "one band per run");
+    let one = runs_row(&md, 1, &ids[0]);
+    assert!(one.contains("(no run\\_end: stopped without one)") && one.ends_with("| not logged |"), "{one}");
+    assert!(one.contains(&format!("| {first} |")), "{one}");
+    assert!(runs_row(&md, 2, &ids[1]).contains("| resume |"));
 }
 
 /// A results file written by hand, with text an attacker could plant in an
