@@ -19,8 +19,10 @@ use crate::pacing::{Pace, Rate};
 use crate::report::model::{Millis, Pause, Report, RunEnd, RunStart, Source, Unfinished};
 use crate::report::ReportError;
 
-/// A log line longer than this is not one cfrevoke wrote.
-const MAX_LOG_LINE: u64 = 1024 * 1024;
+/// A line (of the results or the log) longer than this is not one cfrevoke
+/// wrote, whose server text is cut at 1024 characters; refusing it keeps a
+/// hostile file from growing one record without bound.
+const MAX_LINE: u64 = 1024 * 1024;
 
 /// The names of the audit events, as `run` and `summary` log them.
 const RUN_START: &str = "run_start";
@@ -41,17 +43,36 @@ fn open(path: &Path) -> Result<File, ReportError> {
     }
 }
 
-/// Hashes what passes through it.
+/// Hashes what passes through it, and stops a line longer than [`MAX_LINE`].
 struct Hashing<R> {
     inner: R,
     hash: Sha256,
+    /// Bytes since the last newline.
+    line: u64,
 }
 
 impl<R: Read> Read for Hashing<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hash.update(&buf[..n]);
-        Ok(n)
+        let read = &buf[..n];
+        self.hash.update(read);
+        let mut rest = read;
+        loop {
+            let end = memchr::memchr(b'\n', rest);
+            if self.line + end.unwrap_or(rest.len()) as u64 > MAX_LINE {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, format!("a line longer than {MAX_LINE} bytes")));
+            }
+            match end {
+                Some(i) => {
+                    self.line = 0;
+                    rest = &rest[i + 1..];
+                }
+                None => {
+                    self.line += rest.len() as u64;
+                    return Ok(n);
+                }
+            }
+        }
     }
 }
 
@@ -68,7 +89,7 @@ pub fn millis(text: &str) -> Option<Millis> {
 /// all), handing each row to `each` with the time its outcome was known.
 fn read_rows(path: &Path, mut each: impl FnMut(Unfinished, Option<Millis>)) -> Result<Source, ReportError> {
     let file = open(path)?;
-    let mut hashing = Hashing { inner: file, hash: Sha256::new() };
+    let mut hashing = Hashing { inner: file, hash: Sha256::new(), line: 0 };
     let malformed = |line: u64, column: usize, why: String| ReportError::Malformed {
         path: path.to_path_buf(),
         line,
@@ -77,11 +98,14 @@ fn read_rows(path: &Path, mut each: impl FnMut(Unfinished, Option<Millis>)) -> R
     };
     let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(&mut hashing);
     let mut record = csv::StringRecord::new();
-    let readable = |e: csv::Error| {
-        let line = e.position().map_or(1, |p| p.line());
-        malformed(line, 1, format!("not a cfrevoke results file: {e}"))
+    // An I/O error has no position of its own: the record it cut off started at `line`.
+    let readable = |line: u64| {
+        move |e: csv::Error| {
+            let line = e.position().map_or(line, |p| p.line());
+            malformed(line, 1, format!("not a cfrevoke results file: {e}"))
+        }
     };
-    if !reader.read_record(&mut record).map_err(readable)? || record.iter().ne(HEADER.iter().copied()) {
+    if !reader.read_record(&mut record).map_err(readable(1))? || record.iter().ne(HEADER.iter().copied()) {
         let found: Vec<&str> = record.iter().collect();
         return Err(malformed(
             1,
@@ -111,7 +135,7 @@ fn read_rows(path: &Path, mut each: impl FnMut(Unfinished, Option<Millis>)) -> R
     let mut rows = 0;
     loop {
         let at_line = reader.position().line();
-        if !reader.read_record(&mut record).map_err(readable)? {
+        if !reader.read_record(&mut record).map_err(readable(at_line))? {
             break;
         }
         if record.len() != HEADER.len() {
@@ -228,7 +252,7 @@ pub fn log(path: &Path, report: &mut Report) -> Result<(), ReportError> {
     let mut number = 0;
     loop {
         text.clear();
-        let read = (&mut reader).take(MAX_LOG_LINE).read_until(b'\n', &mut text);
+        let read = (&mut reader).take(MAX_LINE).read_until(b'\n', &mut text);
         let n = read.map_err(|source| ReportError::Open { path: path.to_path_buf(), source })?;
         if n == 0 {
             break;
@@ -242,8 +266,8 @@ pub fn log(path: &Path, report: &mut Report) -> Result<(), ReportError> {
             why,
         };
         let whole = text.ends_with(b"\n");
-        if !whole && n as u64 == MAX_LOG_LINE {
-            return Err(malformed(1, format!("a line longer than {MAX_LOG_LINE} bytes: not a cfrevoke JSON log")));
+        if !whole && n as u64 == MAX_LINE {
+            return Err(malformed(1, format!("a line longer than {MAX_LINE} bytes: not a cfrevoke JSON log")));
         }
         let line = String::from_utf8_lossy(&text);
         let line = line.trim();
@@ -393,6 +417,10 @@ mod tests {
         std::fs::write(&path, "zone_id,certificate_id\n").unwrap();
         let error = results(&path, &mut Report::default()).unwrap_err().to_string();
         assert!(error.contains("r.csv:1:1: not a cfrevoke results file"), "{error}");
+        let endless = format!("{ROW},\"{}", "x".repeat(MAX_LINE as usize + 1));
+        let path = results_file(dir.path(), &[ROW, &endless]);
+        let error = results(&path, &mut Report::default()).unwrap_err().to_string();
+        assert!(error.contains("r.csv:3:1:") && error.contains("a line longer than 1048576 bytes"), "{error}");
     }
 
     #[test]
