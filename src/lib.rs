@@ -20,6 +20,8 @@
 //!   zone's custom rules enforce revocation at all (enforcement).
 //! - [`output`]: results CSV, summary and exit code, progress, logs, audit
 //!   record, and the look at the files before the first request.
+//! - [`report`]: after a run, the incident record (HTML or Markdown) made from
+//!   the results, the log and a verify run's results.
 //! - [`api`] and [`client`]: the wire types and the HTTP client, shared with
 //!   the [`sandbox`], a simulated API on loopback (HTTPS too, from a
 //!   throwaway CA). [`transport`]: the roots the client trusts, its proxy,
@@ -40,6 +42,7 @@ pub mod outcome;
 pub mod output;
 pub mod pacing;
 pub mod pipeline;
+pub mod report;
 pub mod sandbox;
 pub mod transport;
 
@@ -58,6 +61,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::List(args) => cli::list::run(args, verbosity),
         Command::Enforcement(args) => cli::enforcement::run(args, verbosity),
         Command::Sandbox(args) => cli::sandbox::run(args),
+        Command::Report(args) => cli::report::run(args),
         Command::Completions(args) => cli::completions::run(args, Cli::command()),
         Command::Man(args) => cli::man::run(args, Cli::command()),
     };

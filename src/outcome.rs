@@ -30,6 +30,24 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome, for reading a name back.
+    pub const ALL: [Outcome; 9] = [
+        Outcome::Revoked,
+        Outcome::AlreadyRevoked,
+        Outcome::NotFound,
+        Outcome::Failed,
+        Outcome::Invalid,
+        Outcome::Reactivated,
+        Outcome::TooLate,
+        Outcome::PendingRevocation,
+        Outcome::Active,
+    ];
+
+    /// The outcome a results file names, as [`Outcome::as_str`] spells it.
+    pub fn from_name(name: &str) -> Option<Outcome> {
+        Outcome::ALL.into_iter().find(|o| o.as_str() == name)
+    }
+
     /// The name in the results' `outcome` column, the summary and the logs.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -77,19 +95,10 @@ mod tests {
 
     #[test]
     fn outcomes_are_written_as_named() {
-        let all = [
-            Outcome::Revoked,
-            Outcome::AlreadyRevoked,
-            Outcome::NotFound,
-            Outcome::Failed,
-            Outcome::Invalid,
-            Outcome::Reactivated,
-            Outcome::TooLate,
-            Outcome::PendingRevocation,
-            Outcome::Active,
-        ];
-        for outcome in all {
+        for outcome in Outcome::ALL {
             assert_eq!(serde_json::to_string(&outcome).unwrap(), format!("\"{}\"", outcome.as_str()));
+            assert_eq!(Outcome::from_name(outcome.as_str()), Some(outcome));
         }
+        assert_eq!(Outcome::from_name("Revoked"), None);
     }
 }

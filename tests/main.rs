@@ -18,6 +18,7 @@ mod openapi;
 mod outputs;
 mod pacing;
 mod parser_props;
+mod report;
 mod revoke;
 mod sandbox;
 mod secrets;

@@ -8,6 +8,7 @@ use crate::cli::enforcement::EnforcementArgs;
 use crate::cli::list::ListArgs;
 use crate::cli::man::ManArgs;
 use crate::cli::reactivate::ReactivateArgs;
+use crate::cli::report::ReportArgs;
 use crate::cli::revoke::RevokeArgs;
 use crate::cli::sandbox::SandboxArgs;
 use crate::cli::verify::VerifyArgs;
@@ -78,6 +79,9 @@ pub enum Command {
     /// until it is); certificates still pending or active again are listed.
     #[command(args_override_self = true)]
     Verify(Box<VerifyArgs>),
+    /// Write the incident record of a run, as one self-contained HTML page or Markdown, from its results
+    /// file, log and verify results.
+    Report(Box<ReportArgs>),
     /// Serve a simulated Cloudflare client-certificate API on loopback, for demos, drills and tests.
     Sandbox(Box<SandboxArgs>),
     /// Write a shell completion script to standard output.

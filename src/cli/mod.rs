@@ -20,6 +20,7 @@ pub mod enforcement;
 pub mod list;
 pub mod man;
 pub mod reactivate;
+pub mod report;
 pub mod revoke;
 pub mod sandbox;
 mod selectors;
