@@ -76,3 +76,24 @@ async fn a_long_wait_for_a_spent_budget_is_said_at_the_default_verbosity() {
     let (_, said) = revoke_at(&api, 1, "1000/s").await;
     assert!(said.contains("WARN") && said.contains("budget is spent") && said.contains("wait=4s"), "{said}");
 }
+
+/// The run that once stalled until it was interrupted: the sandbox's error
+/// pages during its block carry "none left, reset in a second", which the
+/// pacer took for another tool holding the whole window. Every row now ends
+/// in an answer of its own; the timeout is what a stall would hit.
+#[tokio::test(flavor = "multi_thread")]
+async fn error_pages_that_say_nothing_is_left_do_not_stall_the_run() {
+    let work = Workdir::new();
+    let input = work.write("in.csv", input_csv(10));
+    let flags = ["--force-429-after", "3", "--block", "50ms", "--error-rate", "0.3", "--seed", "7"];
+    let sandbox = SandboxProcess::start(&input, &flags);
+    let mut cmd = sandbox.revoke(&input, &work.path("out.csv"));
+    cmd.args(["--max-attempts", "2", "--retry-delay", "5ms", "--retry-max-delay", "50ms", "--timeout", "2s"]);
+    cmd.arg("--skip-enforcement-check").timeout(Duration::from_secs(120));
+    let out = run(cmd).await;
+    let results = work.results("out.csv");
+    assert_eq!(results.len(), 10, "{}", stderr(&out));
+    assert!(results.iter().all(|row| row["outcome"] == "revoked" || row["outcome"] == "failed"), "{results:?}");
+    assert!(results.iter().any(|row| row["outcome"] == "revoked"), "{results:?}");
+    assert_ne!(out.status.code(), Some(130), "{}", stderr(&out));
+}

@@ -175,6 +175,15 @@ impl Budget {
         self.ours.range(from..to.max(from)).filter(move |c| c.surely && horizon.is_none_or(|h| c.sent > h))
     }
 
+    /// The next slot the share allows. When the other tool seems to leave
+    /// no room, no later than the latest count's reset: its requests may
+    /// leave the window then, and only a fresh count can tell.
+    fn share_slot(&self) -> Option<Instant> {
+        let slot = self.share.next_slot()?;
+        let reset = self.snapshot.filter(|_| self.share.is_full()).map(|s| s.reset_at);
+        Some(reset.map_or(slot, |reset| slot.min(reset)))
+    }
+
     /// What the budget allows as of `now`, if the API has said anything.
     fn spendable(&self, now: Instant, marks: Marks) -> Option<Spendable> {
         let snapshot = self.snapshot?;
@@ -207,7 +216,7 @@ impl Budget {
     /// share allows; at zero, when a slot surely frees; when crowded and
     /// below the low mark, the next spread slot.
     pub(super) fn earliest(&self, now: Instant, marks: Marks) -> Instant {
-        let shared = self.share.next_slot().map_or(now, |slot| slot.max(now));
+        let shared = self.share_slot().map_or(now, |slot| slot.max(now));
         match self.spendable(now, marks) {
             None => shared,
             Some(Spendable { requests: 0, next_free }) => next_free.max(shared),
@@ -247,7 +256,7 @@ impl Budget {
     /// change with the next answer, and a slot booked on a stale estimate
     /// could be minutes away.
     pub(super) fn take_slot(&mut self, now: Instant, limited: impl FnOnce() -> Result<(), Instant>) -> Option<Instant> {
-        if let Some(slot) = self.share.next_slot().filter(|&slot| slot > now) {
+        if let Some(slot) = self.share_slot().filter(|&slot| slot > now) {
             return Some(slot);
         }
         if let Err(at) = limited() {

@@ -28,6 +28,9 @@ pub(super) struct Share {
     seen: VecDeque<(Instant, u32)>,
     /// The spacing that leaves other consumers their expected share.
     spacing: Option<Duration>,
+    /// Whether that spacing is the probe's: the other tool seems to leave
+    /// no room at all.
+    full: bool,
     /// When the latest request took its send slot.
     last_sent: Option<Instant>,
 }
@@ -42,6 +45,11 @@ impl Share {
     /// allows, if another tool shares the quota.
     pub(super) fn next_slot(&self) -> Option<Instant> {
         self.spacing.zip(self.last_sent).map(|(spacing, last)| last + spacing)
+    }
+
+    /// Whether the other tool seems to leave this run no room at all.
+    pub(super) fn is_full(&self) -> bool {
+        self.full
     }
 
     /// A request took its send slot at `now`.
@@ -61,7 +69,7 @@ impl Share {
         }
         let expected = self.expected(policy.window);
         if expected <= f64::from(reserve) {
-            self.spacing = None;
+            (self.spacing, self.full) = (None, false);
             return;
         }
         let per_window = policy.window.as_secs_f64();
@@ -69,8 +77,9 @@ impl Share {
         // the request paced from it, twice over for its variation.
         let headroom = (2.0 * expected * stale.as_secs_f64() / per_window).ceil() + 1.0;
         let room = f64::from(policy.quota) - expected - headroom - f64::from(reserve);
-        let room = room.max(f64::from((policy.quota / PROBE_SHARE).max(1)));
-        self.spacing = Some(policy.window.div_f64(room));
+        let probe = f64::from((policy.quota / PROBE_SHARE).max(1));
+        self.full = room <= probe;
+        self.spacing = Some(policy.window.div_f64(room.max(probe)));
     }
 
     /// How many of a window's requests the other tool is expected to
