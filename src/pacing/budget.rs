@@ -151,7 +151,12 @@ pub(super) struct Budget {
     /// first reset, every request of this run is in the window, and a slot
     /// taken to free at its answer plus the window frees at the reset or
     /// later, so a sliding window can safely be assumed until then.
-    fixed: bool,
+    ///
+    /// Held as the instant that window resets, and given up when a later
+    /// count resets off the boundaries a fixed window would keep: a sliding
+    /// window also jumps after a long pause, and a run that went on taking
+    /// it for a fixed one would book its own requests as another tool's.
+    fixed: Option<Instant>,
     /// Other runs' sends of this credential, from the ledger: counted by
     /// the API as this user's, they are told apart from another tool's.
     remembered: Vec<Instant>,
@@ -197,7 +202,7 @@ impl Budget {
         let mut next_free = snapshot.reset_at;
         // With another tool at work, a slot this run frees may well go to
         // that tool: then only the reset (or a fresh answer) frees any.
-        if let Some(policy) = self.policy.filter(|_| !self.fixed && !self.crowded(marks)) {
+        if let Some(policy) = self.policy.filter(|_| self.fixed.is_none() && !self.crowded(marks)) {
             for counted in self.in_snapshot(&snapshot, policy.window) {
                 let leaves = counted.answered + policy.window;
                 if leaves <= now {
@@ -351,7 +356,12 @@ impl Budget {
         // beyond the longest wait is clipped like a `Retry-After`.
         let reset = self.policy.map_or(remaining.reset, |p| remaining.reset.min(p.window)).min(LONGEST_WAIT);
         let left = remaining.requests;
-        self.fixed |= self.resets_whole(of, left, reset);
+        let reset_at = of.answered + reset;
+        if self.resets_whole(of, left, reset) {
+            self.fixed = Some(reset_at);
+        } else if self.fixed.is_some_and(|epoch| self.off_boundary(of, epoch, reset_at)) {
+            self.fixed = None;
+        }
         self.readings += 1;
         self.snapshot = Some(Snapshot { left, reset, reset_at: of.answered + reset, of, owed, sent_since: 0 });
     }
@@ -367,6 +377,24 @@ impl Budget {
             let jumped = self.policy.is_some_and(|p| reset > before.reset && reset * 2 >= p.window);
             left > before.left && jumped
         })
+    }
+
+    /// Whether a count for a request handled after the latest one resets
+    /// at `reset_at`, off every boundary a fixed window resetting at
+    /// `epoch` keeps, by more than whole-second rounding explains. Windows
+    /// too short to tell that apart are left taken for fixed: the cautious
+    /// reading.
+    fn off_boundary(&self, of: Counted, epoch: Instant, reset_at: Instant) -> bool {
+        const ROUNDING: Duration = Duration::from_millis(1500);
+        let (Some(policy), Some(before)) = (self.policy, self.snapshot) else {
+            return false;
+        };
+        if of.sent < before.of.answered || policy.window < ROUNDING * 4 {
+            return false;
+        }
+        let apart = if reset_at >= epoch { reset_at - epoch } else { epoch - reset_at };
+        let off = Duration::from_nanos((apart.as_nanos() % policy.window.as_nanos()) as u64);
+        off.min(policy.window - off) > ROUNDING
     }
 
     /// Forgets this run's requests gone from every window the answer to
@@ -385,7 +413,7 @@ impl Budget {
     /// rather than high; the headroom covers that.
     fn observe_others(&mut self, remaining: Remaining, policy: Policy, now: Instant, marks: Marks) {
         let counted = policy.quota.saturating_sub(remaining.requests);
-        let in_window = match self.snapshot.filter(|_| self.fixed) {
+        let in_window = match self.snapshot.filter(|_| self.fixed.is_some()) {
             Some(snapshot) => {
                 let began = snapshot.reset_at.checked_sub(policy.window);
                 self.ours.len() - began.map_or(0, |began| self.ours.partition_point(|c| c.answered <= began))
@@ -576,19 +604,33 @@ mod tests {
         let t0 = Instant::now();
         let mut sliding = Budget::default();
         readings(&mut sliding, t0, 100, &[(5, 2), (4, 1), (5, 1), (4, 2), (5, 1)]);
-        assert!(!sliding.fixed);
-        // The count comes back as the reset jumps up to the whole window.
+        assert!(sliding.fixed.is_none());
+        // The count comes back as the reset jumps up to the whole window,
+        // and later counts keep to its boundaries.
         let mut fixed = Budget::default();
-        readings(&mut fixed, t0, 100, &[(5, 2), (4, 1), (99, 10), (98, 9)]);
-        assert!(fixed.fixed);
+        readings(&mut fixed, t0, 100, &[(5, 2), (4, 1), (99, 10), (98, 9), (97, 8), (96, 7)]);
+        assert!(fixed.fixed.is_some());
+    }
+
+    #[test]
+    fn a_sliding_window_that_jumped_after_a_pause_is_not_taken_for_fixed_for_long() {
+        let t0 = Instant::now();
+        let mut budget = Budget::default();
+        // After a pause the reset jumps to the window (as a fixed one's
+        // would); then, requests going every second, it stays about a window
+        // away instead of counting down to the boundary.
+        readings(&mut budget, t0, 100, &[(5, 2), (4, 1), (99, 10), (98, 10)]);
+        assert!(budget.fixed.is_some(), "one jump looks like a fixed window");
+        readings(&mut budget, t0 + Duration::from_secs(4), 100, &[(97, 10), (96, 10)]);
+        assert!(budget.fixed.is_none(), "a reset that keeps moving is a sliding window's");
     }
 
     #[test]
     fn on_a_fixed_window_no_slot_frees_before_the_reset() {
         let t0 = Instant::now();
         let window = Some(Policy { quota: 3, window: Duration::from_secs(2) });
-        let spent = |fixed| {
-            let mut budget = Budget { fixed, ..Budget::default() };
+        let spent = |fixed: bool| {
+            let mut budget = Budget { fixed: fixed.then_some(t0), ..Budget::default() };
             for (i, left) in [2, 1, 0].into_iter().enumerate() {
                 let sent = t0 + ms(20 * i as u64);
                 let _ = budget.claimed(sent, ALONE);
