@@ -26,9 +26,12 @@ impl Secret {
     }
 }
 
+/// What stands in for a secret wherever one would be shown.
+pub const REDACTED: &str = "[redacted]";
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
+        f.write_str(REDACTED)
     }
 }
 

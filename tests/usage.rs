@@ -49,3 +49,17 @@ async fn numbers_that_mean_nothing_are_usage_errors() {
         assert!(stderr(&out).contains(flag[0]), "{flag:?}: {}", stderr(&out));
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retry_cap_below_the_first_delay_is_refused_before_anything_is_sent() {
+    let work = Workdir::new();
+    let input = work.write("in.csv", input_csv(3));
+    let api = TestApi::start(TestResponse::revoked).await;
+    let mut cmd = api.revoke(&input, &work.path("out.csv"));
+    cmd.args(["--retry-delay", "2s", "--retry-max-delay", "1s"]);
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("--retry-max-delay (1s) is shorter than --retry-delay (2s)"), "{err}");
+    assert!(api.hits().is_empty(), "a request was sent: {:?}", api.hits());
+}

@@ -85,8 +85,17 @@ impl ApiArgs {
     }
 
     /// The engine's settings from these flags, sending as `credentials`.
-    pub fn settings(&self, credentials: Credentials) -> ApiSettings {
-        ApiSettings {
+    /// A retry cap below the first delay is a slip the user should hear of
+    /// (exit code 2), not a schedule quietly bent into shape.
+    pub fn settings(&self, credentials: Credentials) -> anyhow::Result<ApiSettings> {
+        if self.retry_max_delay < self.retry_delay {
+            return Err(usage(format!(
+                "--retry-max-delay ({}) is shorter than --retry-delay ({}); give a cap at least as long as the first delay",
+                humantime::format_duration(self.retry_max_delay),
+                humantime::format_duration(self.retry_delay)
+            )));
+        }
+        Ok(ApiSettings {
             base_url: self.base_url.clone(),
             credentials,
             pace: self.rate,
@@ -98,7 +107,7 @@ impl ApiArgs {
             timeout: self.timeout,
             ca_cert: self.ca_cert.clone(),
             ledger: self.ledger_dir(),
-        }
+        })
     }
 
     /// Where the ledger lives, from the environment (the engine reads none).

@@ -134,7 +134,7 @@ pub fn run(settings: RunSettings, args: &RunArgs, verbosity: Verbosity, tls: boo
         config.tls = tls;
         Target::Sandbox(config)
     } else {
-        let api = args.api.settings(args.api.credentials()?);
+        let api = args.api.settings(args.api.credentials()?)?;
         if checked.settings().operation.changes_certificates() {
             confirm(&checked, args, &api.base_url)?;
         }
@@ -161,7 +161,7 @@ pub fn run(settings: RunSettings, args: &RunArgs, verbosity: Verbosity, tls: boo
                 base_url: sandbox.base_url().parse()?,
                 ca_cert: sandbox.ca().map(ThrowawayCa::bundle),
                 ledger: None,
-                ..args.api.settings(credentials)
+                ..args.api.settings(credentials)?
             };
             (api, Some(sandbox))
         }
@@ -249,7 +249,7 @@ fn dry_run_check(checked: &Checked, args: &RunArgs, verbosity: Verbosity) -> any
         return Ok(None);
     };
     let zones = checked.plan().zone_ids();
-    let checks = crate::cli::enforcement::check(&args.api.settings(credentials), &zones, verbosity, Some(mode))?;
+    let checks = crate::cli::enforcement::check(&args.api.settings(credentials)?, &zones, verbosity, Some(mode))?;
     Ok(checks.map(|checks| checks.len()))
 }
 

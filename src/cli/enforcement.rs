@@ -47,7 +47,7 @@ pub fn run(args: &EnforcementArgs, verbosity: Verbosity) -> anyhow::Result<ExitC
     let choice = args.zones.choice()?;
     let input_zones = input_zones(args)?;
     let output = args.output.as_deref().map(CsvFile::open).transpose()?;
-    let api = args.api.settings(args.api.credentials()?);
+    let api = args.api.settings(args.api.credentials()?)?;
     let (session, dispatcher) = open(&api, verbosity)?;
     let interrupted = || {
         eprintln!("interrupted: nothing was written");

@@ -129,7 +129,7 @@ pub fn run(args: &ListArgs, verbosity: Verbosity) -> anyhow::Result<ExitCode> {
         identifiers: args.selectors.wanted()?,
     };
     let output = CsvFile::open(&args.output)?;
-    let api = args.api.settings(args.api.credentials()?);
+    let api = args.api.settings(args.api.credentials()?)?;
     // Nothing to draw while listing; the hidden bar only lends its writer.
     let session = Session::start(verbosity, Progress::new(0, true, "").writer(), None, &audit::run_id())?;
     // One request at a time: pages of a zone depend on each other, and the

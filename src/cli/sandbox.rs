@@ -222,7 +222,7 @@ fn set<T>(slot: &mut T, flag: Option<T>) {
 /// (`base_url=...`, `token=...`) for tests that start the binary on port 0.
 /// Serves until Ctrl-C on a runtime of its own.
 pub fn run(args: &SandboxArgs) -> anyhow::Result<ExitCode> {
-    tokio::runtime::Runtime::new().context("cannot start the async runtime")?.block_on(serve(args))
+    tokio::runtime::Runtime::new().context(crate::output::logging::NO_RUNTIME)?.block_on(serve(args))
 }
 
 async fn serve(args: &SandboxArgs) -> anyhow::Result<ExitCode> {

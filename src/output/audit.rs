@@ -4,6 +4,8 @@
 
 use std::time::SystemTime;
 
+use crate::credentials::REDACTED;
+
 /// A run id that sorts by start time and is unique enough to grep for:
 /// `20261127T021005Z-3f9a2c`.
 pub fn run_id() -> String {
@@ -31,13 +33,13 @@ pub fn command_line(argv: &[String]) -> String {
     let mut hide_next = false;
     for arg in argv {
         if std::mem::take(&mut hide_next) {
-            out.push("[redacted]".to_string());
+            out.push(REDACTED.to_string());
             continue;
         }
         let secretive = |name: &str| ["token", "key", "secret", "password"].iter().any(|s| name.contains(s));
         let shown = match arg.split_once('=') {
             Some((name, _)) if name.starts_with("--") && secretive(name) && !name.ends_with("-file") => {
-                format!("{name}=[redacted]")
+                format!("{name}={REDACTED}")
             }
             _ if arg.starts_with("--") && secretive(arg) && !arg.ends_with("-file") => {
                 hide_next = true;
@@ -57,7 +59,7 @@ fn redact_userinfo(arg: &str) -> String {
     };
     let authority_end = rest.find('/').unwrap_or(rest.len());
     match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://[redacted]{}", &rest[at..]),
+        Some(at) => format!("{scheme}://{REDACTED}{}", &rest[at..]),
         None => arg.to_string(),
     }
 }

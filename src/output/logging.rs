@@ -174,6 +174,9 @@ pub fn dispatch(verbosity: Verbosity, stderr: BarWriter, log_file: Option<LogFil
     Dispatch::new(tracing_subscriber::registry().with(human).with(json))
 }
 
+/// Said when tokio cannot start (out of threads or memory): nothing was sent.
+pub const NO_RUNTIME: &str = "cannot start the async runtime";
+
 /// A multi-threaded runtime whose threads all log to `dispatch`.
 pub fn runtime(dispatch: &Dispatch) -> anyhow::Result<tokio::runtime::Runtime> {
     let for_threads = dispatch.clone();
@@ -185,5 +188,5 @@ pub fn runtime(dispatch: &Dispatch) -> anyhow::Result<tokio::runtime::Runtime> {
             std::mem::forget(tracing::dispatcher::set_default(&for_threads));
         })
         .build()
-        .context("cannot start the async runtime")
+        .context(NO_RUNTIME)
 }

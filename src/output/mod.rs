@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod disk;
+pub mod events;
 pub mod logging;
 pub mod metrics;
 pub mod progress;

@@ -74,7 +74,7 @@ impl Summary {
     pub fn log(&self) {
         tracing::info!(
             target: crate::output::logging::AUDIT,
-            event = "run_end",
+            event = super::events::RUN_END,
             run_id = self.run_id.as_str(),
             revoked = self.tally.revoked,
             already_revoked = self.tally.already_revoked,

@@ -20,6 +20,7 @@ use crate::api::{codes, maybe_carried_out, CertStatus, CertificateState, ClientC
 use crate::client::{ApiClient, ApiReply, TransportError};
 use crate::input::ids::{CertId, ZoneId};
 use crate::input::reader::Row;
+use crate::output::events;
 use crate::output::results::ResultRow;
 use crate::pacing::headers::Dialect;
 use crate::pacing::retry::{RetryPolicy, RetrySchedule};
@@ -359,11 +360,11 @@ impl Dispatcher {
             let mut settled =
                 Settled { answer, mismatch, attempts, gave_up: false, interrupted: false, lost_reply, started };
             let Some(Transient { rate_limited, after }) = retry else {
-                log_attempt(request, &settled, "final", None);
+                log_attempt(request, &settled, events::FINAL, None);
                 return Some(settled);
             };
             let wait = self.wait_to_retry(&mut schedule, rate_limited, after);
-            log_attempt(request, &settled, if wait.is_some() { "retry" } else { "give_up" }, wait);
+            log_attempt(request, &settled, if wait.is_some() { events::RETRY } else { events::GIVE_UP }, wait);
             match self.sleep(wait, rate_limited).await {
                 Wait::Again => previous = Some(settled),
                 Wait::GiveUp => {
@@ -507,7 +508,8 @@ fn log_attempt<T>(request: &Request, settled: &Settled<T>, verdict: &str, retry_
         cf_ray = reply.and_then(|r| r.cf_ray.as_deref()),
         error = error.map(tracing::field::display),
         verdict,
-        "attempt"
+        "{}",
+        events::ATTEMPT
     );
 }
 

@@ -264,7 +264,7 @@ fn log_start(
     };
     tracing::info!(
         target: logging::AUDIT,
-        event = "run_start",
+        event = crate::output::events::RUN_START,
         run_id,
         operation = settings.operation.verb(),
         version = env!("CARGO_PKG_VERSION"),

@@ -24,11 +24,7 @@ use crate::report::ReportError;
 /// hostile file from growing one record without bound.
 const MAX_LINE: u64 = 1024 * 1024;
 
-/// The names of the audit events, as `run` and `summary` log them.
-const RUN_START: &str = "run_start";
-const RUN_END: &str = "run_end";
-/// The attempt verdict of a request that is sent again.
-const RETRY: &str = "retry";
+use crate::output::events::{ATTEMPT, RETRY, RUN_END, RUN_START};
 
 /// Opens a file to read without waiting on it (a FIFO nobody writes to
 /// would hang the open), and only if it is a regular file: a report is made
@@ -311,7 +307,7 @@ fn take_event(report: &mut Report, run_id: &str, line: LogLine, results_name: Op
             }
         }
     }
-    let is_attempt = line.message.as_deref() == Some("attempt") && line.verdict.is_some();
+    let is_attempt = line.message.as_deref() == Some(ATTEMPT) && line.verdict.is_some();
     if let Some(at) = at {
         if is_attempt && line.verdict.as_deref() == Some(RETRY) {
             report.retries += 1;
