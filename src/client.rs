@@ -17,6 +17,7 @@ use crate::credentials::Credentials;
 use crate::escape;
 use crate::input::ids::{CertId, ZoneId};
 use crate::pacing::headers::{self as ratelimit, Dialect, Policy, Remaining};
+pub use crate::transport::TransportError;
 use crate::transport::{self, CaBundle};
 
 pub const DEFAULT_BASE_URL: &str = "https://api.cloudflare.com/client/v4";
@@ -171,40 +172,6 @@ impl<T> ApiReply<T> {
             (Some(code), message) => format!("HTTP {} (code {code}): {message}", self.status),
             (None, message) => format!("HTTP {}: {message}", self.status),
         }
-    }
-}
-
-/// A request that got no HTTP answer. Messages carry no URL and no header.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum TransportError {
-    #[error("timed out after {0:?}")]
-    Timeout(Duration),
-    #[error("could not connect: {0}")]
-    Connect(String),
-    #[error("connection failed: {0}")]
-    Other(String),
-    /// The server's certificate was refused; the message says why and what to do.
-    #[error("{0}")]
-    Tls(String),
-    /// The proxy would not open a tunnel to the API.
-    #[error("{0}")]
-    Proxy(String),
-}
-
-impl TransportError {
-    /// Whether the request may have reached the API. A connection that was
-    /// never made, a handshake that failed or a tunnel that was refused
-    /// carried nothing: the request line and the credentials only go out
-    /// once TLS is up.
-    pub fn may_have_reached_api(&self) -> bool {
-        matches!(self, TransportError::Timeout(_) | TransportError::Other(_))
-    }
-
-    /// Whether the same request would fail the same way: an untrusted
-    /// certificate or a proxy that refuses the tunnel does not change from
-    /// one attempt to the next, so retrying only delays the message.
-    pub fn is_final(&self) -> bool {
-        matches!(self, TransportError::Tls(_) | TransportError::Proxy(_))
     }
 }
 

@@ -6,12 +6,11 @@
 
 use std::io::Read;
 use std::path::Path;
+use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use rustls::{CertificateError, RootCertStore};
-
-use crate::client::{BaseUrl, TransportError};
 
 /// Far more than any CA bundle (the system's is some 200 KB): a wrong path
 /// such as `/dev/zero` is refused instead of read until memory runs out.
@@ -87,10 +86,44 @@ impl CaBundle {
     }
 }
 
+/// A request that got no HTTP answer. Messages carry no URL and no header.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TransportError {
+    #[error("timed out after {0:?}")]
+    Timeout(Duration),
+    #[error("could not connect: {0}")]
+    Connect(String),
+    #[error("connection failed: {0}")]
+    Other(String),
+    /// The server's certificate was refused; the message says why and what to do.
+    #[error("{0}")]
+    Tls(String),
+    /// The proxy would not open a tunnel to the API.
+    #[error("{0}")]
+    Proxy(String),
+}
+
+impl TransportError {
+    /// Whether the request may have reached the API. A connection that was
+    /// never made, a handshake that failed or a tunnel that was refused
+    /// carried nothing: the request line and the credentials only go out
+    /// once TLS is up.
+    pub fn may_have_reached_api(&self) -> bool {
+        matches!(self, TransportError::Timeout(_) | TransportError::Other(_))
+    }
+
+    /// Whether the same request would fail the same way: an untrusted
+    /// certificate or a proxy that refuses the tunnel does not change from
+    /// one attempt to the next, so retrying only delays the message.
+    pub fn is_final(&self) -> bool {
+        matches!(self, TransportError::Tls(_) | TransportError::Proxy(_))
+    }
+}
+
 /// The proxy requests to `base` go through, as reqwest picks it from
 /// `HTTPS_PROXY`, `ALL_PROXY` and `NO_PROXY` (the same matcher), shown as
 /// `host:port` only: its URL may carry a user and password.
-pub fn proxy_for(base: &BaseUrl) -> Option<String> {
+pub fn proxy_for(base: &impl std::fmt::Display) -> Option<String> {
     let uri: hyper::Uri = base.to_string().parse().ok()?;
     let intercept = hyper_util::client::proxy::matcher::Matcher::from_system().intercept(&uri)?;
     let proxy = intercept.uri();

@@ -86,7 +86,14 @@ async fn an_untrusted_issuer_is_named_and_nothing_is_sent() {
     let work = Workdir::new();
     let (sandbox, input) = tls_sandbox(&work).await;
     let mut cmd = revoke(&work, &input, &sandbox.base_url(), sandbox.token());
-    cmd.env("SSL_CERT_FILE", unrelated_store(&work)).args(["--max-attempts", "8", "--retry-delay", "2s"]);
+    cmd.env("SSL_CERT_FILE", unrelated_store(&work)).args([
+        "--max-attempts",
+        "8",
+        "--retry-delay",
+        "2s",
+        "--retry-max-delay",
+        "2s",
+    ]);
     let started = Instant::now();
     let out = run(cmd).await;
     let err = said(&out);

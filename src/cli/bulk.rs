@@ -3,7 +3,7 @@
 //! dry run, the confirmation, the notices, the sandbox and its banner, and
 //! the summary on standard output.
 
-use std::io::{self, BufRead, ErrorKind, IsTerminal, Write};
+use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
@@ -117,7 +117,7 @@ pub fn run(settings: RunSettings, args: &RunArgs, verbosity: Verbosity, tls: boo
     let checked = Checked::new(settings)?;
     let banner = if checked.settings().sandbox { SANDBOX_BANNER } else { "" };
     if args.dry_run {
-        print_stdout(&prefixed(banner, &describe_plan(&checked, &args.api)));
+        super::print_stdout(&prefixed(banner, &describe_plan(&checked, &args.api)));
         let done = match dry_run_check(&checked, args, verbosity)? {
             Some(zones) => format!(
                 "nothing was {}; the custom rules of {zones} zones were read",
@@ -125,7 +125,7 @@ pub fn run(settings: RunSettings, args: &RunArgs, verbosity: Verbosity, tls: boo
             ),
             None => "nothing was sent".to_string(),
         };
-        print_stdout(&format!("{banner}dry run: {done}.\n"));
+        super::print_stdout(&format!("{banner}dry run: {done}.\n"));
         return Ok(ExitCode::Success);
     }
     let target = if checked.settings().sandbox {
@@ -185,23 +185,10 @@ pub fn run(settings: RunSettings, args: &RunArgs, verbosity: Verbosity, tls: boo
     if args.json {
         out.push_str(&format!("{}\n", summary.to_json()));
     }
-    print_stdout(&out);
+    super::print_stdout(&out);
     written?;
     measured?;
     Ok(summary.exit_code())
-}
-
-/// Writes to standard output, which may be gone (`| head -1`, `| true`, a
-/// closed terminal): the results, the log, the summary JSON and the exit
-/// code already say what happened to the rows, so a reader that left is
-/// no reason to fail, nor to panic as `print!` would.
-pub(crate) fn print_stdout(text: &str) {
-    let mut out = io::stdout().lock();
-    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        if e.kind() != ErrorKind::BrokenPipe {
-            tracing::warn!("cannot write to standard output: {e}");
-        }
-    }
 }
 
 /// Puts `prefix` before every line of `text`.

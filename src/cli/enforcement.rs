@@ -64,7 +64,7 @@ pub fn run(args: &EnforcementArgs, verbosity: Verbosity) -> anyhow::Result<ExitC
     };
     match output {
         Some(CsvFile::Stdout) => {}
-        _ => crate::cli::bulk::print_stdout(&table(&checks)),
+        _ => crate::cli::print_stdout(&table(&checks)),
     }
     if let Some(output) = output {
         let destination = output.write(&HEADER, &checks.iter().map(row).collect::<Vec<_>>())?;

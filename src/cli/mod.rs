@@ -40,3 +40,16 @@ fn print_generated(text: &[u8], what: &str) -> anyhow::Result<ExitCode> {
         _ => Ok(ExitCode::Success),
     }
 }
+
+/// Writes to standard output, which may be gone (`| head -1`, `| true`, a
+/// closed terminal): the results, the log, the summary JSON and the exit
+/// code already say what happened to the rows, so a reader that left is
+/// no reason to fail, nor to panic as `print!` would.
+pub(crate) fn print_stdout(text: &str) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        if e.kind() != ErrorKind::BrokenPipe {
+            tracing::warn!("cannot write to standard output: {e}");
+        }
+    }
+}

@@ -11,9 +11,10 @@ use crate::cli::bulk::{self, RunArgs};
 use crate::cli::values::positive_duration;
 use crate::exit::ExitCode;
 use crate::input::reader::Selection;
+use crate::operations::verification::Poll;
 use crate::outcome::{column, Outcome};
 use crate::output::logging::Verbosity;
-use crate::pipeline::operation::{Operation, Poll};
+use crate::pipeline::operation::Operation;
 use crate::pipeline::settings::RunSettings;
 
 #[derive(Debug, clap::Args)]

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::api::{codes, CertStatus};
 use crate::input::reader::Row;
-use crate::operations::revocation::{halt_on_401, result_row};
+use crate::operations::certificate::{halt_on_401, read, result_row};
 use crate::outcome::Outcome;
 use crate::output::results::ResultRow;
 use crate::pipeline::dispatcher::{Dispatcher, Request};
@@ -45,6 +45,6 @@ pub async fn reactivate(dispatcher: Arc<Dispatcher>, row: Row) -> Option<ResultR
 /// The certificate's status now, if the API will say (and the run has not
 /// stopped: the PATCH's refusal is then what the row records).
 async fn current_status(dispatcher: &Dispatcher, row: &Row) -> Option<CertStatus> {
-    let settled = crate::operations::verification::read(dispatcher, row).await?;
+    let settled = read(dispatcher, row).await?;
     settled.final_answer().ok().and_then(|reply| reply.cert_status())
 }

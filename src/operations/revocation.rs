@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use crate::api::{codes, CertStatus, CertificateState};
-use crate::client::ApiReply;
 use crate::input::reader::Row;
+use crate::operations::certificate::{halt_on_401, read, result_row};
 use crate::outcome::Outcome;
 use crate::output::results::ResultRow;
-use crate::pipeline::dispatcher::{Dispatcher, Request, Settled, StopReason};
+use crate::pipeline::dispatcher::{Dispatcher, Request, Settled};
 
 /// What a DELETE's 2xx must show: the certificate on its way out. Also what
 /// `--verify` accepts when it reads the certificate back.
@@ -34,19 +34,12 @@ pub async fn revoke(dispatcher: Arc<Dispatcher>, row: Row, verify: bool, tried_b
     Some(done)
 }
 
-/// A 401 means the token is dead: no point grinding through the rest.
-pub fn halt_on_401(dispatcher: &Dispatcher, settled: &Settled<CertificateState>) {
-    if let Some(reply) = settled.answer.as_ref().ok().filter(|r| r.status == 401) {
-        dispatcher.halt(StopReason::CredentialsRefused(reply.describe()));
-    }
-}
-
 /// `--verify`: a GET after the DELETE. `pending_revocation` or `revoked` is
 /// what a revoked certificate shows; one still `active` is a failure. A run
 /// that stops first leaves the row as the DELETE's answer made it, without a
 /// verified status: the DELETE was sent, so the row is recorded.
 async fn read_back(dispatcher: &Dispatcher, row: &Row, done: &mut ResultRow) {
-    let Some(settled) = crate::operations::verification::read(dispatcher, row).await else {
+    let Some(settled) = read(dispatcher, row).await else {
         done.error_message = "verification not done: the run stopped".into();
         return;
     };
@@ -84,38 +77,13 @@ fn judge(settled: &Settled<CertificateState>, tried_before: bool) -> (Outcome, (
     }
 }
 
-/// The results row for a settled request.
-pub fn result_row(
-    row: &Row,
-    settled: &Settled<CertificateState>,
-    outcome: Outcome,
-    error: (Option<i64>, String),
-) -> ResultRow {
-    let reply = settled.answer.as_ref().ok();
-    ResultRow {
-        line: row.line,
-        zone_id: row.zone.to_string(),
-        certificate_id: row.cert.to_string(),
-        outcome,
-        http_status: reply.map(|r| r.status),
-        cert_status: reply.and_then(ApiReply::cert_status).map(CertStatus::as_str),
-        attempts: settled.attempts,
-        error_code: error.0,
-        error_message: error.1,
-        cf_ray: reply.and_then(|r| r.cf_ray.clone()).unwrap_or_default(),
-        finished_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
-        duration_ms: settled.started.elapsed().as_millis() as u64,
-        verified_status: None,
-        run_id: String::new(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Instant;
 
     use super::*;
     use crate::api::Envelope;
+    use crate::client::ApiReply;
 
     fn settled(
         status: u16,

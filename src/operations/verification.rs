@@ -7,17 +7,28 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::{codes, CertStatus, CertificateState};
 use crate::input::reader::Row;
-use crate::operations::revocation::{halt_on_401, result_row};
+use crate::operations::certificate::{halt_on_401, read, result_row};
 use crate::outcome::Outcome;
 use crate::output::results::ResultRow;
-use crate::pipeline::dispatcher::{Dispatcher, Request, Settled};
-use crate::pipeline::operation::Poll;
+use crate::pipeline::dispatcher::{Dispatcher, Settled};
+
+/// `verify --until revoked`: how often a certificate still pending is read
+/// again, and for how long the run keeps at it. Plain durations, so a test
+/// can make them small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Poll {
+    /// No certificate is read more often than this.
+    pub interval: Duration,
+    /// From the start of the run; no read is sent after it.
+    pub deadline: Duration,
+}
 
 /// Reads one certificate (and, with `poll`, again while it is pending).
 /// `None` when the run stopped before the first GET was sent: the pair is
@@ -45,15 +56,6 @@ pub async fn verify(dispatcher: Arc<Dispatcher>, row: Row, poll: Option<Poll>, b
         );
     }
     Some(done)
-}
-
-/// A GET of the row's certificate, through the pacer and retries; `None`
-/// when the run stopped before it was sent. Any status is an answer: which
-/// one it is, is the verdict. Also the read-back of `revoke --verify` and
-/// `reactivate`'s look after a refused PATCH.
-pub async fn read(dispatcher: &Dispatcher, row: &Row) -> Option<Settled<CertificateState>> {
-    let request = Request::for_row("GET", row).expecting(&[]);
-    dispatcher.send(&request, || dispatcher.client.get(row.zone, row.cert)).await
 }
 
 /// Whether the read's final answer shows the certificate still on its way

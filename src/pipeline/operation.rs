@@ -3,11 +3,11 @@
 //! engine depends on the summary, not the other way round.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::input::reader::Row;
+use crate::operations::verification::Poll;
 use crate::outcome::Outcome;
 use crate::output::results::ResultRow;
 use crate::pipeline::dispatcher::Dispatcher;
@@ -22,17 +22,6 @@ pub enum Operation {
     /// GET each certificate a revoke run revoked, to see it locked out;
     /// with `poll`, again while it is still `pending_revocation`.
     Verify { poll: Option<Poll> },
-}
-
-/// `verify --until revoked`: how often a certificate still pending is read
-/// again, and for how long the run keeps at it. Plain durations, so a test
-/// can make them small.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Poll {
-    /// No certificate is read more often than this.
-    pub interval: Duration,
-    /// From the start of the run; no read is sent after it.
-    pub deadline: Duration,
 }
 
 impl Operation {
