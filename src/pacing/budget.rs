@@ -466,10 +466,10 @@ mod tests {
         // The server counts 60 of 100 used; this run sent 10: another tool
         // used 50, so this run paces at what the other leaves, less the
         // reserve and what the other may spend while a count is half a
-        // second old, twice over (one), and one more: 47 per 300 s.
+        // second old, twice over (under one, so one): 48 per 300 s.
         let seen = now + ms(20);
         budget.answered(now + ms(9), remaining(40, 300), None, seen, ALONE);
-        assert_eq!(budget.earliest(seen, ALONE), now + ms(9) + Duration::from_secs(300) / 47);
+        assert_eq!(budget.earliest(seen, ALONE), now + ms(9) + Duration::from_secs(300).div_f64(48.0));
     }
 
     #[test]
@@ -498,12 +498,12 @@ mod tests {
         budget.answered(t0, remaining(99, 300), policy(100), t0, ALONE);
         assert_eq!(budget.earliest(t0, ALONE), t0, "nobody else yet");
         // A fifth of the window in, another tool has used 15: it will use 75
-        // in a whole one at that pace, which leaves this run 22 once the
+        // in a whole one at that pace, which leaves this run 23 once the
         // reserve and the headroom for its spending meanwhile are kept.
         let later = t0 + Duration::from_secs(60);
         send(&mut budget, later, ALONE);
         budget.answered(later, remaining(83, 300), None, later, ALONE);
-        assert_eq!(budget.earliest(later, ALONE), later + Duration::from_secs(300) / 22);
+        assert_eq!(budget.earliest(later, ALONE), later + Duration::from_secs(300).div_f64(23.0));
     }
 
     #[test]

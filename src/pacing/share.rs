@@ -74,8 +74,9 @@ impl Share {
         }
         let per_window = policy.window.as_secs_f64();
         // What the other tool may spend between a count and the arrival of
-        // the request paced from it, twice over for its variation.
-        let headroom = (2.0 * expected * stale.as_secs_f64() / per_window).ceil() + 1.0;
+        // the request paced from it, twice over for its variation, and at
+        // least one request.
+        let headroom = (2.0 * expected * stale.as_secs_f64() / per_window).ceil().max(1.0);
         let room = f64::from(policy.quota) - expected - headroom - f64::from(reserve);
         let probe = f64::from((policy.quota / PROBE_SHARE).max(1));
         self.full = room <= probe;
