@@ -142,6 +142,8 @@ pub(super) struct Budget {
     /// How far below that quota a 429 showed the API to enforce: never
     /// spent of what its counts say is left.
     shortfall: u32,
+    /// When the quota in force last changed.
+    requoted: Option<Instant>,
     /// Whether the API's window has been seen to reset as a fixed window
     /// does: between two answers the count went down while the reset jumped
     /// back up to half the window or more. From then on a slot this run
@@ -163,6 +165,11 @@ pub(super) struct Budget {
 }
 
 impl Budget {
+    #[cfg(test)]
+    pub(super) fn shortfall(&self) -> u32 {
+        self.shortfall
+    }
+
     /// Whether a low budget is spread: when another tool shares the quota,
     /// or when this run's own pace is faster than the quota allows.
     fn crowded(&self, marks: Marks) -> bool {
@@ -172,12 +179,16 @@ impl Budget {
 
     /// This run's requests that were surely counted in `snapshot` and
     /// surely still in the window then: the slots they free are not in its
-    /// count. As `answered` indexes, oldest first.
+    /// count. As `answered` indexes, oldest first. None sent before the
+    /// quota last changed: they were counted against that one.
     fn in_snapshot(&self, snapshot: &Snapshot, window: Duration) -> impl Iterator<Item = &Counted> {
         let horizon = snapshot.of.answered.checked_sub(window);
         let from = horizon.map_or(0, |h| self.ours.partition_point(|c| c.answered <= h));
         let to = self.ours.partition_point(|c| c.answered <= snapshot.of.sent);
-        self.ours.range(from..to.max(from)).filter(move |c| c.surely && horizon.is_none_or(|h| c.sent > h))
+        let requoted = self.requoted;
+        self.ours
+            .range(from..to.max(from))
+            .filter(move |c| c.surely && horizon.is_none_or(|h| c.sent > h) && requoted.is_none_or(|r| c.sent >= r))
     }
 
     /// The next slot the share allows. When the other tool seems to leave
@@ -213,7 +224,8 @@ impl Budget {
                 }
             }
         }
-        let spent = snapshot.owed + snapshot.sent_since + marks.reserve + self.shortfall;
+        let spent =
+            [snapshot.sent_since, marks.reserve, self.shortfall].into_iter().fold(snapshot.owed, u32::saturating_add);
         Some(Spendable { requests: snapshot.left.saturating_add(freed).saturating_sub(spent), next_free })
     }
 
@@ -298,6 +310,25 @@ impl Budget {
         self.policy = policy.or(self.policy);
     }
 
+    /// This run's requests answered (not refused) and sent within `window`
+    /// of `now`.
+    pub(super) fn answered_within(&self, window: Duration, now: Instant) -> u32 {
+        self.ours.iter().rev().take_while(|c| c.sent + window > now).count() as u32
+    }
+
+    /// Whether the latest count, still current, already had the window at
+    /// the quota less a twentieth when a 429 arrives: then the API refused
+    /// at the quota it announces (another tool filled it), and did not lie
+    /// about it. Only what it surely counted is taken: requests of this
+    /// run's in flight then may never have been.
+    pub(super) fn explains_refusal(&self, now: Instant) -> bool {
+        let (Some(snapshot), Some(policy)) = (self.snapshot, self.policy) else {
+            return false;
+        };
+        let used = policy.quota.saturating_sub(snapshot.left);
+        snapshot.reset_at > now && used >= policy.quota - policy.quota / 20
+    }
+
     /// A 429 showed the API to enforce `shortfall` fewer requests a window
     /// than its policy says.
     pub(super) fn learned(&mut self, shortfall: u32) {
@@ -315,11 +346,26 @@ impl Budget {
         now: Instant,
         marks: Marks,
     ) {
-        self.requota(policy);
+        self.requota(policy, now);
         self.settled(policy);
         let of = Counted { sent, answered: now, surely: remaining.is_some() };
-        if let Some(remaining) = remaining {
-            self.read(of, remaining);
+        // A late answer to a request sent before the latest count's is older
+        // news: taken only if it leaves less to spend. One that leaves more
+        // was counted before that count's request, so it is in that count,
+        // and no longer owed.
+        let remaining = remaining.filter(|r| match &mut self.snapshot {
+            Some(s) if of.sent < s.of.sent && r.requests >= s.left.saturating_sub(s.sent_since) => {
+                s.owed = s.owed.saturating_sub(u32::from(r.requests > s.left));
+                false
+            }
+            _ => true,
+        });
+        match remaining {
+            Some(remaining) => self.read(of, remaining),
+            // A count that has reset and is not renewed says nothing any more:
+            // an API that stopped sending one is paced as one that never did.
+            None if self.snapshot.is_some_and(|s| sent > s.reset_at) => self.snapshot = None,
+            None => {}
         }
         self.ours.push_back(of);
         // Who else spends the quota, and which slots free, can be told only
@@ -339,9 +385,9 @@ impl Budget {
 
     /// A quota other than the one counted with so far: this run's requests
     /// were counted against that one, so no slot of it frees in this one.
-    fn requota(&mut self, policy: Option<Policy>) {
+    fn requota(&mut self, policy: Option<Policy>, now: Instant) {
         if policy.is_some_and(|new| self.policy.is_some_and(|old| old != new)) {
-            self.ours.clear();
+            self.requoted = Some(now);
         }
     }
 
@@ -351,7 +397,7 @@ impl Budget {
         // Answered after this request was sent: perhaps not yet counted
         // when the server handled it.
         let answered_since = self.ours.len() - self.ours.partition_point(|c| c.answered <= of.sent);
-        let owed = self.in_flight + self.queued + answered_since as u32;
+        let owed = self.in_flight.saturating_add(self.queued).saturating_add(answered_since as u32);
         // A reset beyond the window would be a garbled header, and one
         // beyond the longest wait is clipped like a `Retry-After`.
         let reset = self.policy.map_or(remaining.reset, |p| remaining.reset.min(p.window)).min(LONGEST_WAIT);
@@ -359,7 +405,7 @@ impl Budget {
         let reset_at = of.answered + reset;
         if self.resets_whole(of, left, reset) {
             self.fixed = Some(reset_at);
-        } else if self.fixed.is_some_and(|epoch| self.off_boundary(of, epoch, reset_at)) {
+        } else if self.fixed.is_some_and(|epoch| self.off_boundary(of, epoch, reset)) {
             self.fixed = None;
         }
         self.readings += 1;
@@ -379,22 +425,29 @@ impl Budget {
         })
     }
 
-    /// Whether a count for a request handled after the latest one resets
-    /// at `reset_at`, off every boundary a fixed window resetting at
-    /// `epoch` keeps, by more than whole-second rounding explains. Windows
-    /// too short to tell that apart are left taken for fixed: the cautious
-    /// reading.
-    fn off_boundary(&self, of: Counted, epoch: Instant, reset_at: Instant) -> bool {
-        const ROUNDING: Duration = Duration::from_millis(1500);
+    /// Whether a count for a request handled after the latest one, which
+    /// resets in `reset`, resets off every boundary a fixed window resetting
+    /// at `epoch` keeps. The server read its clock at some moment between
+    /// the request's send and its answer, and rounds to whole seconds, so
+    /// only a reset no boundary can explain within that span counts: a slow
+    /// answer alone is not a sliding window. Windows too short to tell that
+    /// apart are left taken for fixed: the cautious reading.
+    fn off_boundary(&self, of: Counted, epoch: Instant, reset: Duration) -> bool {
+        const ROUNDING: Duration = Duration::from_secs(1);
         let (Some(policy), Some(before)) = (self.policy, self.snapshot) else {
             return false;
         };
-        if of.sent < before.of.answered || policy.window < ROUNDING * 4 {
+        if of.sent < before.of.answered || policy.window < ROUNDING * 6 {
             return false;
         }
-        let apart = if reset_at >= epoch { reset_at - epoch } else { epoch - reset_at };
-        let off = Duration::from_nanos((apart.as_nanos() % policy.window.as_nanos()) as u64);
-        off.min(policy.window - off) > ROUNDING
+        let nanos =
+            |at: Instant| at.duration_since(epoch).as_nanos() as i128 - epoch.duration_since(at).as_nanos() as i128;
+        let (earliest, latest) =
+            (nanos(of.sent + reset) - ROUNDING.as_nanos() as i128, nanos(of.answered + reset + ROUNDING));
+        let window = policy.window.as_nanos() as i128;
+        // The first boundary at or after the earliest the reset can be.
+        let next = earliest + (window - earliest.rem_euclid(window)) % window;
+        next > latest
     }
 
     /// Forgets this run's requests gone from every window the answer to
@@ -422,7 +475,7 @@ impl Budget {
         };
         // Other runs of this credential: this user's own, not a stranger's.
         let runs = self.remembered.iter().filter(|&&sent| sent + policy.window > now).count();
-        let ours = self.in_flight + in_window as u32 + runs as u32;
+        let ours = self.in_flight.saturating_add(in_window as u32).saturating_add(runs as u32);
         let others = counted.saturating_sub(ours);
         self.share.observed(others, policy, now, marks.reserve, marks.stale);
     }
@@ -680,5 +733,82 @@ mod tests {
             send(&mut budget, t0 + ms(4), ALONE);
             assert_eq!(budget.spendable(t0 + ms(4), ALONE).map(|s| s.requests), Some(3));
         }
+    }
+
+    fn answer(budget: &mut Budget, sent: Instant, answered: Instant, left: u32, reset: Duration, p: Policy) {
+        let _ = budget.claimed(sent, ALONE);
+        budget.let_go();
+        budget.answered(sent, Some(Remaining { requests: left, reset }), Some(p), answered, ALONE);
+    }
+
+    /// A fixed window of 10 per 20 s, resetting at 20 s and 40 s, exact
+    /// (fractional) resets. One answer whose way back took 2 s puts its
+    /// reset 2 s off the boundary: the window is then taken for a sliding
+    /// one, and the previous window's requests "leave" inside this one,
+    /// freeing slots that were never in its count.
+    #[test]
+    fn one_slow_answer_does_not_make_a_fixed_window_free_slots_it_never_counted() {
+        let t0 = Instant::now();
+        let s = |x: f64| t0 + Duration::from_secs_f64(x);
+        let p = Policy { quota: 10, window: Duration::from_secs(20) };
+        let mut b = Budget::default();
+        let until = |at: f64, b: f64| Duration::from_secs_f64(b - at);
+        // Window [0, 20).
+        for (sent, left) in [(10.0, 9), (19.0, 8), (19.5, 7)] {
+            answer(&mut b, s(sent), s(sent + 0.01), left, until(sent, 20.0), p);
+        }
+        // Window [20, 40): the jump is seen.
+        answer(&mut b, s(20.5), s(20.51), 9, until(20.5, 40.0), p);
+        assert!(b.fixed.is_some(), "taken for fixed");
+        // Handled at 21.0 (19 s to the reset), answered at 23.0.
+        answer(&mut b, s(21.0), s(23.0), 8, until(21.0, 40.0), p);
+        // (b.fixed is None here: the one slow answer gave it up.)
+        for (i, sent) in [32.0, 33.0, 34.0, 35.0, 36.0, 37.0, 38.0].into_iter().enumerate() {
+            answer(&mut b, s(sent), s(sent + 0.01), 7 - i as u32, until(sent, 40.0), p);
+        }
+        // 9 of 10 used, one kept in reserve: nothing may go before 40 s.
+        assert!(b.earliest(s(38.01), ALONE) >= s(40.0), "{:?}", b.earliest(s(38.01), ALONE) - t0);
+    }
+
+    /// A change of the quota in force (a tighter one announced, or one
+    /// expiring) forgets this run's requests: the count then books them as
+    /// another tool's, and the run keeps spacing against itself.
+    #[test]
+    fn a_change_of_quota_does_not_book_this_runs_requests_as_another_tools() {
+        let t0 = Instant::now();
+        let first = Policy { quota: 100, window: Duration::from_secs(300) };
+        let tighter = Policy { quota: 90, window: Duration::from_secs(300) };
+        let mut b = Budget::default();
+        for i in 0..50u32 {
+            let at = t0 + Duration::from_secs(u64::from(i));
+            answer(&mut b, at, at + ms(10), 99 - i, Duration::from_secs(300 - u64::from(i)), first);
+        }
+        assert!(!b.share.is_shared(), "alone so far");
+        let at = t0 + Duration::from_secs(50);
+        answer(&mut b, at, at + ms(10), 90 - 51, Duration::from_secs(250), tighter);
+        assert!(!b.share.is_shared(), "nobody else spent anything, yet shared: {:?}", b.share);
+    }
+
+    /// An answer that arrives late, to a request handled before another
+    /// tool's burst, replaces the fresher count that showed the burst: the
+    /// budget spends again what the burst took.
+    #[test]
+    fn a_late_answer_does_not_undo_a_fresher_count() {
+        let t0 = Instant::now();
+        let p = Policy { quota: 100, window: Duration::from_secs(300) };
+        let mut b = Budget::default();
+        let reset = |at: Instant| Duration::from_secs(300) - (at - t0);
+        // A: sent at t0, handled at once with 90 left, answered 12 s later.
+        let _ = b.claimed(t0, ALONE);
+        b.let_go();
+        // Meanwhile another tool takes 79; this run's next ten see it.
+        for i in 1..=10u32 {
+            let at = t0 + Duration::from_secs(u64::from(i));
+            answer(&mut b, at, at + ms(10), 90 - 79 - i, reset(at), p);
+        }
+        let now = t0 + Duration::from_secs(12);
+        assert!(b.spent_until(now, ALONE).is_some(), "one left, kept in reserve");
+        b.answered(t0, Some(Remaining { requests: 90, reset: Duration::from_secs(300) }), Some(p), now, ALONE);
+        assert!(b.spent_until(now, ALONE).is_some(), "spendable {:?}", b.spendable(now, ALONE).map(|s| s.requests));
     }
 }

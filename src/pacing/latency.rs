@@ -32,7 +32,9 @@ impl Latencies {
         let Some(&fastest) = sorted.first() else {
             return Duration::ZERO;
         };
-        let p99 = sorted[(sorted.len() * 99).div_ceil(100).saturating_sub(1)];
+        // Rounded down, so that among fewer than a hundred answers the
+        // slowest one alone is not the 99th percentile.
+        let p99 = sorted[(sorted.len() - 1) * 99 / 100];
         p99 - fastest
     }
 }
@@ -60,5 +62,15 @@ mod tests {
             latencies.record(if i % 50 == 0 { ms(3000) } else { ms(50) });
         }
         assert_eq!(latencies.spread(), ms(2950));
+    }
+
+    #[test]
+    fn one_slow_answer_in_the_first_hundred_is_not_the_p99() {
+        let mut latencies = Latencies::default();
+        for _ in 0..60 {
+            latencies.record(ms(50));
+        }
+        latencies.record(ms(30_000));
+        assert!(latencies.spread() < ms(1000), "{:?}", latencies.spread());
     }
 }

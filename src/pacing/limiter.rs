@@ -147,10 +147,11 @@ impl Limiter {
         }
         let latest = self.announced.len().saturating_sub(1);
         let mut index = 0..;
-        self.announced.retain(|&(old, at)| index.next() == Some(latest) || at + old.window > now);
+        let held = self.held();
+        self.announced.retain(|&(old, at)| index.next() == Some(latest) || at + held(old) > now);
         let rate = match self.pace {
             Pace::Fixed(rate) => rate,
-            Pace::Auto => self.policy().map_or(self.rate, Rate::from),
+            Pace::Auto => self.policy().map_or(self.pace.initial(), Rate::from),
         };
         // Beside other runs, an equal part of the quota; a learned quota is
         // this run's own already.
@@ -167,6 +168,15 @@ impl Limiter {
             }
             self.repace(rate, self.spread, now);
         }
+    }
+
+    /// How long an announced quota stays in force: its window, but no
+    /// longer than the latest announcement's, so that one stray answer
+    /// announcing 1 a day (a proxy's own limiter, a garbled header) yields
+    /// to what the API says after it within one of the API's windows.
+    fn held(&self) -> impl Fn(Policy) -> Duration {
+        let latest = self.announced.last().map_or(Duration::MAX, |(policy, _)| policy.window);
+        move |policy| policy.window.min(latest)
     }
 
     /// Other live runs with this credential, as the ledger tells.
@@ -189,16 +199,15 @@ impl Limiter {
     /// the spacing would change by more than a twentieth, lest every
     /// answer restart it.
     pub(super) fn spread_is(&mut self, spread: Duration, now: Instant) {
+        // However slow the tail, a window is paced at most half as long
+        // again: past that the spread says more about the network than
+        // about how arrivals bunch.
+        let spread = spread.min(self.rate.per / 2);
         let old = widened(self.rate, self.spread).interval().as_secs_f64();
         let new = widened(self.rate, spread).interval().as_secs_f64();
         if (new - old).abs() > old / 20.0 {
             self.repace(self.rate, spread, now);
         }
-    }
-
-    /// This run's requests sent within `window` of `now`.
-    pub(super) fn sent_within(&self, window: Duration, now: Instant) -> u32 {
-        self.sent.iter().rev().take_while(|&&at| at + window > now).count() as u32
     }
 
     /// Paces at `quota` for the rest of the run, if it is tighter than the
@@ -213,7 +222,8 @@ impl Limiter {
     /// The quotas no window of sends may exceed: the pace, and under `auto`
     /// every quota announced within its window.
     fn quotas(&self, now: Instant) -> impl Iterator<Item = Rate> + '_ {
-        let announced = self.announced.iter().filter(move |&&(policy, at)| at + policy.window > now);
+        let held = self.held();
+        let announced = self.announced.iter().filter(move |&&(policy, at)| at + held(policy) > now);
         let announced = announced.filter(|_| self.pace == Pace::Auto).map(|&(policy, _)| Rate::from(policy));
         std::iter::once(self.rate).chain(announced)
     }
@@ -320,5 +330,20 @@ mod tests {
         // Once the lower one is a whole window old, the higher one is the pace.
         auto.heard(per_second(11), t0 + ms(1100));
         assert_eq!(auto.rate, Rate::from(per_second(11).unwrap()));
+    }
+
+    /// One stray answer announcing 1 per day (a proxy's own limiter, a
+    /// garbled header) holds only as long as the API's own window.
+    #[test]
+    fn one_stray_policy_a_day_long_yields_to_the_apis_next_window() {
+        let t0 = Instant::now();
+        let mut limiter = Limiter::default();
+        limiter.heard(Some(Policy { quota: 1, window: Duration::from_secs(86_400) }), t0);
+        for i in 1..100 {
+            limiter.heard(Some(Policy { quota: 1200, window: Duration::from_secs(300) }), t0 + ms(100 * i));
+        }
+        assert_ne!(limiter.rate, Rate::default(), "held for the API's window");
+        limiter.heard(Some(Policy { quota: 1200, window: Duration::from_secs(300) }), t0 + Duration::from_secs(301));
+        assert_eq!(limiter.rate, Rate::default(), "still paced at {}", limiter.rate);
     }
 }

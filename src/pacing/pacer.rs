@@ -69,11 +69,14 @@ impl Gate {
     fn refused(&mut self, policy: Option<Policy>, now: Instant) -> Option<Policy> {
         let (policy, _) = self.heard(policy, now);
         let window = policy.map_or(self.limiter.rate.per, |p| p.window);
-        let count = self.limiter.sent_within(window, now);
-        if count < self.limiter.rate.count / LEAST_EVIDENCE {
-            // Too few of this run's in the window to be the quota: the
-            // refusal is more likely about someone else's requests (a burst
-            // of another tool's), which the pause it starts covers.
+        // What the API let through: requests it refused or has not answered
+        // yet may never have been counted.
+        let count = self.budget.answered_within(window, now);
+        if count < self.limiter.rate.count / LEAST_EVIDENCE || self.budget.explains_refusal(now) {
+            // Too few of this run's in the window to be the quota, or the
+            // API's own count says the window was full: the refusal is about
+            // someone else's requests (a burst of another tool's), which the
+            // pause it starts covers.
             return policy;
         }
         let margin = (f64::from(count) * LEARNED_MARGIN).ceil().max(1.0) as u32;
@@ -196,11 +199,24 @@ impl Pacer {
     /// Takes in what an answer said about the quota for the request let go
     /// at `sent` (nothing, for a request that got no answer).
     pub fn answered(&self, sent: Instant, remaining: Option<Remaining>, policy: Option<Policy>) {
+        self.settle(sent, remaining, policy, true);
+    }
+
+    /// Takes in a request let go at `sent` that got no answer (a timeout, a
+    /// reset connection): it settles, but its wait says nothing of how
+    /// arrivals bunch, and a timeout would widen every window by its length.
+    pub fn unanswered(&self, sent: Instant) {
+        self.settle(sent, None, None, false);
+    }
+
+    fn settle(&self, sent: Instant, remaining: Option<Remaining>, policy: Option<Policy>, timed: bool) {
         let now = Instant::now();
         let mut gate = self.gate.lock().expect("gate lock");
-        gate.latencies.record(now.saturating_duration_since(sent));
-        let spread = gate.latencies.spread();
-        gate.limiter.spread_is(spread, now);
+        if timed {
+            gate.latencies.record(now.saturating_duration_since(sent));
+            let spread = gate.latencies.spread();
+            gate.limiter.spread_is(spread, now);
+        }
         let (policy, marks) = gate.heard(policy, now);
         gate.budget.answered(sent, remaining, policy, now, marks);
         drop(gate);
@@ -555,5 +571,89 @@ mod tests {
         let (sent, announced) = flapping(&NOW_AND_THEN, Duration::from_secs(10)).await;
         assert!(announced.iter().filter(|(_, q)| *q == 4).count() >= 3, "the tighter quota was tried");
         within_every_announced_quota(&sent, &announced);
+    }
+
+    /// Beside a peer, under `auto` with no announced policy (Cloudflare's
+    /// split and X- families give no window), every answer divides the
+    /// rate again.
+    #[test]
+    fn a_peer_without_an_announced_policy_does_not_ratchet_the_rate_down() {
+        let pacer = Pacer::new(Pace::Auto);
+        pacer.peers(1);
+        assert_eq!(pacer.rate().count, 600, "half of 1200 beside one peer");
+        for _ in 0..10 {
+            pacer.answered(Instant::now(), None, None);
+        }
+        pacer.peers(0);
+        assert_eq!(pacer.rate().count, 1200, "alone again: {}", pacer.rate());
+    }
+
+    /// A 429 that the API's own count explains (another tool filled the
+    /// window: the last answer said one was left) is taken for a lying
+    /// server: the rest of the run paces at this run's share.
+    #[tokio::test(start_paused = true)]
+    async fn a_429_the_count_explains_teaches_no_quota() {
+        let policy = Policy { quota: 100, window: Duration::from_secs(20) };
+        let pacer = Pacer::new(Pace::Auto);
+        for i in 0..30u32 {
+            let sent = pacer.ready().await;
+            // Another tool bursts 69: the last answer shows it (one left).
+            let others = if i == 29 { 69 } else { 0 };
+            let left = 100u32.saturating_sub(i + 1 + others).max(1);
+            pacer.answered(sent, Some(Remaining { requests: left, reset: Duration::from_secs(10) }), Some(policy));
+        }
+        pacer.refused(Some(policy));
+        let rate = pacer.rate();
+        let shortfall = pacer.gate.lock().unwrap().budget.shortfall();
+        assert!(rate.count >= 90 && shortfall == 0, "learned {rate}, shortfall {shortfall}");
+    }
+
+    /// After one answer's count has reset, answers without a count (an API
+    /// that sends none, an edge's page that carried one once) never replace
+    /// it: the run goes one request at a time for the rest of its life.
+    #[tokio::test(start_paused = true)]
+    async fn a_count_that_stops_coming_does_not_serialize_the_run() {
+        let pacer = std::sync::Arc::new(Pacer::new("1000/s".parse().unwrap()));
+        let first = pacer.ready().await;
+        pacer.answered(first, remaining(500, 1), None);
+        let end = Instant::now() + Duration::from_secs(10);
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut workers = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            let (pacer, sent) = (pacer.clone(), sent.clone());
+            workers.spawn(async move {
+                loop {
+                    let at = pacer.ready().await;
+                    if at >= end {
+                        pacer.answered(at, None, None);
+                        return;
+                    }
+                    sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tokio::time::sleep(ms(100)).await;
+                    pacer.answered(at, None, None);
+                }
+            });
+        }
+        while workers.join_next().await.is_some() {}
+        let sent = sent.load(std::sync::atomic::Ordering::Relaxed);
+        // 8 workers, 100 ms each: 800 in 10 s; serialized: about 100.
+        assert!(sent > 400, "{sent} sent in 10 s");
+    }
+
+    /// A request that timed out (no answer after 30 s) is taken as latency
+    /// spread: every window is paced 30 s longer.
+    #[tokio::test(start_paused = true)]
+    async fn one_timeout_does_not_widen_the_pace_by_its_length() {
+        let pacer = Pacer::new("100/20s".parse().unwrap());
+        for _ in 0..50 {
+            let sent = pacer.ready().await;
+            tokio::time::sleep(ms(50)).await;
+            pacer.answered(sent, None, None);
+        }
+        let sent = pacer.ready().await;
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        pacer.unanswered(sent); // the client's timeout: a transport error
+        let spread = pacer.gate.lock().unwrap().latencies.spread();
+        assert!(spread < Duration::from_secs(1), "spread {spread:?}");
     }
 }

@@ -345,10 +345,15 @@ impl Dispatcher {
             match &answer {
                 Ok(reply) if reply.status == 429 => {
                     self.rate_limited.fetch_add(1, Ordering::Relaxed);
+                    // The block is the account's: every worker pauses, before
+                    // the news of the refusal wakes any, and whether or not
+                    // this request has an attempt left.
+                    let pause = reply.retry_after.map_or(self.retry.initial_delay, |d| d.min(LONGEST_WAIT));
+                    self.pacer.pause_for(pause);
                     self.pacer.refused(reply.policy)
                 }
                 Ok(reply) => self.pacer.answered(sent, reply.remaining, reply.policy),
-                Err(_) => self.pacer.answered(sent, None, None),
+                Err(_) => self.pacer.unanswered(sent),
             }
             let mismatch = answer.as_ref().ok().and_then(|reply| unanswered(reply, request));
             let retry = match &answer {
