@@ -80,7 +80,11 @@ impl Share {
         let room = f64::from(policy.quota) - expected - headroom - f64::from(reserve);
         let probe = f64::from((policy.quota / PROBE_SHARE).max(1));
         self.full = room <= probe;
-        self.spacing = Some(policy.window.div_f64(room.max(probe)));
+        let spacing = policy.window.div_f64(room.max(probe));
+        if self.spacing.is_none_or(|old| old.abs_diff(spacing) > old / 20) {
+            tracing::debug!(others = expected.round(), room = room.max(probe).floor(), "another tool shares the quota");
+        }
+        self.spacing = Some(spacing);
     }
 
     /// How many of a window's requests the other tool is expected to
