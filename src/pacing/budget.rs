@@ -91,6 +91,24 @@ struct Snapshot {
     sent_since: u32,
 }
 
+/// The server rounds its resets to whole seconds.
+const ROUNDING: Duration = Duration::from_secs(1);
+
+/// When a count's reset may fall: the server read its clock at some moment
+/// between the request's send and its answer, and rounded.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    from: Instant,
+    to: Instant,
+}
+
+impl Span {
+    fn reset(of: Counted, reset: Duration) -> Span {
+        let from = of.sent + reset;
+        Span { from: from.checked_sub(ROUNDING).unwrap_or(from), to: of.answered + reset + ROUNDING }
+    }
+}
+
 /// What the budget allows as of a moment.
 #[derive(Debug, Clone, Copy)]
 struct Spendable {
@@ -158,7 +176,7 @@ pub(super) struct Budget {
     /// count resets off the boundaries a fixed window would keep: a sliding
     /// window also jumps after a long pause, and a run that went on taking
     /// it for a fixed one would book its own requests as another tool's.
-    fixed: Option<Instant>,
+    fixed: Option<Span>,
     /// Other runs' sends of this credential, from the ledger: counted by
     /// the API as this user's, they are told apart from another tool's.
     remembered: Vec<Instant>,
@@ -316,17 +334,12 @@ impl Budget {
         self.ours.iter().rev().take_while(|c| c.sent + window > now).count() as u32
     }
 
-    /// Whether the latest count, still current, already had the window at
-    /// the quota less a twentieth when a 429 arrives: then the API refused
-    /// at the quota it announces (another tool filled it), and did not lie
-    /// about it. Only what it surely counted is taken: requests of this
-    /// run's in flight then may never have been.
-    pub(super) fn explains_refusal(&self, now: Instant) -> bool {
-        let (Some(snapshot), Some(policy)) = (self.snapshot, self.policy) else {
-            return false;
-        };
-        let used = policy.quota.saturating_sub(snapshot.left);
-        snapshot.reset_at > now && used >= policy.quota - policy.quota / 20
+    /// What the latest count, if still current, says the API had surely
+    /// let through in the window, out of `quota`: requests of this run's in
+    /// flight then may never have been counted, so they are not added.
+    pub(super) fn surely_counted(&self, now: Instant, quota: u32) -> Option<u32> {
+        let snapshot = self.snapshot.filter(|s| s.reset_at > now)?;
+        Some(quota.saturating_sub(snapshot.left))
     }
 
     /// A 429 showed the API to enforce `shortfall` fewer requests a window
@@ -346,25 +359,43 @@ impl Budget {
         now: Instant,
         marks: Marks,
     ) {
+        self.settle(sent, Some(remaining), policy, now, marks);
+    }
+
+    /// Records a request sent at `sent` that got no answer at all (a
+    /// timeout, a reset connection): it is no longer in flight, but it says
+    /// nothing of the count, which stays as the last answer left it.
+    pub(super) fn unanswered(&mut self, sent: Instant, now: Instant, marks: Marks) {
+        self.settle(sent, None, None, now, marks);
+    }
+
+    /// Both of the above: `reply` is the answer's count, if there was an
+    /// answer.
+    fn settle(
+        &mut self,
+        sent: Instant,
+        reply: Option<Option<Remaining>>,
+        policy: Option<Policy>,
+        now: Instant,
+        marks: Marks,
+    ) {
+        let replied = reply.is_some();
+        let remaining = reply.flatten();
         self.requota(policy, now);
         self.settled(policy);
         let of = Counted { sent, answered: now, surely: remaining.is_some() };
         // A late answer to a request sent before the latest count's is older
-        // news: taken only if it leaves less to spend. One that leaves more
-        // was counted before that count's request, so it is in that count,
-        // and no longer owed.
-        let remaining = remaining.filter(|r| match &mut self.snapshot {
-            Some(s) if of.sent < s.of.sent && r.requests >= s.left.saturating_sub(s.sent_since) => {
-                s.owed = s.owed.saturating_sub(u32::from(r.requests > s.left));
-                false
-            }
-            _ => true,
+        // news: taken only if it leaves less to spend. Whether that request
+        // is in the fresher count cannot be told (on a sliding window the
+        // count also rises as old requests leave), so it stays owed.
+        let remaining = remaining.filter(|r| {
+            self.snapshot.is_none_or(|s| of.sent >= s.of.sent || r.requests < s.left.saturating_sub(s.sent_since))
         });
         match remaining {
             Some(remaining) => self.read(of, remaining),
             // A count that has reset and is not renewed says nothing any more:
             // an API that stopped sending one is paced as one that never did.
-            None if self.snapshot.is_some_and(|s| sent > s.reset_at) => self.snapshot = None,
+            None if replied && self.snapshot.is_some_and(|s| sent > s.reset_at) => self.snapshot = None,
             None => {}
         }
         self.ours.push_back(of);
@@ -402,9 +433,8 @@ impl Budget {
         // beyond the longest wait is clipped like a `Retry-After`.
         let reset = self.policy.map_or(remaining.reset, |p| remaining.reset.min(p.window)).min(LONGEST_WAIT);
         let left = remaining.requests;
-        let reset_at = of.answered + reset;
         if self.resets_whole(of, left, reset) {
-            self.fixed = Some(reset_at);
+            self.fixed = Some(Span::reset(of, reset));
         } else if self.fixed.is_some_and(|epoch| self.off_boundary(of, epoch, reset)) {
             self.fixed = None;
         }
@@ -426,28 +456,27 @@ impl Budget {
     }
 
     /// Whether a count for a request handled after the latest one, which
-    /// resets in `reset`, resets off every boundary a fixed window resetting
-    /// at `epoch` keeps. The server read its clock at some moment between
-    /// the request's send and its answer, and rounds to whole seconds, so
-    /// only a reset no boundary can explain within that span counts: a slow
-    /// answer alone is not a sliding window. Windows too short to tell that
-    /// apart are left taken for fixed: the cautious reading.
-    fn off_boundary(&self, of: Counted, epoch: Instant, reset: Duration) -> bool {
-        const ROUNDING: Duration = Duration::from_secs(1);
+    /// resets in `reset`, resets off every boundary a fixed window whose
+    /// reset fell within `epoch` keeps: no boundary can explain it, however
+    /// slow either answer was. Windows too short to tell that apart are left
+    /// taken for fixed: the cautious reading.
+    fn off_boundary(&self, of: Counted, epoch: Span, reset: Duration) -> bool {
         let (Some(policy), Some(before)) = (self.policy, self.snapshot) else {
             return false;
         };
         if of.sent < before.of.answered || policy.window < ROUNDING * 6 {
             return false;
         }
-        let nanos =
-            |at: Instant| at.duration_since(epoch).as_nanos() as i128 - epoch.duration_since(at).as_nanos() as i128;
-        let (earliest, latest) =
-            (nanos(of.sent + reset) - ROUNDING.as_nanos() as i128, nanos(of.answered + reset + ROUNDING));
+        let now = Span::reset(of, reset);
+        let nanos = |at: Instant| {
+            at.duration_since(epoch.from).as_nanos() as i128 - epoch.from.duration_since(at).as_nanos() as i128
+        };
+        // Some boundary `epoch + k windows` overlaps `now` if k windows fall
+        // between `now.from - epoch.to` and `now.to - epoch.from`.
+        let (low, high) = (nanos(now.from) - nanos(epoch.to), nanos(now.to));
         let window = policy.window.as_nanos() as i128;
-        // The first boundary at or after the earliest the reset can be.
-        let next = earliest + (window - earliest.rem_euclid(window)) % window;
-        next > latest
+        let first = low.div_euclid(window) + i128::from(low.rem_euclid(window) != 0);
+        first * window > high
     }
 
     /// Forgets this run's requests gone from every window the answer to
@@ -683,7 +712,7 @@ mod tests {
         let t0 = Instant::now();
         let window = Some(Policy { quota: 3, window: Duration::from_secs(2) });
         let spent = |fixed: bool| {
-            let mut budget = Budget { fixed: fixed.then_some(t0), ..Budget::default() };
+            let mut budget = Budget { fixed: fixed.then_some(Span { from: t0, to: t0 }), ..Budget::default() };
             for (i, left) in [2, 1, 0].into_iter().enumerate() {
                 let sent = t0 + ms(20 * i as u64);
                 let _ = budget.claimed(sent, ALONE);
@@ -724,14 +753,15 @@ mod tests {
             let mut budget = Budget::default();
             send(&mut budget, t0, ALONE);
             send(&mut budget, t0 + ms(1), ALONE);
-            // The second is answered first; the first's answer, which arrives
-            // later, may have been counted before the second arrived.
+            // The second is answered first, and its count may not hold the
+            // first, still in flight; the first's answer arrives later with
+            // more left, which is older news: the first stays owed.
             budget.answered(t0 + ms(1), remaining(5, 300), policy, t0 + ms(2), ALONE);
             budget.answered(t0, remaining(6, 300), policy, t0 + ms(3), ALONE);
             let spendable = budget.spendable(t0 + ms(3), ALONE).map(|s| s.requests);
-            assert_eq!(spendable, Some(4), "6 less the second, less reserve: {policy:?}");
+            assert_eq!(spendable, Some(3), "5 less the first, less reserve: {policy:?}");
             send(&mut budget, t0 + ms(4), ALONE);
-            assert_eq!(budget.spendable(t0 + ms(4), ALONE).map(|s| s.requests), Some(3));
+            assert_eq!(budget.spendable(t0 + ms(4), ALONE).map(|s| s.requests), Some(2));
         }
     }
 
@@ -810,5 +840,102 @@ mod tests {
         assert!(b.spent_until(now, ALONE).is_some(), "one left, kept in reserve");
         b.answered(t0, Some(Remaining { requests: 90, reset: Duration::from_secs(300) }), Some(p), now, ALONE);
         assert!(b.spent_until(now, ALONE).is_some(), "spendable {:?}", b.spendable(now, ALONE).map(|s| s.requests));
+    }
+
+    /// Found in review: the epoch a fixed window is held at is the detecting
+    /// answer's `answered + reset`, as late as its latency. A slow first
+    /// answer of the new window (2.5 s) puts the epoch 2.5 s past the true
+    /// boundary, and the next fast answer, exactly on the true boundary, is
+    /// then "off boundary": the window is taken for sliding and frees
+    /// slots of the previous window that were never in its count.
+    #[test]
+    fn a_slow_answer_at_the_reset_itself_makes_a_fixed_window_look_sliding() {
+        let t0 = Instant::now();
+        let s = |x: f64| t0 + Duration::from_secs_f64(x);
+        let p = Policy { quota: 10, window: Duration::from_secs(20) };
+        let mut b = Budget::default();
+        let until = |at: f64, b: f64| Duration::from_secs_f64(b - at);
+        for (sent, left) in [(10.0, 9), (19.0, 8), (19.5, 7)] {
+            answer(&mut b, s(sent), s(sent + 0.01), left, until(sent, 20.0), p);
+        }
+        // Window [20, 40): its first answer is slow (handled at 20.5, answered at 23.0).
+        answer(&mut b, s(20.5), s(23.0), 9, until(20.5, 40.0), p);
+        assert!(b.fixed.is_some(), "taken for fixed");
+        answer(&mut b, s(23.1), s(23.11), 8, until(23.1, 40.0), p);
+        for (i, sent) in [32.0, 33.0, 34.0, 35.0, 36.0, 37.0, 38.0].into_iter().enumerate() {
+            answer(&mut b, s(sent), s(sent + 0.01), 7 - i as u32, until(sent, 40.0), p);
+        }
+        // 9 of 10 used, one kept in reserve: nothing may go before 40 s.
+        assert!(
+            b.earliest(s(38.01), ALONE) >= s(40.0),
+            "next at {:?}, fixed {:?}",
+            b.earliest(s(38.01), ALONE) - t0,
+            b.fixed.map(|f| (f.from - t0, f.to - t0))
+        );
+    }
+
+    /// Found in review: the late-answer rule takes "leaves more than the latest
+    /// count" to mean "was in that count". On a sliding window the count
+    /// also grows as old requests leave, so two requests sent before the
+    /// latest count's but handled after three of this run's left are
+    /// struck from its `owed` though they were never in it; the slots
+    /// those three free are freed as well, and the budget spends one more
+    /// than the window has (the reserve, and then one over).
+    #[test]
+    fn a_late_answer_on_a_sliding_window_is_not_struck_from_owed_when_it_was_not_in_the_count() {
+        let t0 = Instant::now();
+        let s = |x: f64| t0 + Duration::from_secs_f64(x);
+        let p = Policy { quota: 10, window: Duration::from_secs(20) };
+        let five = Duration::from_secs(5);
+        let mut b = Budget::default();
+        for (sent, left) in [(0.0, 9), (0.3, 8), (0.4, 7), (10.0, 6), (11.0, 5), (12.0, 4), (13.0, 3)] {
+            answer(&mut b, s(sent), s(sent + 0.01), left, five, p);
+        }
+        // X1 and X2 go out, slow on the way in; S, sent after them, is handled
+        // first: 8 in the window then (X1 and X2 not yet), 2 left.
+        for sent in [19.8, 19.85] {
+            let _ = b.claimed(s(sent), ALONE);
+            b.let_go();
+        }
+        answer(&mut b, s(19.95), s(19.96), 2, five, p);
+        // The first three have left by 20.41; X1 is handled at 20.6 (6 in the
+        // window, 4 left), X2 at 20.7 (7 in the window, 3 left).
+        b.answered(s(19.8), Some(Remaining { requests: 4, reset: five }), Some(p), s(20.61), ALONE);
+        b.answered(s(19.85), Some(Remaining { requests: 3, reset: five }), Some(p), s(20.71), ALONE);
+        // 3 left in truth, 1 kept in reserve: at most 2 may go.
+        let spendable = b.spendable(s(20.71), ALONE).map(|s| s.requests);
+        assert!(spendable <= Some(2), "spendable {spendable:?} with 3 left in the window and a reserve of 1");
+    }
+
+    /// Found in review: the count is dropped when any request sent after its reset
+    /// settles without one, a transport error included (the dispatcher's
+    /// `unanswered`), which says nothing of whether the API still sends
+    /// counts. On a sliding window of 10 per 20 s holding 8 of this run's,
+    /// the one request that asks after the reset gets a connection reset,
+    /// and a `--rate` above the API's quota then has no budget at all.
+    #[test]
+    fn a_transport_error_after_the_reset_does_not_drop_the_count() {
+        let t0 = Instant::now();
+        let s = |x: f64| t0 + Duration::from_secs_f64(x);
+        let p = Policy { quota: 10, window: Duration::from_secs(20) };
+        let mut b = Budget::default();
+        for i in 0..9u32 {
+            let sent = f64::from(2 * i);
+            // Sliding: the oldest (sent at 0) leaves at 20.
+            answer(&mut b, s(sent), s(sent + 0.01), 9 - i, Duration::from_secs_f64(20.0 - sent), p);
+        }
+        // After the reset one asks, and its connection is reset.
+        assert_eq!(b.spendable(s(20.05), OUTPACING).map(|s| s.requests), Some(1));
+        let _ = b.claimed(s(20.05), OUTPACING);
+        b.let_go();
+        b.unanswered(s(20.05), s(20.1), OUTPACING);
+        // 8 of 10 still in the window: at most 2 may go, 1 with the reserve.
+        let mut went = 0;
+        while went < 20 && b.earliest(s(20.1), OUTPACING) <= s(20.1) {
+            let _ = b.claimed(s(20.1), OUTPACING);
+            b.let_go();
+            went += 1;
+        }
+        assert!(went <= 2, "{went} let go at once with 8 of 10 in the window");
     }
 }

@@ -14,6 +14,10 @@ use tokio::time::Instant;
 use super::headers::Policy;
 use super::pace::{Pace, Rate};
 
+/// Distinct quotas remembered as announced more than once: an API has one
+/// or two; a server that invents one per answer gets no more say.
+const REPEATED_KEPT: usize = 16;
+
 /// governor's clock: tokio's, so that the limiter keeps the time every
 /// other wait here keeps, a paused test clock included.
 #[derive(Debug, Clone, Copy, Default)]
@@ -89,6 +93,9 @@ pub(super) struct Limiter {
     /// did, the latest last. The latest stays however old: nothing since has
     /// said otherwise.
     announced: Vec<(Policy, Instant)>,
+    /// Quotas the API has announced more than once: the API's own, as
+    /// opposed to a stray answer's (a proxy's limiter, a garbled header).
+    repeated: Vec<Policy>,
     /// When this run's latest requests went, oldest first: as many as the
     /// largest quota in force counts, within the longest of their windows.
     sent: VecDeque<Instant>,
@@ -97,8 +104,9 @@ pub(super) struct Limiter {
     /// How much closer together than sent the server may see requests
     /// arrive: every window is paced this much longer.
     spread: Duration,
-    /// The quota a 429 showed the API to enforce, below what it announced
-    /// or what `--rate` says: the pace for the rest of the run.
+    /// The account's quota a 429 showed the API to enforce, below what it
+    /// announced or what `--rate` says: for the rest of the run, split with
+    /// live peers like any other.
     learned: Option<Rate>,
     /// Other live runs with this credential: the quota is split evenly.
     peers: u32,
@@ -124,6 +132,7 @@ impl Limiter {
             rate,
             gcra: gcra(rate),
             announced: Vec::new(),
+            repeated: Vec::new(),
             sent: VecDeque::new(),
             changed: None,
             spread: Duration::ZERO,
@@ -142,24 +151,20 @@ impl Limiter {
     /// tightest quota in force becomes the pace; the schedule carries over.
     pub(super) fn heard(&mut self, policy: Option<Policy>, now: Instant) {
         if let Some(policy) = policy {
+            let before = self.announced.len();
             self.announced.retain(|&(old, _)| old != policy);
+            if self.announced.len() < before && !self.repeated.contains(&policy) && self.repeated.len() < REPEATED_KEPT
+            {
+                self.repeated.push(policy);
+            }
             self.announced.push((policy, now));
         }
-        let latest = self.announced.len().saturating_sub(1);
+        let until: Vec<Option<Instant>> = (0..self.announced.len()).map(|i| self.kept_until(i)).collect();
         let mut index = 0..;
-        let held = self.held();
-        self.announced.retain(|&(old, at)| index.next() == Some(latest) || at + held(old) > now);
-        let rate = match self.pace {
-            Pace::Fixed(rate) => rate,
-            Pace::Auto => self.policy().map_or(self.pace.initial(), Rate::from),
-        };
-        // Beside other runs, an equal part of the quota; a learned quota is
-        // this run's own already.
-        let rate = Rate { count: (rate.count / (self.peers + 1)).max(1), ..rate };
-        let rate = match self.learned {
-            Some(learned) if learned.per_second() < rate.per_second() => learned,
-            _ => rate,
-        };
+        self.announced.retain(|_| index.next().and_then(|i| until[i]).is_none_or(|until| until > now));
+        // Beside other runs, an equal part of the account's quota.
+        let quota = self.quota();
+        let rate = Rate { count: (quota.count / (self.peers + 1)).max(1), ..quota };
         if rate != self.rate {
             if self.peers > 0 {
                 tracing::info!(rate = %rate, peers = self.peers, "pacing at an equal part of the quota beside other runs");
@@ -171,12 +176,35 @@ impl Limiter {
     }
 
     /// How long an announced quota stays in force: its window, but no
-    /// longer than the latest announcement's, so that one stray answer
-    /// announcing 1 a day (a proxy's own limiter, a garbled header) yields
-    /// to what the API says after it within one of the API's windows.
+    /// longer than the longest window of the quotas announced repeatedly
+    /// (the latest's, if none is), so that one stray answer announcing 1 a
+    /// day yields to what the API keeps saying within one of its windows,
+    /// and one announcing a short window does not cut the API's own short.
     fn held(&self) -> impl Fn(Policy) -> Duration {
-        let latest = self.announced.last().map_or(Duration::MAX, |(policy, _)| policy.window);
-        move |policy| policy.window.min(latest)
+        let repeated = self.announced.iter().filter(|(p, _)| self.repeated.contains(p)).map(|(p, _)| p.window).max();
+        let reference = repeated.or(self.announced.last().map(|(p, _)| p.window)).unwrap_or(Duration::MAX);
+        move |policy| policy.window.min(reference)
+    }
+
+    /// Until when the `index`-th announced quota stays in force, or `None`
+    /// if for good: the latest does, however old, unless it is a stray
+    /// beside quotas the API keeps announcing.
+    fn kept_until(&self, index: usize) -> Option<Instant> {
+        let (policy, at) = self.announced[index];
+        let latest = index + 1 == self.announced.len();
+        if latest && (self.repeated.is_empty() || self.repeated.contains(&policy)) {
+            return None;
+        }
+        Some(at + self.held()(policy))
+    }
+
+    /// When the quota that binds stops being in force, if it ever does:
+    /// the pace must be looked at again then, even if no answer comes,
+    /// since nothing may go until it does.
+    fn expiry(&self) -> Option<Instant> {
+        let tightest = self.policy()?;
+        let index = self.announced.iter().position(|&(policy, _)| policy == tightest)?;
+        self.kept_until(index)
     }
 
     /// Other live runs with this credential, as the ledger tells.
@@ -213,17 +241,40 @@ impl Limiter {
     /// Paces at `quota` for the rest of the run, if it is tighter than the
     /// pace: the API refused a request at that count.
     pub(super) fn learned(&mut self, quota: Rate, now: Instant) {
-        if quota.per_second() < self.rate.per_second() {
+        if quota.per_second() < self.quota().per_second() {
             self.learned = Some(quota);
             self.heard(None, now);
         }
     }
 
+    /// The account's quota in force, before it is split with live peers:
+    /// `--rate`, or under `auto` the tightest announced; and no more than a
+    /// 429 showed the API to enforce.
+    pub(super) fn quota(&self) -> Rate {
+        let quota = match self.pace {
+            Pace::Fixed(rate) => rate,
+            Pace::Auto => self.policy().map_or(self.pace.initial(), Rate::from),
+        };
+        match self.learned {
+            Some(learned) if learned.per_second() < quota.per_second() => learned,
+            _ => quota,
+        }
+    }
+
+    /// Other live runs with this credential.
+    pub(super) fn peer_count(&self) -> u32 {
+        self.peers
+    }
+
     /// The quotas no window of sends may exceed: the pace, and under `auto`
     /// every quota announced within its window.
     fn quotas(&self, now: Instant) -> impl Iterator<Item = Rate> + '_ {
-        let held = self.held();
-        let announced = self.announced.iter().filter(move |&&(policy, at)| at + held(policy) > now);
+        let announced = self
+            .announced
+            .iter()
+            .enumerate()
+            .filter(move |&(i, _)| self.kept_until(i).is_none_or(|until| until > now))
+            .map(|(_, a)| a);
         let announced = announced.filter(|_| self.pace == Pace::Auto).map(|&(policy, _)| Rate::from(policy));
         std::iter::once(self.rate).chain(announced)
     }
@@ -249,12 +300,18 @@ impl Limiter {
     /// Takes a send slot at `now` if every quota's window has room and
     /// governor's schedule allows one; otherwise says when to look again.
     pub(super) fn take(&mut self, now: Instant) -> Result<(), Instant> {
+        if self.expiry().is_some_and(|at| at <= now) {
+            self.heard(None, now);
+        }
+        let look_again = |at: Instant| self.expiry().map_or(at, |expiry| at.min(expiry));
         let room = self.room_at(now);
         if room > now {
-            return Err(room);
+            return Err(look_again(room));
         }
         // governor takes the slot it grants, so it is asked last.
-        self.gcra.check().map_err(|not_until| Instant::from_std(not_until.earliest_possible()))?;
+        if let Err(not_until) = self.gcra.check() {
+            return Err(look_again(Instant::from_std(not_until.earliest_possible())));
+        }
         self.sent.push_back(now);
         let (most, longest) = self.quotas(now).fold((0, Duration::ZERO), |(most, longest), rate| {
             (most.max(rate.count), longest.max(widened(rate, self.spread).paced_window()))
@@ -345,5 +402,36 @@ mod tests {
         assert_ne!(limiter.rate, Rate::default(), "held for the API's window");
         limiter.heard(Some(Policy { quota: 1200, window: Duration::from_secs(300) }), t0 + Duration::from_secs(301));
         assert_eq!(limiter.rate, Rate::default(), "still paced at {}", limiter.rate);
+    }
+
+    /// Found in review: the mirror of the stray day-long policy. `held` caps every
+    /// quota at the latest announcement's window, so one stray answer
+    /// announcing 10 per second (a proxy's or per-IP limiter) evicts the
+    /// API's own 100 per 5 minutes, last announced 3 s before (its answers
+    /// come every 3 s at that pace), and the run is paced at 10 per second.
+    #[test]
+    fn one_stray_short_window_policy_does_not_evict_the_apis_quota() {
+        let t0 = Instant::now();
+        let api = Policy { quota: 100, window: Duration::from_secs(300) };
+        let mut limiter = Limiter::default();
+        limiter.heard(Some(api), t0);
+        limiter.heard(Some(api), t0 + Duration::from_secs(3));
+        limiter.heard(per_second(10), t0 + Duration::from_secs(6));
+        assert_eq!(limiter.rate, Rate::from(api), "paced at {}", limiter.rate);
+    }
+
+    /// Found in review: a quota learned alone is the account's, not this run's
+    /// share, yet it is not split when a peer starts: at 100 per 20 s on a
+    /// server that enforces 80, this run learns 76, a peer starts, and the
+    /// two pace at 50 each, 100 together: a 429 (a 5-minute block) for
+    /// each round of relearning.
+    #[test]
+    fn a_quota_learned_alone_is_split_when_a_peer_starts() {
+        let t0 = Instant::now();
+        let mut limiter = Limiter::new("100/20s".parse().unwrap());
+        limiter.learned(Rate { count: 76, per: Duration::from_secs(20) }, t0);
+        assert_eq!(limiter.rate.count, 76);
+        limiter.peers(1, t0 + ms(10));
+        assert!(limiter.rate.count <= 38, "beside one peer, paced at {}", limiter.rate);
     }
 }

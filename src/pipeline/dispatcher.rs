@@ -343,7 +343,7 @@ impl Dispatcher {
             let answer = send().await;
             drop(place);
             match &answer {
-                Ok(reply) if reply.status == 429 => {
+                Ok(reply) if transient(reply).is_some_and(|t| t.rate_limited) => {
                     self.rate_limited.fetch_add(1, Ordering::Relaxed);
                     // The block is the account's: every worker pauses, before
                     // the news of the refusal wakes any, and whether or not
@@ -932,5 +932,21 @@ mod tests {
         while senders.join_next().await.is_some() {}
         assert_eq!(most.load(Ordering::SeqCst), 2, "six senders, two places");
         assert_eq!(dispatcher.requests.load(Ordering::Relaxed), 6);
+    }
+
+    /// Found in review: `transient` takes a 400 with code 971 for rate limited, but
+    /// the pause on a last attempt (and the pacer's `refused`) is only for
+    /// status 429: on the row's last attempt the account's block starts no
+    /// pause, and every other worker goes on into it.
+    #[tokio::test(start_paused = true)]
+    async fn a_971_on_the_last_attempt_pauses_every_worker_as_a_429_does() {
+        for status in [429, 400] {
+            let dispatcher = dispatcher_with(retry_policy(1, secs(1), secs(60)), 1);
+            let request = request("DELETE");
+            let refusal = || ApiReply { retry_after: Some(secs(30)), ..reply(status, err(codes::RATE_LIMITED)) };
+            let settled = dispatcher.send(&request, || std::future::ready(Ok(refusal()))).await.unwrap();
+            assert_eq!(settled.attempts, 1);
+            assert!(dispatcher.pacer.paused_until().is_some(), "{status} with code 971 on the last attempt: no pause");
+        }
     }
 }
