@@ -323,7 +323,7 @@ impl Budget {
     /// A request is no longer in flight, whatever its answer; the policy in
     /// force, if any, is the one counted with. All a 429 tells the budget:
     /// the server refused the request without counting it.
-    pub(super) fn settled(&mut self, policy: Option<Policy>) {
+    fn settled(&mut self, policy: Option<Policy>) {
         self.in_flight = self.in_flight.saturating_sub(1);
         self.policy = policy.or(self.policy);
     }
@@ -331,7 +331,8 @@ impl Budget {
     /// This run's requests answered (not refused) and sent within `window`
     /// of `now`.
     pub(super) fn answered_within(&self, window: Duration, now: Instant) -> u32 {
-        self.ours.iter().rev().take_while(|c| c.sent + window > now).count() as u32
+        // In the order answered, not sent: a straggler may sit among them.
+        self.ours.iter().filter(|c| c.sent + window > now).count() as u32
     }
 
     /// What the latest count, if still current, says the API had surely
@@ -340,6 +341,13 @@ impl Budget {
     pub(super) fn surely_counted(&self, now: Instant, quota: u32) -> Option<u32> {
         let snapshot = self.snapshot.filter(|s| s.reset_at > now)?;
         Some(quota.saturating_sub(snapshot.left))
+    }
+
+    /// A 429 settles its request like any answer, under the policy it
+    /// carried (a change of quota included); the API did not count it.
+    pub(super) fn refused(&mut self, policy: Option<Policy>, now: Instant) {
+        self.requota(policy, now);
+        self.settled(policy);
     }
 
     /// A 429 showed the API to enforce `shortfall` fewer requests a window

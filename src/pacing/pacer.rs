@@ -233,8 +233,9 @@ impl Pacer {
     /// and the request was not counted; the pause it starts is what governs.
     pub fn refused(&self, policy: Option<Policy>) {
         let mut gate = self.gate.lock().expect("gate lock");
-        let policy = gate.refused(policy, Instant::now());
-        gate.budget.settled(policy);
+        let now = Instant::now();
+        let policy = gate.refused(policy, now);
+        gate.budget.refused(policy, now);
         drop(gate);
         self.news.notify_waiters();
     }
