@@ -199,7 +199,7 @@ def run_case(binary, case):
                 run_b = start_revoke(binary, case, sandbox, b, work)
                 (code_a, a_s), (code_b, b_s) = finish(*run_a), finish(*run_b)
                 codes = [code_a, code_b]
-                elapsed = max(a_s, b_s + case.gap_s)
+                elapsed = max(a_s, run_b[1] - run_a[1] + b_s)
                 notes.append(f"first {a_s:.1f} s, second {b_s:.1f} s")
             stats = sandbox.stats()
         finally:
