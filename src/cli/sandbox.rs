@@ -13,7 +13,7 @@ use crate::exit::{usage, ExitCode};
 use crate::input::ids::{CertId, ZoneId};
 use crate::input::plan::Plan;
 use crate::pacing::headers::Dialect;
-use crate::sandbox::{Enforcing, Faults, RateLimit, Sandbox, SandboxConfig};
+use crate::sandbox::{Burst, Enforcing, Faults, RateLimit, Sandbox, SandboxConfig, WindowKind};
 
 /// Certificates invented when neither `--certs` nor `--generate` says
 /// otherwise, so a bare `cfrevoke sandbox` has something to list.
@@ -122,7 +122,7 @@ pub struct RateLimitArgs {
     /// Requests allowed per window (0 disables rate limiting).
     #[arg(long, value_name = "N")]
     pub quota: Option<u32>,
-    /// Length of the sliding rate-limit window.
+    /// Length of the rate-limit window.
     #[arg(long, value_parser = positive_duration, value_name = "DURATION")]
     pub window: Option<Duration>,
     /// How long exceeding the quota blocks every request.
@@ -142,6 +142,22 @@ pub struct RateLimitArgs {
     /// Answer 429 and block once, after this many admitted requests.
     #[arg(long, value_name = "N")]
     pub force_429_after: Option<u64>,
+    /// How the window counts: sliding (no span of --window holds more than --quota), fixed (counts
+    /// start over every --window from the sandbox's start) or token-bucket (--quota tokens, refilled
+    /// evenly at --quota per --window).
+    #[arg(long, value_name = "sliding|fixed|token-bucket")]
+    pub window_kind: Option<WindowKind>,
+    /// Enforce only N requests per window while the headers still announce --quota, as a server
+    /// whose stated policy is wrong.
+    #[arg(long, value_name = "N")]
+    pub enforced_quota: Option<u32>,
+    /// Send the Ratelimit header's t with milliseconds (t=7.314) instead of whole seconds.
+    #[arg(long)]
+    pub fractional_reset: bool,
+    /// Another consumer sends N requests at once, OFFSET after the sandbox starts (e.g. 50@5s),
+    /// counted like every other request. Repeatable.
+    #[arg(long, value_name = "N@OFFSET")]
+    pub background_burst: Vec<Burst>,
 }
 
 impl RateLimitArgs {
@@ -157,6 +173,10 @@ impl RateLimitArgs {
         if let Some(HeaderDialect(dialect)) = self.ratelimit_dialect {
             rate.dialect = dialect;
         }
+        set(&mut rate.window_kind, self.window_kind);
+        set(&mut rate.enforced_quota, self.enforced_quota.map(Some));
+        rate.fractional_reset |= self.fractional_reset;
+        rate.background_bursts.extend_from_slice(&self.background_burst);
     }
 }
 
@@ -355,6 +375,30 @@ mod tests {
         assert_eq!((config.token_expires_after, config.forbid_writes), (Some(7), true));
         assert_eq!((config.generate, config.zones), DEFAULT_GENERATED);
         assert_eq!(config.enforcing, Enforcing::Fraction(0.5));
+    }
+
+    #[test]
+    fn limiter_flags_set_the_window_kind_the_lie_the_format_and_the_bursts() {
+        let config = config(&[
+            "--quota=100",
+            "--window-kind=token-bucket",
+            "--enforced-quota=80",
+            "--fractional-reset",
+            "--background-burst=50@5s",
+            "--background-burst",
+            "3@1m",
+        ])
+        .unwrap();
+        assert_eq!(config.rate.window_kind, WindowKind::TokenBucket);
+        assert_eq!((config.rate.enforced_quota, config.rate.fractional_reset), (Some(80), true));
+        let bursts = [
+            Burst { requests: 50, offset: Duration::from_secs(5) },
+            Burst { requests: 3, offset: Duration::from_secs(60) },
+        ];
+        assert_eq!(config.rate.background_bursts, bursts);
+        assert!(self::config(&["--window-kind=leaky"]).is_err());
+        assert!(self::config(&["--background-burst=50"]).is_err());
+        assert!(self::config(&["--quota=100", "--enforced-quota=120"]).is_err());
     }
 
     #[test]

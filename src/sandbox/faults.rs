@@ -201,7 +201,7 @@ mod tests {
     use rand::SeedableRng;
 
     use super::*;
-    use crate::sandbox::ratelimit::Verdict;
+    use crate::sandbox::ratelimit::{Seconds, Verdict};
 
     fn draws(faults: &Faults, n: usize) -> Vec<(Duration, Option<Fault>)> {
         let mut rng = SmallRng::seed_from_u64(42);
@@ -210,7 +210,7 @@ mod tests {
 
     fn ok_reply() -> PlainResponse {
         PlainResponse::ok(serde_json::json!({"id": "x", "status": "pending_revocation"}))
-            .with_ratelimit(Some(Verdict::Allowed { remaining: 3, reset: 9 }))
+            .with_ratelimit(Some(Verdict::Allowed { remaining: 3, reset: Seconds::Whole(9) }))
     }
 
     #[test]

@@ -45,7 +45,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 pub use config::SandboxConfig;
 pub use faults::Faults;
 pub use journal::{CertActivity, CertEntry, FaultCounts, Journal};
-pub use ratelimit::RateLimit;
+pub use ratelimit::{Burst, RateLimit, WindowKind};
 pub use rules::Enforcing;
 
 use crate::input::ids::{CertId, ZoneId};

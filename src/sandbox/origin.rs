@@ -303,7 +303,7 @@ mod tests {
 
     use super::*;
     use crate::api::{CertStatus, ClientCertificate};
-    use crate::sandbox::ratelimit::RateLimit;
+    use crate::sandbox::ratelimit::{RateLimit, Seconds};
 
     const DELAY: Duration = Duration::from_millis(300);
 
@@ -448,7 +448,7 @@ mod tests {
         let path = h.cert_path(0);
         let t = Duration::from_millis(10);
         let (reply, _) = h.call(Method::GET, &path, "", t);
-        assert_eq!(reply.ratelimit, Some(Verdict::Allowed { remaining: 1, reset: 2 }));
+        assert_eq!(reply.ratelimit, Some(Verdict::Allowed { remaining: 1, reset: Seconds::Whole(2) }));
         let good = std::mem::take(&mut h.auth);
         assert_eq!(h.status_code(Method::GET, &path, "", t), (401, Some(10000)));
         h.auth = good;

@@ -1,15 +1,23 @@
-//! Cloudflare's per-user rate limit: a quota per sliding window, and a block
-//! of every request once the quota is exceeded.
+//! Cloudflare's per-user rate limit: a quota per window, and a block of
+//! every request once the quota is exceeded. The window can also count the
+//! way other servers do, and the server can lie about its quota, so a
+//! client's pacer can be measured against each.
 //!
 //! Time is always passed in, never read, so tests can walk the clock forward
 //! without sleeping.
 
+mod window;
+
 use std::collections::VecDeque;
+use std::fmt;
+use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use anyhow::ensure;
 
 use crate::pacing::headers::Dialect;
+use window::Counter;
+pub use window::WindowKind;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RateLimit {
@@ -31,6 +39,15 @@ pub struct RateLimit {
     /// a client learns the quota only from 429s, as behind a proxy that
     /// strips unfamiliar headers.
     pub dialect: Option<Dialect>,
+    pub window_kind: WindowKind,
+    /// The quota really enforced, below the announced `quota`: a server whose
+    /// stated policy is wrong, which a client can learn only from a 429.
+    pub enforced_quota: Option<u32>,
+    /// `t` with milliseconds (`t=7.314`), as some servers send it, instead
+    /// of whole seconds.
+    pub fractional_reset: bool,
+    /// Another consumer's one-off bursts, counted like every other request.
+    pub background_bursts: Vec<Burst>,
 }
 
 impl Default for RateLimit {
@@ -44,13 +61,40 @@ impl Default for RateLimit {
             background_load: None,
             force_429_after: None,
             dialect: Some(Dialect::Structured),
+            window_kind: WindowKind::Sliding,
+            enforced_quota: None,
+            fractional_reset: false,
+            background_bursts: Vec::new(),
         }
+    }
+}
+
+/// `requests` sent at once, `offset` after the sandbox started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Burst {
+    pub requests: u32,
+    pub offset: Duration,
+}
+
+impl FromStr for Burst {
+    type Err = String;
+
+    /// `N@OFFSET`, e.g. `50@5s`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let expected = || format!("expected REQUESTS@OFFSET such as 50@5s, not {s:?}");
+        let (requests, offset) = s.split_once('@').ok_or_else(expected)?;
+        let requests = requests.trim().parse().map_err(|_| expected())?;
+        let offset = humantime::parse_duration(offset.trim()).map_err(|_| expected())?;
+        Ok(Burst { requests, offset })
     }
 }
 
 /// Beyond this the synthetic consumer would cost more to simulate than the
 /// requests it stands for.
 const MAX_BACKGROUND_LOAD: f64 = 10_000.0;
+/// The largest burst: more than any quota a test would set, few enough to
+/// replay in a moment.
+const MAX_BURST: u32 = 1_000_000;
 /// Longest window or block: far beyond Cloudflare's five minutes, and short
 /// enough that instants computed from it cannot overflow.
 const MAX_PERIOD: Duration = Duration::from_secs(24 * 3600);
@@ -71,10 +115,25 @@ impl RateLimit {
                 "the background load must be between 0 and {MAX_BACKGROUND_LOAD} requests per second, not {load}"
             );
         }
+        if let Some(enforced) = self.enforced_quota {
+            ensure!(
+                (1..=self.quota).contains(&enforced),
+                "the enforced quota must be between 1 and the announced quota ({}), not {enforced}",
+                self.quota
+            );
+        }
+        for burst in &self.background_bursts {
+            ensure!(
+                burst.requests <= MAX_BURST && burst.offset <= MAX_PERIOD,
+                "a background burst must be at most {MAX_BURST} requests within {} of the start",
+                humantime::format_duration(MAX_PERIOD)
+            );
+        }
         Ok(())
     }
 
-    /// The quota and window the headers announce, in every dialect.
+    /// The quota and window the headers announce, in every dialect: the
+    /// announced quota, whatever is enforced.
     pub(crate) fn announced(&self) -> (u32, u64) {
         (self.quota, whole_seconds(self.window))
     }
@@ -84,24 +143,28 @@ impl RateLimit {
         let (quota, window) = self.announced();
         format!("\"default\";q={quota};w={window}")
     }
+
+    fn enforced(&self) -> u32 {
+        self.enforced_quota.unwrap_or(self.quota)
+    }
 }
 
 /// What the limiter says about one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verdict {
-    /// `remaining` requests left in the window; `reset` seconds until the
-    /// oldest counted request leaves it.
-    Allowed { remaining: u32, reset: u64 },
+    /// `remaining` requests left in the window; `reset` until the count
+    /// next goes down (see [`WindowKind`]).
+    Allowed { remaining: u32, reset: Seconds },
     /// Answer 429; the user may try again in `retry_after` seconds.
     Limited { retry_after: u64 },
 }
 
 impl Verdict {
     /// Requests left, and seconds until that changes, in every dialect.
-    pub(crate) fn left(self) -> (u32, u64) {
+    pub(crate) fn left(self) -> (u32, Seconds) {
         match self {
             Verdict::Allowed { remaining, reset } => (remaining, reset),
-            Verdict::Limited { retry_after } => (0, retry_after),
+            Verdict::Limited { retry_after } => (0, Seconds::Whole(retry_after)),
         }
     }
 
@@ -112,22 +175,61 @@ impl Verdict {
     }
 }
 
+/// A delay as the `t` parameter carries it. Both forms are rounded up, so a
+/// client that waits that long is never early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Seconds {
+    /// At least 1.
+    Whole(u64),
+    /// Milliseconds, at least 1, written as seconds with three decimals.
+    Millis(u64),
+}
+
+impl Seconds {
+    /// As a duration, for a reset written as a date.
+    pub(crate) fn duration(self) -> Duration {
+        match self {
+            Seconds::Whole(seconds) => Duration::from_secs(seconds),
+            Seconds::Millis(ms) => Duration::from_millis(ms),
+        }
+    }
+
+    fn of(d: Duration, fractional: bool) -> Seconds {
+        if fractional {
+            Seconds::Millis(u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX).max(1))
+        } else {
+            Seconds::Whole(whole_seconds(d))
+        }
+    }
+}
+
+impl fmt::Display for Seconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Seconds::Whole(seconds) => write!(f, "{seconds}"),
+            Seconds::Millis(ms) => write!(f, "{}.{:03}", ms / 1000, ms % 1000),
+        }
+    }
+}
+
 /// Seconds as headers carry them: rounded up, so a client that waits that
 /// long is never early, and at least 1.
 pub(crate) fn whole_seconds(d: Duration) -> u64 {
     u64::try_from(d.as_nanos().div_ceil(1_000_000_000)).unwrap_or(u64::MAX).max(1)
 }
 
-/// One user's limiter. Memory is bounded by the quota: requests over it are
-/// refused, not stored.
+/// One user's limiter. Memory is bounded by the quota (twice it for a token
+/// bucket's record of the last window): requests over it are refused, not
+/// stored.
 #[derive(Debug)]
 pub(crate) struct Limiter {
     config: RateLimit,
-    /// Times of the counted requests still inside the window, oldest first.
-    counted: VecDeque<Instant>,
+    counter: Counter,
     blocked_until: Option<Instant>,
     /// When the synthetic consumer sends next, and how often.
     background: Option<(Instant, Duration)>,
+    /// The bursts still to come, earliest first.
+    bursts: VecDeque<(Instant, u32)>,
     force_after: Option<u64>,
     admitted: u64,
     max_in_window: usize,
@@ -143,11 +245,18 @@ impl Limiter {
             .background_load
             .and_then(|load| Duration::try_from_secs_f64(1.0 / load).ok())
             .and_then(|interval| Some((start.checked_add(interval)?, interval)));
+        let mut bursts: Vec<_> = config
+            .background_bursts
+            .iter()
+            .filter_map(|burst| Some((start.checked_add(burst.offset)?, burst.requests)))
+            .collect();
+        bursts.sort_by_key(|&(at, _)| at);
         Some(Limiter {
             config: config.clone(),
-            counted: VecDeque::new(),
+            counter: Counter::new(config.window_kind, config.enforced(), config.window, start),
             blocked_until: None,
             background,
+            bursts: bursts.into(),
             force_after: config.force_429_after,
             admitted: 0,
             max_in_window: 0,
@@ -169,7 +278,7 @@ impl Limiter {
             return self.block(now);
         }
         self.admitted += 1;
-        self.budget_after_eviction(now)
+        self.budget(now)
     }
 
     /// What a request at `now` would be told, without counting it: for
@@ -179,8 +288,8 @@ impl Limiter {
         if let Some(limited) = self.blocked_at(now) {
             return limited;
         }
-        self.evict(now);
-        self.budget_after_eviction(now)
+        self.counter.advance(now);
+        self.budget(now)
     }
 
     /// The most requests ever counted in one window, background included.
@@ -190,7 +299,7 @@ impl Limiter {
 
     /// Starts a new observation period for [`Self::max_in_window`].
     pub(crate) fn reset_max(&mut self) {
-        self.max_in_window = self.counted.len();
+        self.max_in_window = self.counter.in_window();
     }
 
     fn blocked_at(&self, at: Instant) -> Option<Verdict> {
@@ -203,45 +312,52 @@ impl Limiter {
         Verdict::Limited { retry_after: whole_seconds(self.config.block) }
     }
 
-    /// Counts a request at `at` if the window has room.
+    /// Counts a request at `at` if the enforced quota has room.
     fn take_slot(&mut self, at: Instant) -> bool {
-        self.evict(at);
-        if self.counted.len() >= self.config.quota as usize {
+        self.counter.advance(at);
+        if self.counter.left() == 0 {
             return false;
         }
-        self.counted.push_back(at);
-        self.max_in_window = self.max_in_window.max(self.counted.len());
+        self.counter.take(at);
+        self.max_in_window = self.max_in_window.max(self.counter.in_window());
         true
     }
 
-    fn evict(&mut self, now: Instant) {
-        let Some(horizon) = now.checked_sub(self.config.window) else {
-            return;
-        };
-        while self.counted.front().is_some_and(|&t| t <= horizon) {
-            self.counted.pop_front();
-        }
-    }
-
-    /// Replays the synthetic consumer's requests up to `now`, in time order,
+    /// Replays the synthetic consumers' requests up to `now`, in time order,
     /// so they fill the window and can trip the block exactly as real ones
     /// would. Each synthetic request is handled once: amortised O(1).
     fn catch_up(&mut self, now: Instant) {
-        while let Some((at, interval)) = self.background.filter(|&(at, _)| at <= now) {
-            self.background = at.checked_add(interval).map(|next| (next, interval));
-            if self.blocked_at(at).is_none() && !self.take_slot(at) {
-                self.block(at);
+        while let Some((at, requests)) = self.next_background(now) {
+            for _ in 0..requests {
+                if self.blocked_at(at).is_some() {
+                    break;
+                }
+                if !self.take_slot(at) {
+                    self.block(at);
+                }
             }
         }
     }
 
-    fn budget_after_eviction(&self, now: Instant) -> Verdict {
-        let remaining = self.config.quota.saturating_sub(self.counted.len() as u32);
-        let reset = match self.counted.front() {
-            Some(&oldest) => whole_seconds((oldest + self.config.window).saturating_duration_since(now)),
-            None => whole_seconds(self.config.window),
-        };
-        Verdict::Allowed { remaining, reset }
+    /// The earliest synthetic send due by `now`, taken off its schedule.
+    fn next_background(&mut self, now: Instant) -> Option<(Instant, u32)> {
+        let steady = self.background.filter(|&(at, _)| at <= now);
+        let burst = self.bursts.front().copied().filter(|&(at, _)| at <= now);
+        if let Some((at, interval)) = steady.filter(|&(at, _)| burst.is_none_or(|(burst_at, _)| at < burst_at)) {
+            self.background = at.checked_add(interval).map(|next| (next, interval));
+            return Some((at, 1));
+        }
+        burst.and_then(|_| self.bursts.pop_front())
+    }
+
+    /// The budget as the headers announce it: what the enforced count leaves,
+    /// plus the part of the announced quota that is not enforced at all.
+    fn budget(&self, now: Instant) -> Verdict {
+        let unenforced = self.config.quota.saturating_sub(self.config.enforced());
+        Verdict::Allowed {
+            remaining: self.counter.left().saturating_add(unenforced),
+            reset: Seconds::of(self.counter.reset(now), self.config.fractional_reset),
+        }
     }
 }
 
@@ -271,9 +387,9 @@ mod tests {
     fn counts_down_the_quota_then_blocks() {
         let t0 = Instant::now();
         let mut limiter = Limiter::new(&limit(3, 10_000, 4_500), t0).unwrap();
-        assert_eq!(limiter.admit(t0), Verdict::Allowed { remaining: 2, reset: 10 });
-        assert_eq!(limiter.admit(t0 + ms(1000)), Verdict::Allowed { remaining: 1, reset: 9 });
-        assert_eq!(limiter.admit(t0 + ms(1500)), Verdict::Allowed { remaining: 0, reset: 9 });
+        assert_eq!(limiter.admit(t0), Verdict::Allowed { remaining: 2, reset: Seconds::Whole(10) });
+        assert_eq!(limiter.admit(t0 + ms(1000)), Verdict::Allowed { remaining: 1, reset: Seconds::Whole(9) });
+        assert_eq!(limiter.admit(t0 + ms(1500)), Verdict::Allowed { remaining: 0, reset: Seconds::Whole(9) });
         // Over quota: blocked for the whole block, Retry-After rounded up.
         assert_eq!(limiter.admit(t0 + ms(2000)), Verdict::Limited { retry_after: 5 });
         // During the block every request is refused with the time left, even
@@ -282,7 +398,7 @@ mod tests {
         assert_eq!(limiter.admit(t0 + ms(6400)), Verdict::Limited { retry_after: 1 });
         // Refused requests were not counted: after the block the window holds
         // only what it held before.
-        assert_eq!(limiter.admit(t0 + ms(10_500)), Verdict::Allowed { remaining: 0, reset: 1 });
+        assert_eq!(limiter.admit(t0 + ms(10_500)), Verdict::Allowed { remaining: 0, reset: Seconds::Whole(1) });
         assert_eq!(limiter.max_in_window(), 3);
     }
 
@@ -294,7 +410,7 @@ mod tests {
         assert!(matches!(limiter.admit(t0 + ms(600)), Verdict::Allowed { .. }));
         // The first request left the window at t0+1000: room for one more,
         // but not two.
-        assert_eq!(limiter.admit(t0 + ms(1000)), Verdict::Allowed { remaining: 0, reset: 1 });
+        assert_eq!(limiter.admit(t0 + ms(1000)), Verdict::Allowed { remaining: 0, reset: Seconds::Whole(1) });
         assert!(matches!(limiter.admit(t0 + ms(1100)), Verdict::Limited { .. }));
         assert_eq!(limiter.max_in_window(), 2);
     }
@@ -303,10 +419,10 @@ mod tests {
     fn peek_reports_without_counting() {
         let t0 = Instant::now();
         let mut limiter = Limiter::new(&limit(2, 1000, 1000), t0).unwrap();
-        assert_eq!(limiter.peek(t0), Verdict::Allowed { remaining: 2, reset: 1 });
+        assert_eq!(limiter.peek(t0), Verdict::Allowed { remaining: 2, reset: Seconds::Whole(1) });
         limiter.admit(t0);
-        assert_eq!(limiter.peek(t0), Verdict::Allowed { remaining: 1, reset: 1 });
-        assert_eq!(limiter.peek(t0), Verdict::Allowed { remaining: 1, reset: 1 });
+        assert_eq!(limiter.peek(t0), Verdict::Allowed { remaining: 1, reset: Seconds::Whole(1) });
+        assert_eq!(limiter.peek(t0), Verdict::Allowed { remaining: 1, reset: Seconds::Whole(1) });
     }
 
     #[test]
@@ -330,11 +446,116 @@ mod tests {
         // 0.5 s at 10/s: five synthetic requests already in the window.
         assert!(matches!(limiter.admit(t0 + ms(500)), Verdict::Allowed { remaining: 4, .. }));
         // By 0.9 s the other consumer has spent the rest.
-        assert_eq!(limiter.peek(t0 + ms(900)), Verdict::Allowed { remaining: 0, reset: 1 });
+        assert_eq!(limiter.peek(t0 + ms(900)), Verdict::Allowed { remaining: 0, reset: Seconds::Whole(1) });
         assert_eq!(limiter.max_in_window(), 10);
         // At 1.0 s its next request finds no room and blocks the user.
         assert_eq!(limiter.admit(t0 + ms(1050)), Verdict::Limited { retry_after: 1 });
         assert_eq!(limiter.max_in_window(), 10);
+    }
+
+    #[test]
+    fn the_enforced_quota_blocks_while_the_headers_announce_more() {
+        let t0 = Instant::now();
+        let config = RateLimit { enforced_quota: Some(3), ..limit(5, 10_000, 1_000) };
+        config.validate().unwrap();
+        let mut limiter = Limiter::new(&config, t0).unwrap();
+        assert_eq!(limiter.peek(t0), Verdict::Allowed { remaining: 5, reset: Seconds::Whole(10) });
+        for left in [4, 3, 2] {
+            assert!(matches!(limiter.admit(t0), Verdict::Allowed { remaining, .. } if remaining == left));
+        }
+        // The lie: two left by the headers, and the fourth request blocks.
+        assert_eq!(limiter.admit(t0 + ms(1)), Verdict::Limited { retry_after: 1 });
+        assert_eq!(config.policy_header(), "\"default\";q=5;w=10");
+        assert_eq!(limiter.max_in_window(), 3);
+        for bad in [0, 6] {
+            assert!(RateLimit { enforced_quota: Some(bad), ..config.clone() }.validate().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_fractional_reset_carries_milliseconds_rounded_up() {
+        let t0 = Instant::now();
+        let config = RateLimit { fractional_reset: true, ..limit(3, 10_000, 1_000) };
+        let mut limiter = Limiter::new(&config, t0).unwrap();
+        limiter.admit(t0);
+        let verdict = limiter.admit(t0 + Duration::from_micros(2_685_500));
+        assert_eq!(verdict, Verdict::Allowed { remaining: 1, reset: Seconds::Millis(7315) });
+        assert_eq!(verdict.header(), "\"default\";r=1;t=7.315");
+        // Half a millisecond before the second leaves the window: never 0.
+        assert_eq!(limiter.peek(t0 + ms(12_685)).header(), "\"default\";r=2;t=0.001");
+        assert_eq!(Seconds::Millis(42).to_string(), "0.042");
+        assert_eq!(Seconds::of(Duration::ZERO, true), Seconds::Millis(1));
+        // A 429 still says whole seconds, as Retry-After must.
+        limiter.admit(t0 + ms(12_685));
+        limiter.admit(t0 + ms(12_685));
+        assert_eq!(limiter.admit(t0 + ms(12_685)).header(), "\"default\";r=0;t=1");
+    }
+
+    #[test]
+    fn a_fixed_window_limiter_announces_its_boundary() {
+        let t0 = Instant::now();
+        let config = RateLimit { window_kind: WindowKind::Fixed, ..limit(2, 10_000, 1_000) };
+        let mut limiter = Limiter::new(&config, t0).unwrap();
+        assert_eq!(limiter.admit(t0 + ms(9_000)), Verdict::Allowed { remaining: 1, reset: Seconds::Whole(1) });
+        assert!(matches!(limiter.admit(t0 + ms(9_500)), Verdict::Allowed { remaining: 0, .. }));
+        assert_eq!(limiter.admit(t0 + ms(10_000)), Verdict::Allowed { remaining: 1, reset: Seconds::Whole(10) });
+        assert_eq!(limiter.max_in_window(), 2);
+    }
+
+    #[test]
+    fn a_token_bucket_limiter_announces_the_time_until_full() {
+        let t0 = Instant::now();
+        let config = RateLimit { window_kind: WindowKind::TokenBucket, ..limit(10, 10_000, 1_000) };
+        let mut limiter = Limiter::new(&config, t0).unwrap();
+        for _ in 0..10 {
+            limiter.admit(t0);
+        }
+        // One token a second: 4 back after 4.5 s, full 5.5 s later.
+        assert_eq!(limiter.peek(t0 + ms(4_500)), Verdict::Allowed { remaining: 4, reset: Seconds::Whole(6) });
+        assert!(matches!(limiter.admit(t0 + ms(4_500)), Verdict::Allowed { remaining: 3, .. }));
+        assert_eq!(limiter.max_in_window(), 11, "a full bucket lets more than the quota through in a window");
+    }
+
+    #[test]
+    fn bursts_spend_the_quota_in_time_order_with_the_steady_load() {
+        let t0 = Instant::now();
+        let config = RateLimit {
+            background_load: Some(1.0),
+            background_bursts: vec![Burst { requests: 4, offset: ms(2_500) }, Burst { requests: 2, offset: ms(500) }],
+            ..limit(10, 10_000, 1_000)
+        };
+        let mut limiter = Limiter::new(&config, t0).unwrap();
+        // By 3 s: 2 (at 0.5 s) + steady at 1, 2, 3 s + 4 (at 2.5 s).
+        assert!(matches!(limiter.peek(t0 + ms(3_000)), Verdict::Allowed { remaining: 1, .. }));
+        assert!(matches!(limiter.admit(t0 + ms(3_100)), Verdict::Allowed { remaining: 0, .. }));
+        // The steady consumer's next request at 4 s finds no room: the user is blocked.
+        assert_eq!(limiter.admit(t0 + ms(4_200)), Verdict::Limited { retry_after: 1 });
+        assert_eq!(limiter.max_in_window(), 10);
+    }
+
+    #[test]
+    fn a_burst_over_the_quota_blocks_and_the_rest_is_not_counted() {
+        let t0 = Instant::now();
+        let config =
+            RateLimit { background_bursts: vec![Burst { requests: 50, offset: ms(100) }], ..limit(10, 1_000, 500) };
+        let mut limiter = Limiter::new(&config, t0).unwrap();
+        assert_eq!(limiter.admit(t0 + ms(200)), Verdict::Limited { retry_after: 1 });
+        assert_eq!(limiter.max_in_window(), 10);
+        // Unblocked at 600 ms; the ten counted at 100 ms leave at 1100 ms.
+        assert_eq!(limiter.peek(t0 + ms(600)), Verdict::Allowed { remaining: 0, reset: Seconds::Whole(1) });
+        assert!(matches!(limiter.admit(t0 + ms(1_100)), Verdict::Allowed { remaining: 9, .. }));
+    }
+
+    #[test]
+    fn bursts_parse_and_are_validated() {
+        assert_eq!("50@5s".parse(), Ok(Burst { requests: 50, offset: Duration::from_secs(5) }));
+        assert_eq!(" 3 @ 1m 30s".parse(), Ok(Burst { requests: 3, offset: Duration::from_secs(90) }));
+        for bad in ["50", "@5s", "x@5s", "50@", "50@soon", "-1@1s"] {
+            assert!(bad.parse::<Burst>().is_err(), "{bad}");
+        }
+        let huge =
+            RateLimit { background_bursts: vec![Burst { requests: u32::MAX, offset: ms(1) }], ..RateLimit::default() };
+        assert!(huge.validate().is_err());
     }
 
     #[test]
@@ -352,7 +573,7 @@ mod tests {
 
     #[test]
     fn header_formats() {
-        assert_eq!(Verdict::Allowed { remaining: 50, reset: 30 }.header(), "\"default\";r=50;t=30");
+        assert_eq!(Verdict::Allowed { remaining: 50, reset: Seconds::Whole(30) }.header(), "\"default\";r=50;t=30");
         assert_eq!(Verdict::Limited { retry_after: 7 }.header(), "\"default\";r=0;t=7");
         assert_eq!(RateLimit::default().policy_header(), "\"default\";q=1200;w=300");
         assert_eq!(limit(10, 250, 1).policy_header(), "\"default\";q=10;w=1");

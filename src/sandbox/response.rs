@@ -1,7 +1,7 @@
 //! A response before it meets the wire: plain data, so a fault can spoil it
 //! and a test can read it without a socket.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use axum::body::Body;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, SERVER};
@@ -56,13 +56,13 @@ impl Announcement {
             Dialect::Split => {
                 set(map, RATELIMIT_LIMIT, Some(self.quota.clone()));
                 set(map, RATELIMIT_REMAINING, number(left.into()));
-                set(map, RATELIMIT_RESET, number(reset));
+                set(map, RATELIMIT_RESET, HeaderValue::from_str(&reset.to_string()).ok());
             }
             Dialect::XRateLimit => {
                 set(map, X_RATELIMIT_LIMIT, Some(self.quota.clone()));
                 set(map, X_RATELIMIT_REMAINING, number(left.into()));
                 if status == StatusCode::TOO_MANY_REQUESTS {
-                    let at = SystemTime::now() + Duration::from_secs(reset);
+                    let at = SystemTime::now() + reset.duration();
                     set(map, X_RATELIMIT_RESET, HeaderValue::from_str(&httpdate::fmt_http_date(at)).ok());
                 }
             }
@@ -163,8 +163,11 @@ fn set(map: &mut HeaderMap, name: &'static str, value: Option<HeaderValue>) {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::pacing::headers::{Policy, Remaining};
+    use crate::sandbox::ratelimit::Seconds;
 
     #[test]
     fn error_envelopes_have_a_null_result() {
@@ -234,7 +237,7 @@ mod tests {
     fn each_dialect_sends_its_own_headers_only() {
         let allowed = |dialect| {
             PlainResponse::ok(1)
-                .with_ratelimit(Some(Verdict::Allowed { remaining: 7, reset: 2 }))
+                .with_ratelimit(Some(Verdict::Allowed { remaining: 7, reset: Seconds::Whole(2) }))
                 .into_response(None, announcing(Some(dialect)).as_ref())
         };
         let sent = |response: &Response<Body>| {
@@ -267,7 +270,7 @@ mod tests {
 
     #[test]
     fn what_each_dialect_sends_reads_back_the_same() {
-        let verdict = Verdict::Allowed { remaining: 7, reset: 2 };
+        let verdict = Verdict::Allowed { remaining: 7, reset: Seconds::Whole(2) };
         for dialect in Dialect::ALL {
             let response = PlainResponse::ok(1)
                 .with_ratelimit(Some(verdict))
