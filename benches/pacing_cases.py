@@ -91,7 +91,7 @@ CASES = [
         "no-headers-latency",
         "`--rate 100/20s`, no rate-limit headers, latency exponential mean 300 ms capped at 3 s",
         200,
-        extra_sandbox=["--hide-ratelimit-headers", *LATENCY],
+        extra_sandbox=["--ratelimit-dialect", "none", *LATENCY],
         rate=f"{QUOTA}/{WINDOW_S}s",
     ),
     Case("fractional-latency", "fractional `t` (`t=7.314`), plus that latency", 200,
