@@ -261,6 +261,11 @@ impl Limiter {
         }
     }
 
+    #[cfg(test)]
+    pub(super) fn spread(&self) -> Duration {
+        self.spread
+    }
+
     /// Other live runs with this credential.
     pub(super) fn peer_count(&self) -> u32 {
         self.peers

@@ -216,8 +216,6 @@ impl Pacer {
         let mut gate = self.gate.lock().expect("gate lock");
         if replied {
             gate.latencies.record(now.saturating_duration_since(sent));
-            let spread = gate.latencies.spread();
-            gate.limiter.spread_is(spread, now);
         }
         let (policy, marks) = gate.heard(policy, now);
         if replied {
@@ -225,6 +223,11 @@ impl Pacer {
         } else {
             gate.budget.unanswered(sent, now, marks);
         }
+        // While the API counts, its count shows arrivals bunching, and the
+        // budget holds back what they would push over; only a pace kept
+        // blind needs every window widened by the latency spread.
+        let spread = if gate.budget.counts() { Duration::ZERO } else { gate.latencies.spread() };
+        gate.limiter.spread_is(spread, now);
         drop(gate);
         self.news.notify_waiters();
     }
@@ -369,7 +372,7 @@ mod tests {
                     let sent = pacer.ready().await;
                     if sent >= end {
                         // Let go unsent: the others still wait on its answer.
-                        pacer.answered(sent, None, None);
+                        pacer.unanswered(sent);
                         return;
                     }
                     let n = arrived.lock().unwrap().0.len();
@@ -418,6 +421,17 @@ mod tests {
         // Still busy: the learned quota is what is paced at, not a crawl.
         assert!(arrived.len() > 80 * 5, "{} arrived", arrived.len());
         assert!(said.lines().iter().any(|l| l.contains("refused a request below the quota")), "{:?}", said.lines());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn while_the_api_counts_latency_does_not_widen_the_pace() {
+        let policy = Policy { quota: 20, window: Duration::from_secs(1) };
+        let slow = |n: usize| if n % 25 == 24 { ms(600) } else { ms(10) };
+        let counted = std::sync::Arc::new(Pacer::new(Pace::Auto));
+        let (_, refused) = against(counted.clone(), (policy, true), 20, Duration::from_secs(10), slow).await;
+        assert_eq!(refused, 0);
+        assert!(counted.gate.lock().unwrap().latencies.spread() > ms(500), "the tail was seen");
+        assert_eq!(counted.gate.lock().unwrap().limiter.spread(), Duration::ZERO, "and the count guards instead");
     }
 
     #[tokio::test(start_paused = true)]
