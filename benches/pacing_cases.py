@@ -107,6 +107,8 @@ CASES = [
     Case("two-processes-fixed", "the same on a fixed window", 100, window_kind="fixed", mode="pair"),
     Case("burst-at-99", "another tool bursts 3 requests 25 s in, while cfrevoke holds 99 % of the window",
          200, bursts=[(3, 25)]),
+    Case("burst-reserve", "the same with a burst of 2, the standing reserve at this quota",
+         200, bursts=[(2, 25)]),
     Case("burst-50-at-5s", "another tool's burst of 50 requests, 5 s into the run", 200, bursts=[(50, 5)]),
 ]
 
