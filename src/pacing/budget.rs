@@ -221,14 +221,9 @@ impl Budget {
     /// What the budget allows as of `now`, if the API has said anything.
     fn spendable(&self, now: Instant, marks: Marks) -> Option<Spendable> {
         let snapshot = self.snapshot?;
-        if snapshot.reset_at <= now {
-            // The window has reset, but a sliding one has lost only its
-            // oldest request: one request asks, the rest wait for its answer.
-            let asking = self.in_flight + self.queued;
-            return Some(Spendable { requests: u32::from(asking == 0), next_free: now + NEWS_WAIT });
-        }
+        let reset = snapshot.reset_at <= now;
         let mut freed = 0u32;
-        let mut next_free = snapshot.reset_at;
+        let mut next_free = if reset { now + NEWS_WAIT } else { snapshot.reset_at };
         // With another tool at work, a slot this run frees may well go to
         // that tool: then only the reset (or a fresh answer) frees any.
         if let Some(policy) = self.policy.filter(|_| self.fixed.is_none() && !self.crowded(marks)) {
@@ -244,7 +239,14 @@ impl Budget {
         }
         let spent =
             [snapshot.sent_since, marks.reserve, self.shortfall].into_iter().fold(snapshot.owed, u32::saturating_add);
-        Some(Spendable { requests: snapshot.left.saturating_add(freed).saturating_sub(spent), next_free })
+        let mut requests = snapshot.left.saturating_add(freed).saturating_sub(spent);
+        if reset && requests == 0 {
+            // The window has reset, but a sliding one has lost only its
+            // oldest request: beyond the slots this run's own requests surely
+            // freed, one request asks, the rest wait for its answer.
+            requests = u32::from(self.in_flight + self.queued == 0);
+        }
+        Some(Spendable { requests, next_free })
     }
 
     /// When the budget lets the next request go: no sooner than others'
@@ -648,6 +650,25 @@ mod tests {
     fn alone_at_its_own_pace_a_run_spends_a_low_budget_as_the_limiter_allows() {
         let gaps = spend_the_rest(11, 12, 10, ALONE);
         assert_eq!(gaps, vec![Duration::ZERO; 10], "the limiter alone spaces these");
+    }
+
+    #[test]
+    fn past_the_reset_the_slots_this_run_surely_freed_are_not_held_for_one_answer() {
+        let t0 = Instant::now();
+        let window = Some(Policy { quota: 10, window: Duration::from_secs(2) });
+        let mut budget = Budget::default();
+        for (i, left) in (5..10).rev().enumerate() {
+            let sent = t0 + ms(10 * i as u64);
+            send(&mut budget, sent, ALONE);
+            budget.answered(sent, remaining(left, 2), window, sent + ms(5), ALONE);
+        }
+        // Past the reset and past every answer plus the window, one request
+        // asks (a slow answer, still in flight). The four the latest count
+        // surely held have left: with its five left, less the one asking and
+        // the reserve, seven more may go, not none until that answer.
+        let later = t0 + ms(2500);
+        send(&mut budget, later, ALONE);
+        assert_eq!(budget.spendable(later, ALONE).map(|s| s.requests), Some(7));
     }
 
     #[test]
