@@ -59,6 +59,9 @@ class Case:
     mode: str = "single"
     first_rows: int = 0
     gap_s: float = 5.0
+    #: Seconds from the sandbox's start to the first run: where a fixed
+    #: window's boundaries fall in the run.
+    phase_s: float = 0.0
 
     def sandbox_flags(self):
         flags = ["--quota", str(QUOTA), "--window", f"{WINDOW_S}s", "--block", f"{WINDOW_S}s"]
@@ -104,7 +107,11 @@ CASES = [
          mode="after", first_rows=100),
     Case("two-processes-sliding", "two processes, same token, started 5 s apart, sliding window", 100,
          mode="pair"),
-    Case("two-processes-fixed", "the same on a fixed window", 100, window_kind="fixed", mode="pair"),
+    # Where the boundaries fall matters on a fixed window: started at the
+    # window's start no run was blocked in 4; 12 s in (the boundaries 8 s
+    # into the first run and 3 s into the second), 2 of 4 seeds were.
+    Case("two-processes-fixed", "the same on a fixed window, the first started 12 s into a window", 100,
+         window_kind="fixed", mode="pair", phase_s=12),
     Case("burst-at-99", "another tool bursts 3 requests 25 s in, while cfrevoke holds 99 % of the window",
          200, bursts=[(3, 25)]),
     Case("burst-reserve", "the same with a burst of 2, the standing reserve at this quota",
@@ -121,10 +128,10 @@ def release_binary():
 
 
 class Sandbox:
-    def __init__(self, binary, case, work):
+    def __init__(self, binary, case, work, seed):
         self.csv = work / "certs.csv"
         command = [str(binary), "sandbox", "--listen", "127.0.0.1:0", "--generate", str(case.certificates()),
-                   "--zones", "1", "--write-csv", str(self.csv), *case.sandbox_flags()]
+                   "--zones", "1", "--write-csv", str(self.csv), "--seed", str(seed), *case.sandbox_flags()]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
         lines = {}
         while not {"base_url", "token"} <= lines.keys():
@@ -178,12 +185,13 @@ def finish(process, started):
     return code, time.monotonic() - started
 
 
-def run_case(binary, case):
+def run_case(binary, case, seed):
     with tempfile.TemporaryDirectory(prefix=f"pacing-{case.name}-") as tmp:
         work = Path(tmp)
-        sandbox = Sandbox(binary, case, work)
+        sandbox = Sandbox(binary, case, work, seed)
         try:
             notes = []
+            time.sleep(case.phase_s)
             if case.mode == "single":
                 [csv] = split_rows(sandbox.csv, [case.rows], work)
                 code, elapsed = finish(*start_revoke(binary, case, sandbox, csv, work))
@@ -260,12 +268,12 @@ def merge_column(readme, rows, label):
         if column == len(header):
             header.append(label)
             split[1].append("---")
-        by_name = {f"`{case.name}`": text for case, text in rows}
+        by_name = {f"`{case.name}`": (case.what, text) for case, text in rows}
         known = {row[0] for row in split[2:]}
         for row in split[2:]:
             row.extend([""] * (len(header) - len(row)))
             if row[0] in by_name:
-                row[column] = by_name[row[0]]
+                row[1], row[column] = by_name[row[0]]
         for case, text in rows:
             if f"`{case.name}`" not in known:
                 split.append([f"`{case.name}`", case.what] + [""] * (len(header) - 2))
@@ -297,7 +305,9 @@ def main():
     jobs = [(case, repetition) for repetition in range(args.repeat) for case in cases]
     results = {case.name: [] for case in cases}
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = {pool.submit(run_case, binary, case): case for case, _ in jobs}
+        # A seed per repetition: the same one would draw the same latencies,
+        # and repetitions started together would run in lockstep.
+        futures = {pool.submit(run_case, binary, case, repetition + 1): case for case, repetition in jobs}
         for future in concurrent.futures.as_completed(futures):
             run = future.result()
             results[run["case"]].append(run)
