@@ -7,10 +7,12 @@ use std::time::Duration;
 /// Enough answers for a 99th percentile that one slow answer does not make.
 const KEPT: usize = 128;
 
-/// The latency of the recent answers.
+/// The latency of the recent answers, and their spread, worked out once
+/// per answer: every worker's every look at the pace reads it.
 #[derive(Debug, Default)]
 pub(super) struct Latencies {
     recent: VecDeque<Duration>,
+    spread: Duration,
 }
 
 impl Latencies {
@@ -19,6 +21,11 @@ impl Latencies {
             self.recent.pop_front();
         }
         self.recent.push_back(latency);
+        let mut sorted: Vec<Duration> = self.recent.iter().copied().collect();
+        sorted.sort_unstable();
+        // Rounded down, so that among fewer than a hundred answers the
+        // slowest one alone is not the 99th percentile.
+        self.spread = sorted[(sorted.len() - 1) * 99 / 100] - sorted[0];
     }
 
     /// The 99th percentile less the fastest: two requests sent an interval
@@ -27,15 +34,7 @@ impl Latencies {
     /// as they were sent. Nothing before the first answer: the fixed
     /// headroom covers that much.
     pub(super) fn spread(&self) -> Duration {
-        let mut sorted: Vec<Duration> = self.recent.iter().copied().collect();
-        sorted.sort_unstable();
-        let Some(&fastest) = sorted.first() else {
-            return Duration::ZERO;
-        };
-        // Rounded down, so that among fewer than a hundred answers the
-        // slowest one alone is not the 99th percentile.
-        let p99 = sorted[(sorted.len() - 1) * 99 / 100];
-        p99 - fastest
+        self.spread
     }
 }
 

@@ -15,7 +15,7 @@ use super::limiter::Limiter;
 use super::pace::{Pace, Rate};
 use super::pause::{Notice, Pause, Stall};
 
-/// A 429 is taken to show the quota the API enforces: what this run had
+/// A 429 is taken to show the quota the API enforces: what it let through
 /// in the window then, less this share of it (and at least one request).
 const LEARNED_MARGIN: f64 = 0.05;
 /// ...but only if this run had at least this fraction (one in so many) of
@@ -60,12 +60,12 @@ impl Gate {
         (self.limiter.policy(), self.marks())
     }
 
-    /// Takes in a 429 for a request sent at `sent`: the API refused it with
-    /// this run's count in the window at what it was. If that is below the
-    /// quota paced at (by no more than [`LEAST_EVIDENCE`] times), the API
-    /// enforces less than it says, and that count, less a margin, is the
-    /// quota for the rest of the run: a server whose policy is a lie gets
-    /// one 429, not one a window.
+    /// Takes in a 429. If this run had at least a [`LEAST_EVIDENCE`]th of
+    /// its pace's quota answered in the window, and the API's own latest
+    /// count does not already put the window at its quota, the API enforces
+    /// less than it says: what it let through, less a margin, is the
+    /// account's quota for the rest of the run. A server whose policy is a
+    /// lie gets one 429, not one a window.
     fn refused(&mut self, policy: Option<Policy>, now: Instant) -> Option<Policy> {
         let (policy, _) = self.heard(policy, now);
         let account = self.limiter.quota();
@@ -199,7 +199,7 @@ impl Pacer {
     }
 
     /// Takes in what an answer said about the quota for the request let go
-    /// at `sent` (nothing, for a request that got no answer).
+    /// at `sent`; [`Self::unanswered`] is for a request that got none.
     pub fn answered(&self, sent: Instant, remaining: Option<Remaining>, policy: Option<Policy>) {
         self.settle(sent, remaining, policy, true);
     }
