@@ -806,37 +806,51 @@ mod tests {
     }
 
     /// A fixed window of 10 per 20 s, resetting at 20 s and 40 s, exact
-    /// (fractional) resets. One answer whose way back took 2 s puts its
-    /// reset 2 s off the boundary: the window is then taken for a sliding
-    /// one, and the previous window's requests "leave" inside this one,
-    /// freeing slots that were never in its count.
-    #[test]
-    fn one_slow_answer_does_not_make_a_fixed_window_free_slots_it_never_counted() {
+    /// (fractional) resets: three requests in [0, 20), then in [20, 40) the
+    /// two `(sent, answered)` first answers and seven more. Returns when the
+    /// budget lets the next request go after the last of them, at 38.01 s.
+    fn next_after_a_fixed_window_with(first: (f64, f64), second: (f64, f64)) -> Duration {
         let t0 = Instant::now();
         let s = |x: f64| t0 + Duration::from_secs_f64(x);
         let p = Policy { quota: 10, window: Duration::from_secs(20) };
         let mut b = Budget::default();
         let until = |at: f64, b: f64| Duration::from_secs_f64(b - at);
-        // Window [0, 20).
         for (sent, left) in [(10.0, 9), (19.0, 8), (19.5, 7)] {
             answer(&mut b, s(sent), s(sent + 0.01), left, until(sent, 20.0), p);
         }
-        // Window [20, 40): the jump is seen.
-        answer(&mut b, s(20.5), s(20.51), 9, until(20.5, 40.0), p);
-        assert!(b.fixed.is_some(), "taken for fixed");
-        // Handled at 21.0 (19 s to the reset), answered at 23.0.
-        answer(&mut b, s(21.0), s(23.0), 8, until(21.0, 40.0), p);
-        // (b.fixed is None here: the one slow answer gave it up.)
+        answer(&mut b, s(first.0), s(first.1), 9, until(first.0, 40.0), p);
+        assert!(b.fixed.is_some(), "the jump is taken for a fixed window");
+        answer(&mut b, s(second.0), s(second.1), 8, until(second.0, 40.0), p);
         for (i, sent) in [32.0, 33.0, 34.0, 35.0, 36.0, 37.0, 38.0].into_iter().enumerate() {
             answer(&mut b, s(sent), s(sent + 0.01), 7 - i as u32, until(sent, 40.0), p);
         }
-        // 9 of 10 used, one kept in reserve: nothing may go before 40 s.
-        assert!(b.earliest(s(38.01), ALONE) >= s(40.0), "{:?}", b.earliest(s(38.01), ALONE) - t0);
+        b.earliest(s(38.01), ALONE) - t0
+    }
+
+    /// One answer whose way back took 2 s puts its reset 2 s off the
+    /// boundary; taking the window for a sliding one then would let the
+    /// previous window's requests "leave" inside this one, freeing slots
+    /// that were never in its count. 9 of 10 used, one kept in reserve:
+    /// nothing may go before 40 s.
+    #[test]
+    fn one_slow_answer_does_not_make_a_fixed_window_free_slots_it_never_counted() {
+        let next = next_after_a_fixed_window_with((20.5, 20.51), (21.0, 23.0));
+        assert!(next >= Duration::from_secs(40), "{next:?}");
+    }
+
+    /// The same when the slow answer is the one that shows the jump: the
+    /// boundary is held as the span its reset may fall in, so the next fast
+    /// answer, exactly on the true boundary, is on it.
+    #[test]
+    fn a_slow_first_answer_of_a_fixed_window_does_not_make_the_next_look_off_its_boundary() {
+        let next = next_after_a_fixed_window_with((20.5, 23.0), (23.1, 23.11));
+        assert!(next >= Duration::from_secs(40), "{next:?}");
     }
 
     /// A change of the quota in force (a tighter one announced, or one
-    /// expiring) forgets this run's requests: the count then books them as
-    /// another tool's, and the run keeps spacing against itself.
+    /// expiring) keeps this run's requests: were they forgotten, the count
+    /// would book them as another tool's, and the run would space against
+    /// itself.
     #[test]
     fn a_change_of_quota_does_not_book_this_runs_requests_as_another_tools() {
         let t0 = Instant::now();
@@ -854,8 +868,8 @@ mod tests {
     }
 
     /// An answer that arrives late, to a request handled before another
-    /// tool's burst, replaces the fresher count that showed the burst: the
-    /// budget spends again what the burst took.
+    /// tool's burst, must not replace the fresher count that showed the
+    /// burst, or the budget would spend again what the burst took.
     #[test]
     fn a_late_answer_does_not_undo_a_fresher_count() {
         let t0 = Instant::now();
@@ -876,45 +890,11 @@ mod tests {
         assert!(b.spent_until(now, ALONE).is_some(), "spendable {:?}", b.spendable(now, ALONE).map(|s| s.requests));
     }
 
-    /// Found in review: the epoch a fixed window is held at is the detecting
-    /// answer's `answered + reset`, as late as its latency. A slow first
-    /// answer of the new window (2.5 s) puts the epoch 2.5 s past the true
-    /// boundary, and the next fast answer, exactly on the true boundary, is
-    /// then "off boundary": the window is taken for sliding and frees
-    /// slots of the previous window that were never in its count.
-    #[test]
-    fn a_slow_answer_at_the_reset_itself_makes_a_fixed_window_look_sliding() {
-        let t0 = Instant::now();
-        let s = |x: f64| t0 + Duration::from_secs_f64(x);
-        let p = Policy { quota: 10, window: Duration::from_secs(20) };
-        let mut b = Budget::default();
-        let until = |at: f64, b: f64| Duration::from_secs_f64(b - at);
-        for (sent, left) in [(10.0, 9), (19.0, 8), (19.5, 7)] {
-            answer(&mut b, s(sent), s(sent + 0.01), left, until(sent, 20.0), p);
-        }
-        // Window [20, 40): its first answer is slow (handled at 20.5, answered at 23.0).
-        answer(&mut b, s(20.5), s(23.0), 9, until(20.5, 40.0), p);
-        assert!(b.fixed.is_some(), "taken for fixed");
-        answer(&mut b, s(23.1), s(23.11), 8, until(23.1, 40.0), p);
-        for (i, sent) in [32.0, 33.0, 34.0, 35.0, 36.0, 37.0, 38.0].into_iter().enumerate() {
-            answer(&mut b, s(sent), s(sent + 0.01), 7 - i as u32, until(sent, 40.0), p);
-        }
-        // 9 of 10 used, one kept in reserve: nothing may go before 40 s.
-        assert!(
-            b.earliest(s(38.01), ALONE) >= s(40.0),
-            "next at {:?}, fixed {:?}",
-            b.earliest(s(38.01), ALONE) - t0,
-            b.fixed.map(|f| (f.from - t0, f.to - t0))
-        );
-    }
-
-    /// Found in review: the late-answer rule takes "leaves more than the latest
-    /// count" to mean "was in that count". On a sliding window the count
-    /// also grows as old requests leave, so two requests sent before the
-    /// latest count's but handled after three of this run's left are
-    /// struck from its `owed` though they were never in it; the slots
-    /// those three free are freed as well, and the budget spends one more
-    /// than the window has (the reserve, and then one over).
+    /// A late answer that leaves more than the latest count is not taken to
+    /// have been in that count: on a sliding window the count also grows as
+    /// old requests leave. Two requests sent before the latest count's but
+    /// handled after three of this run's left stay owed, or the budget would
+    /// spend one more than the window has.
     #[test]
     fn a_late_answer_on_a_sliding_window_is_not_struck_from_owed_when_it_was_not_in_the_count() {
         let t0 = Instant::now();
@@ -941,12 +921,11 @@ mod tests {
         assert!(spendable <= Some(2), "spendable {spendable:?} with 3 left in the window and a reserve of 1");
     }
 
-    /// Found in review: the count is dropped when any request sent after its reset
-    /// settles without one, a transport error included (the dispatcher's
-    /// `unanswered`), which says nothing of whether the API still sends
-    /// counts. On a sliding window of 10 per 20 s holding 8 of this run's,
-    /// the one request that asks after the reset gets a connection reset,
-    /// and a `--rate` above the API's quota then has no budget at all.
+    /// Only an answer without a count drops the count: a transport error
+    /// says nothing of whether the API still sends them. On a sliding window
+    /// of 10 per 20 s holding 8 of this run's, the one request that asks
+    /// after the reset gets a connection reset, and a `--rate` above the
+    /// API's quota must still be held to what the window has.
     #[test]
     fn a_transport_error_after_the_reset_does_not_drop_the_count() {
         let t0 = Instant::now();

@@ -409,11 +409,10 @@ mod tests {
         assert_eq!(limiter.rate, Rate::default(), "still paced at {}", limiter.rate);
     }
 
-    /// Found in review: the mirror of the stray day-long policy. `held` caps every
-    /// quota at the latest announcement's window, so one stray answer
-    /// announcing 10 per second (a proxy's or per-IP limiter) evicts the
-    /// API's own 100 per 5 minutes, last announced 3 s before (its answers
-    /// come every 3 s at that pace), and the run is paced at 10 per second.
+    /// The mirror of the stray day-long policy: one stray answer announcing
+    /// 10 per second (a proxy's or per-IP limiter) must not evict the API's
+    /// own 100 per 5 minutes, last announced 3 s before (its answers come
+    /// every 3 s at that pace), or the run would go at 10 per second.
     #[test]
     fn one_stray_short_window_policy_does_not_evict_the_apis_quota() {
         let t0 = Instant::now();
@@ -425,11 +424,10 @@ mod tests {
         assert_eq!(limiter.rate, Rate::from(api), "paced at {}", limiter.rate);
     }
 
-    /// Found in review: a quota learned alone is the account's, not this run's
-    /// share, yet it is not split when a peer starts: at 100 per 20 s on a
-    /// server that enforces 80, this run learns 76, a peer starts, and the
-    /// two pace at 50 each, 100 together: a 429 (a 5-minute block) for
-    /// each round of relearning.
+    /// A quota learned alone is the account's, and is split when a peer
+    /// starts: at 100 per 20 s on a server that enforces 80, this run learns
+    /// 76; were it not split, the two would pace at 50 each, 100 together,
+    /// and each round of relearning would cost a 429 (a 5-minute block).
     #[test]
     fn a_quota_learned_alone_is_split_when_a_peer_starts() {
         let t0 = Instant::now();

@@ -298,17 +298,24 @@ mod tests {
         assert_eq!(pacer.rate(), Rate { count: 1200, per: Duration::from_secs(300) });
     }
 
+    /// `workers` tasks that each wait at the pacer once, and say when they
+    /// were let go.
+    fn waiting(pacer: &std::sync::Arc<Pacer>, workers: usize) -> tokio::sync::mpsc::UnboundedReceiver<Instant> {
+        let (sent_tx, sent_rx) = tokio::sync::mpsc::unbounded_channel();
+        for _ in 0..workers {
+            let (pacer, sent_tx) = (std::sync::Arc::clone(pacer), sent_tx.clone());
+            tokio::spawn(async move { sent_tx.send(pacer.ready().await) });
+        }
+        sent_rx
+    }
+
     #[tokio::test(start_paused = true)]
     async fn workers_that_see_the_same_free_slot_take_it_once() {
         let pacer = std::sync::Arc::new(Pacer::new("1000/s".parse().unwrap()));
         let start = pacer.ready().await;
         // One left after the reserve.
         pacer.answered(start, remaining(2, 10), policy(3));
-        let (sent_tx, mut sent_rx) = tokio::sync::mpsc::unbounded_channel();
-        for _ in 0..2 {
-            let (pacer, sent_tx) = (std::sync::Arc::clone(&pacer), sent_tx.clone());
-            tokio::spawn(async move { sent_tx.send(pacer.ready().await) });
-        }
+        let mut sent_rx = waiting(&pacer, 2);
         let sent = sent_rx.recv().await.unwrap();
         assert!(sent < start + ms(100), "{:?}", sent - start);
         // The other waits out the reset, and then for the answer to the one
@@ -332,11 +339,7 @@ mod tests {
         let pacer = std::sync::Arc::new(Pacer::new(Pace::Auto));
         let start = pacer.ready().await;
         pacer.answered(start, remaining(1199, 300), policy(1200));
-        let (sent_tx, mut sent_rx) = tokio::sync::mpsc::unbounded_channel();
-        for _ in 0..9 {
-            let (pacer, sent_tx) = (std::sync::Arc::clone(&pacer), sent_tx.clone());
-            tokio::spawn(async move { sent_tx.send(pacer.ready().await) });
-        }
+        let mut sent_rx = waiting(&pacer, 9);
         let first = sent_rx.recv().await.unwrap();
         tokio::time::sleep(ms(3)).await;
         pacer.answered(first, Some(Remaining { requests: 0, reset: Duration::from_secs(1) }), policy(1200));
@@ -595,8 +598,8 @@ mod tests {
     }
 
     /// Beside a peer, under `auto` with no announced policy (Cloudflare's
-    /// split and X- families give no window), every answer divides the
-    /// rate again.
+    /// split and X- families give no window), the split is of the quota, not
+    /// of the last split: answers must not divide the rate again and again.
     #[test]
     fn a_peer_without_an_announced_policy_does_not_ratchet_the_rate_down() {
         let pacer = Pacer::new(Pace::Auto);
@@ -610,8 +613,8 @@ mod tests {
     }
 
     /// A 429 that the API's own count explains (another tool filled the
-    /// window: the last answer said one was left) is taken for a lying
-    /// server: the rest of the run paces at this run's share.
+    /// window: the last answer said one was left) is no lying server, and
+    /// teaches no quota: the pause covers it.
     #[tokio::test(start_paused = true)]
     async fn a_429_the_count_explains_teaches_no_quota() {
         let policy = Policy { quota: 100, window: Duration::from_secs(20) };
@@ -630,8 +633,8 @@ mod tests {
     }
 
     /// After one answer's count has reset, answers without a count (an API
-    /// that sends none, an edge's page that carried one once) never replace
-    /// it: the run goes one request at a time for the rest of its life.
+    /// that sends none, an edge's page that carried one once) drop it, or the
+    /// run would go one request at a time for the rest of its life.
     #[tokio::test(start_paused = true)]
     async fn a_count_that_stops_coming_does_not_serialize_the_run() {
         let pacer = std::sync::Arc::new(Pacer::new("1000/s".parse().unwrap()));
@@ -661,8 +664,8 @@ mod tests {
         assert!(sent > 400, "{sent} sent in 10 s");
     }
 
-    /// A request that timed out (no answer after 30 s) is taken as latency
-    /// spread: every window is paced 30 s longer.
+    /// A request that timed out (no answer after 30 s) is no latency sample,
+    /// or every window would be paced 30 s longer.
     #[tokio::test(start_paused = true)]
     async fn one_timeout_does_not_widen_the_pace_by_its_length() {
         let pacer = Pacer::new("100/20s".parse().unwrap());
@@ -678,12 +681,11 @@ mod tests {
         assert!(spread < Duration::from_secs(1), "spread {spread:?}");
     }
 
-    /// Found in review: the stray policy is dropped only when `heard` runs, and
-    /// `heard` runs only on an answer. Paced at 1 a day, nothing goes, so
-    /// no answer comes: the API's 300 s window passes and the run still
-    /// waits a day.
+    /// A stray policy of 1 a day expires without an answer to drop it:
+    /// paced at it, nothing goes and no answer comes, so the limiter itself
+    /// looks again when it expires, within the API's 300 s window.
     #[tokio::test(start_paused = true)]
-    async fn a_stray_day_long_policy_stalls_past_the_apis_window_when_nothing_is_in_flight() {
+    async fn a_stray_day_long_policy_expires_with_the_apis_window_when_nothing_is_in_flight() {
         let api = Some(Policy { quota: 1200, window: Duration::from_secs(300) });
         let pacer = Pacer::new(Pace::Auto);
         for _ in 0..5 {
@@ -702,11 +704,10 @@ mod tests {
         assert!(Instant::now() - start < Duration::from_secs(900));
     }
 
-    /// Found in review: a 429 after the API's own count showed 90 of 100 used (30
-    /// of them another tool's) teaches a quota of 57 from this run's 60,
-    /// and a shortfall of 43: the budget never again lets the window hold
-    /// more than about 55, the other tool's 30 included, though the API
-    /// demonstrably let 90 through.
+    /// A 429 after the API's own count showed 90 of 100 used (30 of them
+    /// another tool's) teaches what the API let through, not this run's 60:
+    /// taken from those, the budget would never again let the window hold
+    /// more than about 55, the other tool's 30 included.
     #[tokio::test(start_paused = true)]
     async fn a_429_teaches_no_quota_below_what_the_apis_own_count_let_through() {
         let policy = Policy { quota: 100, window: Duration::from_secs(20) };
@@ -724,12 +725,11 @@ mod tests {
         assert!(shortfall <= 15 && rate.count >= 85, "learned {rate}, shortfall {shortfall}");
     }
 
-    /// Found in review: beside a live peer (each paced at half), a server that
-    /// announces 100 per 20 s and enforces 80 refuses when the two runs
-    /// together hold 80, this run's 40 of them. The shortfall is taken as
-    /// 100 less this run's 40 (less 5%), 62, and applied to the API's
-    /// count, which holds both runs: the two together are held to 36 a
-    /// window where 76 are safe, and so is this run alone once the peer ends.
+    /// Beside a live peer (each paced at half), a server that announces 100
+    /// per 20 s and enforces 80 refuses when the two runs together hold 80,
+    /// this run's 40 of them. What is learned is the account's 80, less the
+    /// margin: a shortfall from this run's 40 would hold the two together to
+    /// 36 a window where 76 are safe.
     #[tokio::test(start_paused = true)]
     async fn a_429_beside_a_peer_learns_no_shortfall_from_this_runs_half_alone() {
         let policy = Policy { quota: 100, window: Duration::from_secs(20) };
@@ -751,11 +751,10 @@ mod tests {
         );
     }
 
-    /// Found in review: with a count but no announced window (Cloudflare's split
-    /// family: `ratelimit-remaining`/`-reset`, no `w`), `explains_refusal`
-    /// always says no, so a 429 after the API's own count showed 1170 of
-    /// 1200 used (another tool's 770 among them) teaches 380 per 5 minutes
-    /// from this run's 400: the rest of the run goes at a third of its pace.
+    /// With a count but no announced window (Cloudflare's split family:
+    /// `ratelimit-remaining`/`-reset`, no `w`), the count still explains a
+    /// 429: after 1170 of 1200 used (another tool's 770 among them) the run
+    /// must not learn 380 per 5 minutes from its own 400.
     #[tokio::test(start_paused = true)]
     async fn a_429_the_count_explains_teaches_no_quota_without_an_announced_window() {
         let pacer = Pacer::new(Pace::Auto);

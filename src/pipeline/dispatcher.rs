@@ -934,10 +934,9 @@ mod tests {
         assert_eq!(dispatcher.requests.load(Ordering::Relaxed), 6);
     }
 
-    /// Found in review: `transient` takes a 400 with code 971 for rate limited, but
-    /// the pause on a last attempt (and the pacer's `refused`) is only for
-    /// status 429: on the row's last attempt the account's block starts no
-    /// pause, and every other worker goes on into it.
+    /// A 400 with code 971 is rate limited like a 429: on a row's last
+    /// attempt too it pauses every worker, or they would all go on into the
+    /// account's block.
     #[tokio::test(start_paused = true)]
     async fn a_971_on_the_last_attempt_pauses_every_worker_as_a_429_does() {
         for status in [429, 400] {
