@@ -213,8 +213,10 @@ impl<T> Settled<T> {
 }
 
 /// An answer worth trying again.
+#[derive(Clone, Copy)]
 struct Transient {
     rate_limited: bool,
+    /// The server's `Retry-After`, clipped to [`LONGEST_WAIT`].
     after: Option<Duration>,
 }
 
@@ -229,7 +231,7 @@ fn transient<T>(reply: &ApiReply<T>) -> Option<Transient> {
     // mean whatever the body says.
     let unreadable = reply.body.is_err() && !matches!(reply.status, 300..=399 | 401 | 403 | 404);
     (rate_limited || garbled_success || unreadable || matches!(reply.status, 408 | 500..=599))
-        .then_some(Transient { rate_limited, after: reply.retry_after })
+        .then_some(Transient { rate_limited, after: reply.retry_after.map(|d| d.min(LONGEST_WAIT)) })
 }
 
 /// Why a 2xx does not answer `request`: its envelope is readable and says
@@ -342,22 +344,22 @@ impl Dispatcher {
             let attempts = schedule.attempt();
             let answer = send().await;
             drop(place);
-            match &answer {
-                Ok(reply) if transient(reply).is_some_and(|t| t.rate_limited) => {
+            let judged = answer.as_ref().ok().and_then(transient);
+            match (&answer, judged) {
+                (Ok(reply), Some(Transient { rate_limited: true, after })) => {
                     self.rate_limited.fetch_add(1, Ordering::Relaxed);
                     // The block is the account's: every worker pauses, before
                     // the news of the refusal wakes any, and whether or not
                     // this request has an attempt left.
-                    let pause = reply.retry_after.map_or(self.retry.initial_delay, |d| d.min(LONGEST_WAIT));
-                    self.pacer.pause_for(pause);
+                    self.pacer.pause_for(after.unwrap_or(self.retry.initial_delay));
                     self.pacer.refused(reply.policy)
                 }
-                Ok(reply) => self.pacer.answered(sent, reply.remaining, reply.policy),
-                Err(_) => self.pacer.unanswered(sent),
+                (Ok(reply), _) => self.pacer.answered(sent, reply.remaining, reply.policy),
+                (Err(_), _) => self.pacer.unanswered(sent),
             }
             let mismatch = answer.as_ref().ok().and_then(|reply| unanswered(reply, request));
             let retry = match &answer {
-                Ok(reply) if mismatch.is_none() => transient(reply),
+                Ok(_) if mismatch.is_none() => judged,
                 Err(error) if error.is_final() => None,
                 _ => Some(Transient { rate_limited: false, after: None }),
             };
@@ -393,7 +395,7 @@ impl Dispatcher {
         after: Option<Duration>,
     ) -> Option<Duration> {
         let backoff = schedule.next_delay()?;
-        let delay = after.map_or(backoff, |d| d.min(LONGEST_WAIT));
+        let delay = after.unwrap_or(backoff);
         if rate_limited {
             self.pacer.pause_for(delay);
         }
