@@ -141,7 +141,7 @@ impl Pacer {
                 let budget = &mut gate.budget;
                 let at = budget.earliest(now, marks);
                 if at <= now {
-                    claim = Some(budget.claimed(now, marks));
+                    claim = Some(budget.claimed());
                     return None;
                 }
                 if let Some(until) = budget.spent_until(now, marks) {
@@ -172,13 +172,15 @@ impl Pacer {
             }
             // A 429 seen by another worker while this one waited means the
             // slot it got is not safe to use.
-            let budget = &mut self.gate.lock().expect("gate lock").budget;
+            let gate = &mut *self.gate.lock().expect("gate lock");
             if self.paused_until().is_some() {
-                budget.abandoned(claim);
+                gate.budget.abandoned(claim);
                 continue;
             }
-            budget.let_go();
-            return Instant::now();
+            let now = Instant::now();
+            let marks = gate.marks();
+            gate.budget.let_go(now, marks);
+            return now;
         }
     }
 

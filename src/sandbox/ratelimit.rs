@@ -6,6 +6,8 @@
 //! Time is always passed in, never read, so tests can walk the clock forward
 //! without sleeping.
 
+#[cfg(test)]
+mod drill;
 mod window;
 
 use std::collections::VecDeque;
