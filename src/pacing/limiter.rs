@@ -271,7 +271,17 @@ impl Limiter {
         self.peers
     }
 
-    /// The quotas no window of sends may exceed: the pace, and under `auto`
+    /// The pace of every live run with this credential together: this
+    /// run's part of it, times the runs. Against that, not its own part,
+    /// are this run's earlier sends counted: split or taken back, the runs'
+    /// parts add up to it at every moment, whoever sent more before, so
+    /// counting them against the part would only hold back the run that
+    /// started first while the other may not take its place.
+    fn runs_rate(&self) -> Rate {
+        Rate { count: self.rate.count.saturating_mul(self.peers + 1), ..self.rate }
+    }
+
+    /// The quotas no window of sends may exceed: the runs' pace, and under `auto`
     /// every quota announced within its window.
     fn quotas(&self, now: Instant) -> impl Iterator<Item = Rate> + '_ {
         let announced = self
@@ -281,7 +291,7 @@ impl Limiter {
             .filter(move |&(i, _)| self.kept_until(i).is_none_or(|until| until > now))
             .map(|(_, a)| a);
         let announced = announced.filter(|_| self.pace == Pace::Auto).map(|&(policy, _)| Rate::from(policy));
-        std::iter::once(self.rate).chain(announced)
+        std::iter::once(self.runs_rate()).chain(announced)
     }
 
     /// When each quota's window has room for the next request, by the
@@ -294,7 +304,7 @@ impl Limiter {
     fn room_at(&self, now: Instant) -> Instant {
         let settled =
             self.changed.is_none_or(|changed| changed + widened(self.rate, self.spread).paced_window() <= now);
-        let quotas = self.quotas(now).filter(|&rate| !(settled && rate == self.rate));
+        let quotas = self.quotas(now).filter(|&rate| !(settled && rate == self.runs_rate()));
         quotas.fold(now, |at, rate| {
             // Room once the quota's count-th latest request has left.
             let oldest = self.sent.len().checked_sub(rate.count as usize).map(|i| self.sent[i]);
@@ -374,6 +384,20 @@ mod tests {
         // The fifth latest request must leave the window first.
         let fifth_latest = limiter.sent[limiter.sent.len() - 5];
         assert_eq!(limiter.take(last), Err(fifth_latest + Duration::from_millis(1050)));
+    }
+
+    /// 11 sent in the last second at 11 per second, then a peer starts: the
+    /// two runs' parts (5 each) add up to the quota from now on, so this
+    /// run's next request waits only for its part's spacing, not for its
+    /// earlier sends to leave the window. (A tighter quota from the API,
+    /// above, does wait for them.)
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_starts_does_not_hold_the_run_before_it_to_its_earlier_sends() {
+        let (mut limiter, last) = told_after(11, 11).await;
+        limiter.peers(1, last);
+        assert_eq!(limiter.rate.count, 5);
+        let waits = limiter.take(last).unwrap_err().duration_since(last);
+        assert!(waits <= Rate::from(per_second(5).unwrap()).interval(), "{waits:?}");
     }
 
     #[test]

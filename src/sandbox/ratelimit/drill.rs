@@ -3,6 +3,7 @@
 //! real, here in virtual time, so that "never blocked" is a test and not
 //! only a figure.
 
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,49 +21,71 @@ struct Drilled {
     busiest: usize,
 }
 
-/// Runs `rows` requests (after one credentials check) through a pacer at
-/// `--rate auto` with 16 workers against a limiter with `config`, each
-/// answered `latency` after it was sent (counted half way), and retried
-/// after a 429's pause.
-async fn drill(config: RateLimit, rows: usize, latency: Duration) -> Drilled {
-    let clock = (tokio::time::Instant::now(), std::time::Instant::now());
-    let limiter = Arc::new(Mutex::new(Limiter::new(&config, clock.1).expect("a quota")));
-    let policy = Policy { quota: config.quota, window: config.window };
-    let pacer = Arc::new(Pacer::new(Pace::Auto));
-    let refused = Arc::new(Mutex::new(0usize));
-    let ask = {
-        let (limiter, pacer, refused) = (limiter.clone(), pacer.clone(), refused.clone());
-        move || {
-            let (limiter, pacer, refused) = (limiter.clone(), pacer.clone(), refused.clone());
-            async move {
-                loop {
-                    let sent = pacer.ready().await;
-                    tokio::time::sleep(latency / 2).await;
-                    let now = clock.1 + clock.0.elapsed();
-                    let verdict = limiter.lock().unwrap().admit(now);
-                    tokio::time::sleep(latency / 2).await;
-                    match verdict {
-                        Verdict::Allowed { remaining, reset } => {
-                            let left = Remaining { requests: remaining, reset: reset.duration() };
-                            pacer.answered(sent, Some(left), Some(policy));
-                            return;
-                        }
-                        Verdict::Limited { retry_after } => {
-                            *refused.lock().unwrap() += 1;
-                            pacer.refused(Some(policy));
-                            pacer.pause_for(Duration::from_secs(retry_after));
-                        }
-                    }
+/// The limiter behind a loopback server, on tokio's clock.
+struct Server {
+    limiter: Mutex<Limiter>,
+    policy: Policy,
+    /// The paused clock and the limiter's at the same moment.
+    clock: (tokio::time::Instant, std::time::Instant),
+    refused: AtomicUsize,
+    /// Requests sent so far, by every run: the `n` of `latency(n)`.
+    sends: AtomicU64,
+    latency: fn(u64) -> Duration,
+}
+
+impl Server {
+    fn new(config: &RateLimit, latency: fn(u64) -> Duration) -> Arc<Server> {
+        let clock = (tokio::time::Instant::now(), std::time::Instant::now());
+        Arc::new(Server {
+            limiter: Mutex::new(Limiter::new(config, clock.1).expect("a quota")),
+            policy: Policy { quota: config.quota, window: config.window },
+            clock,
+            refused: AtomicUsize::new(0),
+            sends: AtomicU64::new(0),
+            latency,
+        })
+    }
+
+    /// One row's request through `pacer` until it is answered: as in the
+    /// sandbox, the `n`th request sent waits `latency(n)`, then is counted
+    /// and answered at once; a 429 pauses the run and the row goes again.
+    async fn request(&self, pacer: &Pacer, sent_log: &Mutex<Vec<tokio::time::Instant>>) {
+        loop {
+            let sent = pacer.ready().await;
+            sent_log.lock().unwrap().push(sent);
+            let n = self.sends.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep((self.latency)(n)).await;
+            let now = self.clock.1 + self.clock.0.elapsed();
+            let verdict = self.limiter.lock().unwrap().admit(now);
+            match verdict {
+                Verdict::Allowed { remaining, reset } => {
+                    let left = Remaining { requests: remaining, reset: reset.duration() };
+                    pacer.answered(sent, Some(left), Some(self.policy));
+                    return;
+                }
+                Verdict::Limited { retry_after } => {
+                    self.refused.fetch_add(1, Ordering::Relaxed);
+                    pacer.refused(Some(self.policy));
+                    pacer.pause_for(Duration::from_secs(retry_after));
                 }
             }
         }
-    };
-    let start = tokio::time::Instant::now();
-    ask().await;
+    }
+
+    fn drilled(&self, took: Duration) -> Drilled {
+        let busiest = self.limiter.lock().unwrap().max_in_window();
+        Drilled { took, refused: self.refused.load(Ordering::Relaxed), busiest }
+    }
+}
+
+/// One run of `rows` requests after its credentials check, through its own
+/// pacer at `--rate auto` with 16 workers; every send goes into `sent_log`.
+async fn run(server: Arc<Server>, pacer: Arc<Pacer>, rows: usize, sent_log: Arc<Mutex<Vec<tokio::time::Instant>>>) {
+    server.request(&pacer, &sent_log).await;
     let left = Arc::new(Mutex::new(rows));
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..16 {
-        let (left, ask) = (left.clone(), ask.clone());
+        let (left, server, pacer, sent_log) = (left.clone(), server.clone(), pacer.clone(), sent_log.clone());
         workers.spawn(async move {
             loop {
                 {
@@ -72,14 +95,63 @@ async fn drill(config: RateLimit, rows: usize, latency: Duration) -> Drilled {
                     }
                     *left -= 1;
                 }
-                ask().await;
+                server.request(&pacer, &sent_log).await;
             }
         });
     }
     while workers.join_next().await.is_some() {}
-    let busiest = limiter.lock().unwrap().max_in_window();
-    let refused = *refused.lock().unwrap();
-    Drilled { took: start.elapsed(), refused, busiest }
+}
+
+/// One run alone against a limiter with `config`.
+async fn drill(config: RateLimit, rows: usize, latency: fn(u64) -> Duration) -> Drilled {
+    let server = Server::new(&config, latency);
+    let start = tokio::time::Instant::now();
+    run(server.clone(), Arc::new(Pacer::new(Pace::Auto)), rows, Arc::default()).await;
+    server.drilled(start.elapsed())
+}
+
+/// Two runs with the same credential, the second started `gap` after the
+/// first, that know each other as the ledger tells them: every second, each
+/// hears the other's sends recorded by then (a quarter second after they
+/// went) and whether it still runs. `took` is from the first start to the
+/// last end.
+async fn drill_pair(config: RateLimit, rows: usize, gap: Duration) -> Drilled {
+    const APPEND: Duration = Duration::from_millis(250);
+    const READ: Duration = Duration::from_secs(1);
+    let server = Server::new(&config, |_| Duration::from_millis(1));
+    let start = tokio::time::Instant::now();
+    let logs: [Arc<Mutex<Vec<tokio::time::Instant>>>; 2] = Default::default();
+    let done: [Arc<std::sync::atomic::AtomicBool>; 2] = Default::default();
+    let mut runs = tokio::task::JoinSet::new();
+    for me in 0..2 {
+        let pacer = Arc::new(Pacer::new(Pace::Auto));
+        let (server, logs, done) = (server.clone(), logs.clone(), done.clone());
+        runs.spawn(async move {
+            tokio::time::sleep(gap * me as u32).await;
+            let other = 1 - me;
+            let watcher = tokio::spawn({
+                let (pacer, log, done) = (pacer.clone(), logs[other].clone(), done[other].clone());
+                async move {
+                    let mut heard = 0;
+                    loop {
+                        let now = tokio::time::Instant::now();
+                        let recorded: Vec<_> =
+                            log.lock().unwrap().iter().copied().filter(|&s| s + APPEND <= now).collect();
+                        pacer.remember(&recorded[heard.min(recorded.len())..]);
+                        heard = recorded.len();
+                        let started = !log.lock().unwrap().is_empty();
+                        pacer.peers(u32::from(started && !done.load(Ordering::Relaxed)));
+                        tokio::time::sleep(READ).await;
+                    }
+                }
+            });
+            run(server, pacer, rows, logs[me].clone()).await;
+            done[me].store(true, Ordering::Relaxed);
+            watcher.abort();
+        });
+    }
+    while runs.join_next().await.is_some() {}
+    server.drilled(start.elapsed())
 }
 
 /// The benchmark's scale: 100 requests per 20 s, a 20 s block.
@@ -98,7 +170,20 @@ mod tests {
     use super::*;
 
     const ROWS: usize = 200;
-    const LOOPBACK: Duration = Duration::from_millis(1);
+    fn loopback(_: u64) -> Duration {
+        Duration::from_millis(1)
+    }
+
+    /// The benchmark's heavy tail: exponential, mean 300 ms, capped at 3 s;
+    /// the same draw for the same request every run.
+    fn heavy_tail(n: u64) -> Duration {
+        let mut x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
+        x ^= x >> 29;
+        x = x.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x ^= x >> 32;
+        let uniform = (x >> 11) as f64 / (1u64 << 53) as f64;
+        Duration::from_millis(300).mul_f64(-(1.0 - uniform).ln()).min(Duration::from_secs(3))
+    }
 
     /// The benchmark's ideal: the rows, and any other consumer's bursts, at
     /// what the enforced quota leaves after a steady consumer.
@@ -109,12 +194,16 @@ mod tests {
         config.window.mul_f64((ROWS as f64 + f64::from(bursts)) / left)
     }
 
-    /// Drills `config` and checks what holds in every case: no request
-    /// lost, and no stall (a run slower than the ideal by more than a
-    /// pacer's margins is waiting on something that is not the quota).
+    /// Drills `config` and checks what holds in every case: no stall (a run
+    /// slower than the ideal by more than a pacer's margins is waiting on
+    /// something that is not the quota).
     async fn drilled(config: RateLimit) -> Drilled {
+        drilled_with(config, loopback).await
+    }
+
+    async fn drilled_with(config: RateLimit, latency: fn(u64) -> Duration) -> Drilled {
         let ideal = ideal(&config);
-        let drilled = drill(config, ROWS, LOOPBACK).await;
+        let drilled = drill(config, ROWS, latency).await;
         assert!(drilled.took < ideal.mul_f64(1.15), "{drilled:?}, ideal {ideal:?}");
         drilled
     }
@@ -157,7 +246,27 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_server_that_enforces_less_than_it_announces_refuses_once() {
         let config = RateLimit { enforced_quota: Some(80), ..scaled(WindowKind::Sliding) };
-        let drilled = drill(config, ROWS, LOOPBACK).await;
+        let drilled = drill(config, ROWS, loopback).await;
         assert_eq!(drilled.refused, 1, "{drilled:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_heavy_tail_of_latency_is_never_refused() {
+        for fractional_reset in [false, true] {
+            let config = RateLimit { fractional_reset, ..scaled(WindowKind::Sliding) };
+            assert_eq!(drilled_with(config, heavy_tail).await.refused, 0, "fractional: {fractional_reset}");
+        }
+    }
+
+    /// Each run at half the quota while both live, and neither held back by
+    /// what it sent before the other started.
+    #[tokio::test(start_paused = true)]
+    async fn two_runs_with_one_credential_share_the_quota_unrefused_and_unstalled() {
+        let ideal = scaled(WindowKind::Sliding).window * 2;
+        for kind in [WindowKind::Sliding, WindowKind::Fixed] {
+            let drilled = drill_pair(scaled(kind), ROWS / 2, Duration::from_secs(5)).await;
+            assert_eq!(drilled.refused, 0, "{kind}");
+            assert!(drilled.took < ideal.mul_f64(1.06), "{kind}: {drilled:?}");
+        }
     }
 }
