@@ -131,14 +131,12 @@ struct Spendable {
 ///
 /// When the API counts more requests than this run sent, another tool shares
 /// the quota: this run then paces at what the other leaves, so neither
-/// pushes the account over, and takes what the other is seen to send since
-/// the count as spent (the slots this run frees may go to it).
+/// pushes the account over. Then the slots this run frees may go to the
+/// other tool, so only the reset (or a fresh answer) frees any.
 ///
-/// And only when `--rate` asks for more than the API allows is a low budget
-/// spread over the time to the reset rather than spent: at its own pace
-/// this run cannot outrun a window, and beside another tool the spacing
-/// that leaves it its share already holds this run back. (Spread there too,
-/// every reset rounded up to a whole second stalled the run for it.)
+/// And only when crowded like that (or when `--rate` asks for more than the
+/// API allows) is a low budget spread over the time to the reset rather than
+/// spent: alone at its own pace, this run cannot outrun a window.
 #[derive(Debug, Default)]
 pub(super) struct Budget {
     snapshot: Option<Snapshot>,
@@ -149,9 +147,8 @@ pub(super) struct Budget {
     queued: u32,
     /// Sent and not yet answered.
     in_flight: u32,
-    /// When the latest request went out, if the budget was spread then: the
-    /// next is spaced from it.
-    spread_from: Option<Instant>,
+    /// The earliest the next request may go while the budget is spread.
+    next: Option<Instant>,
     /// This run's answered requests that may still count in the window or
     /// may yet free a slot, in the order answered: bounded by what one
     /// window holds, or by [`UNWINDOWED`] while the API names none.
@@ -191,11 +188,11 @@ impl Budget {
         self.shortfall
     }
 
-    /// Whether this run's own pace could outrun the quota (a `--rate` above
-    /// what the API allows): then a low budget is spread over the time to
-    /// the reset rather than spent at once.
-    fn outpaces(&self, marks: Marks) -> bool {
-        self.policy.is_some_and(|p| marks.interval.checked_mul(p.quota).is_none_or(|w| w < p.window))
+    /// Whether a low budget is spread: when another tool shares the quota,
+    /// or when this run's own pace is faster than the quota allows.
+    fn crowded(&self, marks: Marks) -> bool {
+        let outpaces = self.policy.is_some_and(|p| marks.interval.checked_mul(p.quota).is_none_or(|w| w < p.window));
+        self.share.is_shared() || outpaces
     }
 
     /// This run's requests that were surely counted in `snapshot` and
@@ -227,7 +224,9 @@ impl Budget {
         let reset = snapshot.reset_at <= now;
         let mut freed = 0u32;
         let mut next_free = if reset { now + NEWS_WAIT } else { snapshot.reset_at };
-        if let Some(policy) = self.policy.filter(|_| self.fixed.is_none()) {
+        // With another tool at work, a slot this run frees may well go to
+        // that tool: then only the reset (or a fresh answer) frees any.
+        if let Some(policy) = self.policy.filter(|_| self.fixed.is_none() && !self.crowded(marks)) {
             for counted in self.in_snapshot(&snapshot, policy.window) {
                 let leaves = counted.answered + policy.window;
                 if leaves <= now {
@@ -238,12 +237,8 @@ impl Budget {
                 }
             }
         }
-        // Another tool at work keeps spending after the count: as much as it
-        // is seen to send, from the moment the server may have counted.
-        let taken = self.share.sends_within(now.saturating_duration_since(snapshot.of.sent));
-        let spent = [snapshot.sent_since, marks.reserve, self.shortfall, taken]
-            .into_iter()
-            .fold(snapshot.owed, u32::saturating_add);
+        let spent =
+            [snapshot.sent_since, marks.reserve, self.shortfall].into_iter().fold(snapshot.owed, u32::saturating_add);
         let mut requests = snapshot.left.saturating_add(freed).saturating_sub(spent);
         if reset && requests == 0 {
             // The window has reset, but a sliding one has lost only its
@@ -255,37 +250,33 @@ impl Budget {
     }
 
     /// When the budget lets the next request go: no sooner than others'
-    /// share allows; at zero, when a slot surely frees; when outpacing and
+    /// share allows; at zero, when a slot surely frees; when crowded and
     /// below the low mark, the next spread slot.
     pub(super) fn earliest(&self, now: Instant, marks: Marks) -> Instant {
         let shared = self.share_slot().map_or(now, |slot| slot.max(now));
         match self.spendable(now, marks) {
             None => shared,
-            Some(Spendable { requests: 0, next_free, .. }) => next_free.max(shared),
-            Some(Spendable { requests, .. }) if requests >= marks.low || !self.outpaces(marks) => shared,
-            // Spread, but looked at again when a slot of this run's frees.
-            Some(Spendable { requests, next_free, .. }) => {
-                self.spread_slot(requests).map_or(shared, |slot| slot.min(next_free).max(shared))
-            }
+            Some(Spendable { requests: 0, next_free }) => next_free.max(shared),
+            Some(Spendable { requests, .. }) if requests >= marks.low || !self.crowded(marks) => shared,
+            Some(_) => self.next.map_or(shared, |next| next.max(shared)),
         }
     }
 
-    /// The next slot of a budget spread over the time to the latest count's
-    /// reset: `requests` left, spaced evenly from the latest send. Worked
-    /// out from the count as it is now, so a fresh answer (a reset that
-    /// comes sooner, more left) moves it at once.
-    fn spread_slot(&self, requests: u32) -> Option<Instant> {
-        let (sent, snapshot) = self.spread_from.zip(self.snapshot)?;
-        Some(sent + snapshot.reset_at.saturating_duration_since(sent) / requests.max(1))
-    }
-
     /// Counts a request let through at `now`, to be sent once the limiter
-    /// allows.
-    pub(super) fn claimed(&mut self) -> Claim {
+    /// allows; when crowded and below the low mark, the next one is spaced
+    /// so what is left lasts until the reset.
+    pub(super) fn claimed(&mut self, now: Instant, marks: Marks) -> Claim {
         self.queued += 1;
         if let Some(snapshot) = &mut self.snapshot {
             snapshot.sent_since += 1;
         }
+        self.next = match self.spendable(now, marks).map(|s| s.requests) {
+            Some(spendable) if spendable > 0 && spendable < marks.low && self.crowded(marks) => {
+                let reset_at = self.snapshot.map_or(now, |s| s.reset_at);
+                Some(now + reset_at.saturating_duration_since(now) / spendable)
+            }
+            _ => None,
+        };
         Claim { reading: self.readings }
     }
 
@@ -312,13 +303,10 @@ impl Budget {
         None
     }
 
-    /// A claimed request goes out at `now`; if what is left is low enough
-    /// to be spread, the next is spaced from it.
-    pub(super) fn let_go(&mut self, now: Instant, marks: Marks) {
+    /// A claimed request goes out.
+    pub(super) fn let_go(&mut self) {
         self.queued = self.queued.saturating_sub(1);
         self.in_flight += 1;
-        let low = self.spendable(now, marks).is_some_and(|s| s.requests > 0 && s.requests < marks.low);
-        self.spread_from = Some(now).filter(|_| low && self.outpaces(marks));
     }
 
     /// A claimed request will not go out after all: it is given back to
@@ -465,25 +453,8 @@ impl Budget {
         } else if self.fixed.is_some_and(|epoch| self.off_boundary(of, epoch, reset)) {
             self.fixed = None;
         }
-        let reset_at = self.same_reset(of, left, reset).map_or(of.answered + reset, |at| at.min(of.answered + reset));
         self.readings += 1;
-        self.snapshot = Some(Snapshot { left, reset, reset_at, of, owed, sent_since: 0 });
-    }
-
-    /// The latest count's reset, if a count of `left` resetting in `reset`
-    /// for a request handled after it shows the same window: down by at
-    /// least the requests surely counted in between (nothing left it), and
-    /// a reset that may fall at the same instant. A server rounds each
-    /// reset up to a whole second at a different moment, so the earliest
-    /// of them is the closest to the true one: a fixed window's first
-    /// answers pin its boundary to within their spacing, where the latest
-    /// answer alone may be a second late.
-    fn same_reset(&self, of: Counted, left: u32, reset: Duration) -> Option<Instant> {
-        let before = self.snapshot.filter(|before| of.sent >= before.of.answered)?;
-        let between = self.ours.iter().filter(|c| c.surely && c.sent >= before.of.answered && c.answered <= of.sent);
-        let counted = u32::try_from(between.count()).unwrap_or(u32::MAX).saturating_add(1);
-        let earliest = (of.sent + reset).checked_sub(ROUNDING).unwrap_or(of.sent);
-        (left.saturating_add(counted) <= before.left && earliest <= before.reset_at).then_some(before.reset_at)
+        self.snapshot = Some(Snapshot { left, reset, reset_at: of.answered + reset, of, owed, sent_since: 0 });
     }
 
     /// Whether a count of `left` resetting in `reset`, for a request
@@ -569,9 +540,9 @@ mod tests {
     use crate::pacing::testing::{ms, policy, remaining};
 
     fn send(budget: &mut Budget, at: Instant, marks: Marks) {
-        let _ = budget.claimed();
+        let _ = budget.claimed(at, marks);
         assert_eq!(budget.take_slot(at, || Ok(())), None, "the test sends no sooner than the share allows");
-        budget.let_go(at, marks);
+        budget.let_go();
     }
 
     /// A run whose own pace could never outrun the quota.
@@ -616,39 +587,20 @@ mod tests {
         assert_eq!(told.earliest(t0 + ms(5), ALONE), t0 + ms(5), "no spacing kept against it");
     }
 
-    /// A run alone at first; a fifth of the window in, another tool has
-    /// used 15 of 100: it will use 75 in a whole one at that pace. Returns
-    /// the budget and when it heard that.
-    fn beside_a_tool_that_started_with_it() -> (Budget, Instant) {
+    #[test]
+    fn a_tool_that_starts_with_this_run_is_expected_to_keep_going() {
         let t0 = Instant::now();
         let mut budget = Budget::default();
         send(&mut budget, t0, ALONE);
         budget.answered(t0, remaining(99, 300), policy(100), t0, ALONE);
         assert_eq!(budget.earliest(t0, ALONE), t0, "nobody else yet");
+        // A fifth of the window in, another tool has used 15: it will use 75
+        // in a whole one at that pace, which leaves this run 23 once the
+        // reserve and the headroom for its spending meanwhile are kept.
         let later = t0 + Duration::from_secs(60);
         send(&mut budget, later, ALONE);
         budget.answered(later, remaining(83, 300), None, later, ALONE);
-        (budget, later)
-    }
-
-    #[test]
-    fn a_tool_that_starts_with_this_run_is_expected_to_keep_going() {
-        // 75 of the window leaves this run 23 once the reserve and the
-        // headroom for the other's spending meanwhile are kept.
-        let (budget, later) = beside_a_tool_that_started_with_it();
         assert_eq!(budget.earliest(later, ALONE), later + Duration::from_secs(300).div_f64(23.0));
-    }
-
-    /// Between counts the other tool keeps sending, and may take the slots
-    /// this run frees: what it is seen to send (75 per 300 s) is spent from
-    /// the latest count on, rounded up.
-    #[test]
-    fn what_another_tool_sends_after_a_count_is_spent() {
-        let (budget, later) = beside_a_tool_that_started_with_it();
-        let spendable = |at: Instant| budget.spendable(at, ALONE).map(|s| s.requests);
-        assert_eq!(spendable(later), Some(82), "83 left, one in reserve");
-        assert_eq!(spendable(later + ms(100)), Some(81));
-        assert_eq!(spendable(later + Duration::from_secs(40)), Some(72));
     }
 
     #[test]
@@ -741,17 +693,14 @@ mod tests {
             send(&mut budget, sent, ALONE);
             budget.answered(sent, remaining(left, 1), window, sent + ms(10), ALONE);
         }
-        // The first request surely left at its answer plus the window; the
-        // three counts pin the header's reset to the same instant, each
-        // being at most a second from it. One slot stays in reserve, so the
-        // window's reset is what lets one request ask...
+        // The first request surely left at its answer plus the window, 40 ms
+        // before the header's reset; one slot stays in reserve, so the
+        // second's leaving is what lets the next request go.
         assert_eq!(budget.earliest(t0 + ms(50), ALONE), t0 + ms(1010));
-        assert_eq!(budget.earliest(t0 + ms(1010), ALONE), t0 + ms(1010));
-        send(&mut budget, t0 + ms(1010), ALONE);
-        // ...and then the second's leaving is looked at, though what it frees
-        // went to that one: the rest wait for its answer.
         assert_eq!(budget.earliest(t0 + ms(1010), ALONE), t0 + ms(1030));
-        assert_eq!(budget.earliest(t0 + ms(1030), ALONE), t0 + ms(2030), "the ask's answer, or a look a second on");
+        assert_eq!(budget.earliest(t0 + ms(1030), ALONE), t0 + ms(1030));
+        send(&mut budget, t0 + ms(1030), ALONE);
+        assert_eq!(budget.earliest(t0 + ms(1030), ALONE), t0 + ms(1050), "the third frees the next");
     }
 
     /// Answers to requests sent 1 s apart, each after the last was
@@ -759,8 +708,8 @@ mod tests {
     fn readings(budget: &mut Budget, t0: Instant, quota: u32, readings: &[(u32, u64)]) {
         for (i, &(left, reset)) in readings.iter().enumerate() {
             let sent = t0 + Duration::from_secs(i as u64);
-            let _ = budget.claimed();
-            budget.let_go(sent, ALONE);
+            let _ = budget.claimed(sent, ALONE);
+            budget.let_go();
             let window = Some(Policy { quota, window: Duration::from_secs(10) });
             budget.answered(sent, remaining(left, reset), window, sent + ms(10), ALONE);
         }
@@ -800,15 +749,15 @@ mod tests {
             let mut budget = Budget { fixed: fixed.then_some(Span { from: t0, to: t0 }), ..Budget::default() };
             for (i, left) in [2, 1, 0].into_iter().enumerate() {
                 let sent = t0 + ms(20 * i as u64);
-                let _ = budget.claimed();
-                budget.let_go(sent, ALONE);
+                let _ = budget.claimed(sent, ALONE);
+                budget.let_go();
                 budget.answered(sent, remaining(left, 2), window, sent + ms(10), ALONE);
             }
             budget.share = Share::default();
             budget.earliest(t0 + ms(50), ALONE)
         };
         assert_eq!(spent(false), t0 + ms(2010), "sliding: when the first request leaves");
-        assert_eq!(spent(true), t0 + ms(2010), "fixed: the reset, which the first count puts within 2 s");
+        assert_eq!(spent(true), t0 + ms(2050), "fixed: the reset");
     }
 
     #[test]
@@ -824,12 +773,10 @@ mod tests {
             send(&mut budget, sent, ALONE);
             budget.answered(sent, remaining(left, 1), window, sent + ms(10), ALONE);
         }
-        // The second's slot is the first that surely frees, not the first's
-        // (the third is not in its own count's past). It frees as the header
-        // says the window resets: both counts put that within a second of
-        // the second's answer.
+        // The second's slot is the first that surely frees; after it, only
+        // the header's reset does (the third is not in its own count's past).
         assert_eq!(budget.earliest(t0 + ms(50), ALONE), t0 + ms(1030));
-        assert_eq!(budget.earliest(t0 + ms(1030), ALONE), t0 + ms(1030));
+        assert_eq!(budget.earliest(t0 + ms(1030), ALONE), t0 + ms(1050));
     }
 
     #[test]
@@ -853,41 +800,73 @@ mod tests {
     }
 
     fn answer(budget: &mut Budget, sent: Instant, answered: Instant, left: u32, reset: Duration, p: Policy) {
-        let _ = budget.claimed();
-        budget.let_go(sent, ALONE);
+        let _ = budget.claimed(sent, ALONE);
+        budget.let_go();
         budget.answered(sent, Some(Remaining { requests: left, reset }), Some(p), answered, ALONE);
     }
 
-    /// Three answers in a fixed window of 4 per 20 s that resets at 20 s,
-    /// each with its `(left, reset seconds)`, rounded up as a server does:
-    /// when the next request may go once the last has left one in reserve.
-    fn after_counts_of_one_window(counts: [(u32, u64); 3]) -> Duration {
+    /// A fixed window of 4 per 20 s whose boundary is at 20 s, on a server
+    /// that rounds its reset down (`floor`) or to nearest rather than up.
+    /// Each answer's own `answered + reset` is then early by up to a second
+    /// less its latency, so a slow answer's reset falls after the boundary
+    /// while a quick one's falls before it. Keeping the earliest of a
+    /// window's resets (tried, to pin a fixed window's boundary) sent the
+    /// probe that goes "at the reset" (nothing left, nothing in flight)
+    /// before the boundary, into a window with 0 left: a 429. The latest
+    /// count's own reset is kept. `(sent, answered, left, reset)` of two
+    /// answers; returns when the next request may go, and the boundary.
+    fn probe_after_rounded_counts(counts: [(f64, f64, u32, u64); 2]) -> (Duration, Duration) {
         let t0 = Instant::now();
+        let s = |x: f64| t0 + Duration::from_secs_f64(x);
         let p = Policy { quota: 4, window: Duration::from_secs(20) };
         let mut b = Budget { fixed: Some(Span { from: t0, to: t0 }), ..Budget::default() };
-        for (sent, (left, reset)) in [0.05, 0.5, 0.9].into_iter().zip(counts) {
-            let sent = t0 + Duration::from_secs_f64(sent);
-            answer(&mut b, sent, sent + ms(1), left, Duration::from_secs(reset), p);
+        for (sent, answered, left, reset) in counts {
+            answer(&mut b, s(sent), s(answered), left, Duration::from_secs(reset), p);
         }
-        b.earliest(t0 + Duration::from_secs(1), ALONE) - t0
+        let after = counts[1].1;
+        (b.earliest(s(after), ALONE) - t0, Duration::from_secs(20))
     }
 
-    /// The latest answer alone says "20 s" at 0.9 s; the first said the same
-    /// at 0.05 s, and the count only went down in between: the window resets
-    /// by 20.05 s, not 20.9 s.
     #[test]
-    fn the_earliest_count_of_a_window_pins_its_reset() {
-        let next = after_counts_of_one_window([(3, 20), (2, 20), (1, 20)]);
-        assert_eq!(next, Duration::from_secs_f64(20.051));
+    fn a_server_rounding_its_reset_down_or_to_nearest_is_not_probed_before_the_boundary() {
+        for (rounding, counts) in [
+            // floor(20 - 0.05) = 19 at 0.05 (answered at once): 19.051, early;
+            // floor(20 - 0.9) = 19 at 0.9, answered at 1.5: 20.5, after.
+            ("floor", [(0.05, 0.051, 1, 19), (0.9, 1.5, 0, 19)]),
+            // round(20 - 0.6) = 19 at 0.6 (answered at once): 19.601, early;
+            // round(20 - 0.7) = 19 at 0.7, answered at 1.3: 20.3, after.
+            ("nearest", [(0.6, 0.601, 1, 19), (0.7, 1.3, 0, 19)]),
+        ] {
+            let (probe, boundary) = probe_after_rounded_counts(counts);
+            assert!(
+                probe >= boundary,
+                "{rounding}: probe into an exhausted fixed window at {probe:?}, before {boundary:?}"
+            );
+        }
     }
 
-    /// A count that did not go down by the request it is for has lost a
-    /// request from the window: a reset came between (on a sliding window,
-    /// its oldest left), so the earlier counts say nothing of the next.
+    /// A sliding window of 4 per 20 s (not taken for fixed), its
+    /// resets rounded UP as the header does. Another tool sent O1 at 0.0; this
+    /// run's A, handled at 1.1 (O1 and A in the window: 2 left, O1 leaves
+    /// in ceil(18.9) = 19 s), is answered slowly at 1.6: reset at 20.6.
+    /// O1 leaves at 20.0; the other tool sends O2 and O3 by 20.1, so this
+    /// run's B, handled at 20.2, sees 0 left (A, O2, O3, B), resetting when
+    /// A leaves at 21.1 (ceil(0.9) = 1 s). The count went down by B though a
+    /// request left the window (the other tool refilled it), so a rule that
+    /// takes a count that went down for the same window, and keeps the
+    /// earlier reset (tried), kept A's, 20.6: the probe at the reset went
+    /// then, into a full window (429). B's own reset (21.2), after A has
+    /// left, is the one kept.
     #[test]
-    fn a_count_that_did_not_go_down_says_its_own_reset() {
-        let next = after_counts_of_one_window([(3, 20), (1, 20), (1, 20)]);
-        assert_eq!(next, Duration::from_secs_f64(20.901), "the latest answer's own reset");
+    fn a_sliding_window_refilled_by_another_tool_keeps_its_own_reset() {
+        let t0 = Instant::now();
+        let s = |x: f64| t0 + Duration::from_secs_f64(x);
+        let p = Policy { quota: 4, window: Duration::from_secs(20) };
+        let mut b = Budget::default();
+        answer(&mut b, s(1.1), s(1.6), 2, Duration::from_secs(19), p);
+        answer(&mut b, s(20.2), s(20.21), 0, Duration::from_secs(1), p);
+        let probe = b.earliest(s(20.21), ALONE);
+        assert!(probe >= s(21.1), "probe into a full sliding window at {:?}, before A leaves at 21.1 s", probe - t0);
     }
 
     /// A fixed window of 10 per 20 s, resetting at 20 s and 40 s, exact
@@ -962,8 +941,8 @@ mod tests {
         let mut b = Budget::default();
         let reset = |at: Instant| Duration::from_secs(300) - (at - t0);
         // A: sent at t0, handled at once with 90 left, answered 12 s later.
-        let _ = b.claimed();
-        b.let_go(t0, ALONE);
+        let _ = b.claimed(t0, ALONE);
+        b.let_go();
         // Meanwhile another tool takes 79; this run's next ten see it.
         for i in 1..=10u32 {
             let at = t0 + Duration::from_secs(u64::from(i));
@@ -993,8 +972,8 @@ mod tests {
         // X1 and X2 go out, slow on the way in; S, sent after them, is handled
         // first: 8 in the window then (X1 and X2 not yet), 2 left.
         for sent in [19.8, 19.85] {
-            let _ = b.claimed();
-            b.let_go(s(sent), ALONE);
+            let _ = b.claimed(s(sent), ALONE);
+            b.let_go();
         }
         answer(&mut b, s(19.95), s(19.96), 2, five, p);
         // The first three have left by 20.41; X1 is handled at 20.6 (6 in the
@@ -1024,14 +1003,14 @@ mod tests {
         }
         // After the reset one asks, and its connection is reset.
         assert_eq!(b.spendable(s(20.05), OUTPACING).map(|s| s.requests), Some(1));
-        let _ = b.claimed();
-        b.let_go(s(20.05), OUTPACING);
+        let _ = b.claimed(s(20.05), OUTPACING);
+        b.let_go();
         b.unanswered(s(20.05), s(20.1), OUTPACING);
         // 8 of 10 still in the window: at most 2 may go, 1 with the reserve.
         let mut went = 0;
         while went < 20 && b.earliest(s(20.1), OUTPACING) <= s(20.1) {
-            let _ = b.claimed();
-            b.let_go(s(20.1), OUTPACING);
+            let _ = b.claimed(s(20.1), OUTPACING);
+            b.let_go();
             went += 1;
         }
         assert!(went <= 2, "{went} let go at once with 8 of 10 in the window");

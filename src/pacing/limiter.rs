@@ -101,6 +101,13 @@ pub(super) struct Limiter {
     sent: VecDeque<Instant>,
     /// When the pace last changed, if it has.
     changed: Option<Instant>,
+    /// What this run's record of sends is held to until a window after that
+    /// change: the part after a change of quota (a tighter one waits for what
+    /// its window already holds), the runs' pace together after a change of
+    /// peers (the parts add up to it at every moment, whoever sent more
+    /// before, so the part would only hold back the run that started first
+    /// while the other may not take its place).
+    held_to: Rate,
     /// How much closer together than sent the server may see requests
     /// arrive: every window is paced this much longer.
     spread: Duration,
@@ -135,6 +142,7 @@ impl Limiter {
             repeated: Vec::new(),
             sent: VecDeque::new(),
             changed: None,
+            held_to: rate,
             spread: Duration::ZERO,
             learned: None,
             peers: 0,
@@ -212,6 +220,7 @@ impl Limiter {
         if live != self.peers {
             self.peers = live;
             self.heard(None, now);
+            self.held_to = Rate { count: self.rate.count.saturating_mul(live + 1), ..self.rate };
         }
     }
 
@@ -219,6 +228,7 @@ impl Limiter {
     fn repace(&mut self, rate: Rate, spread: Duration, now: Instant) {
         self.gcra = carried(&self.gcra, widened(self.rate, self.spread), widened(rate, spread));
         self.rate = rate;
+        self.held_to = rate;
         self.spread = spread;
         self.changed = Some(now);
     }
@@ -271,17 +281,8 @@ impl Limiter {
         self.peers
     }
 
-    /// The pace of every live run with this credential together: this
-    /// run's part of it, times the runs. Against that, not its own part,
-    /// are this run's earlier sends counted: split or taken back, the runs'
-    /// parts add up to it at every moment, whoever sent more before, so
-    /// counting them against the part would only hold back the run that
-    /// started first while the other may not take its place.
-    fn runs_rate(&self) -> Rate {
-        Rate { count: self.rate.count.saturating_mul(self.peers + 1), ..self.rate }
-    }
-
-    /// The quotas no window of sends may exceed: the runs' pace, and under `auto`
+    /// The quotas no window of sends may exceed: the pace (as the record is
+    /// held to it), and under `auto`
     /// every quota announced within its window.
     fn quotas(&self, now: Instant) -> impl Iterator<Item = Rate> + '_ {
         let announced = self
@@ -291,7 +292,7 @@ impl Limiter {
             .filter(move |&(i, _)| self.kept_until(i).is_none_or(|until| until > now))
             .map(|(_, a)| a);
         let announced = announced.filter(|_| self.pace == Pace::Auto).map(|&(policy, _)| Rate::from(policy));
-        std::iter::once(self.runs_rate()).chain(announced)
+        std::iter::once(self.held_to).chain(announced)
     }
 
     /// When each quota's window has room for the next request, by the
@@ -304,7 +305,7 @@ impl Limiter {
     fn room_at(&self, now: Instant) -> Instant {
         let settled =
             self.changed.is_none_or(|changed| changed + widened(self.rate, self.spread).paced_window() <= now);
-        let quotas = self.quotas(now).filter(|&rate| !(settled && rate == self.runs_rate()));
+        let quotas = self.quotas(now).filter(|&rate| !(settled && rate == self.held_to));
         quotas.fold(now, |at, rate| {
             // Room once the quota's count-th latest request has left.
             let oldest = self.sent.len().checked_sub(rate.count as usize).map(|i| self.sent[i]);
@@ -398,6 +399,60 @@ mod tests {
         assert_eq!(limiter.rate.count, 5);
         let waits = limiter.take(last).unwrap_err().duration_since(last);
         assert!(waits <= Rate::from(per_second(5).unwrap()).interval(), "{waits:?}");
+    }
+
+    /// Two runs of one credential, each at its part (5) of 10 per second
+    /// for two seconds; then the API announces 4 per second to both. Each
+    /// run's record of sends is all either can check the tighter quota
+    /// against, so each must keep its own window to its part (2) until its
+    /// earlier sends leave; checked against part x runs (4), each waits
+    /// only for its own 4th latest, and the two together put 6 in one
+    /// window of the new quota (at 4e51c28 this passes: at most 4). Where
+    /// the API sends counts the budget may still catch it; under a policy
+    /// without counts, the limiter is all there is.
+    #[tokio::test(start_paused = true)]
+    async fn beside_a_peer_a_tighter_quota_counts_what_the_runs_windows_already_hold() {
+        let t0 = Instant::now();
+        let mut runs = [Limiter::default(), Limiter::default()];
+        for run in &mut runs {
+            run.heard(per_second(10), t0);
+            run.peers(1, t0);
+        }
+        let mut sent: Vec<Instant> = Vec::new();
+        async fn drive(runs: &mut [Limiter; 2], until: Instant, sent: &mut Vec<Instant>) {
+            loop {
+                let now = Instant::now();
+                let mut next = until;
+                for run in runs.iter_mut() {
+                    match run.take(now) {
+                        Ok(()) => {
+                            sent.push(now);
+                            next = now;
+                        }
+                        Err(at) => next = next.min(at),
+                    }
+                }
+                if next >= until {
+                    tokio::time::advance(until - now).await;
+                    break;
+                }
+                tokio::time::advance(next - now).await;
+            }
+        }
+        drive(&mut runs, t0 + Duration::from_secs(2), &mut sent).await;
+        let told = Instant::now();
+        for run in &mut runs {
+            run.heard(per_second(4), told);
+        }
+        drive(&mut runs, told + Duration::from_secs(3), &mut sent).await;
+        let window = Rate::from(per_second(4).unwrap()).paced_window();
+        let busiest = sent
+            .iter()
+            .filter(|&&s| s >= told)
+            .map(|&s| sent.iter().filter(|&&o| o <= s && o + window > s).count())
+            .max()
+            .unwrap();
+        assert!(busiest <= 4, "{busiest} sends within one window of the announced 4 per second");
     }
 
     #[test]

@@ -141,7 +141,7 @@ impl Pacer {
                 let budget = &mut gate.budget;
                 let at = budget.earliest(now, marks);
                 if at <= now {
-                    claim = Some(budget.claimed());
+                    claim = Some(budget.claimed(now, marks));
                     return None;
                 }
                 if let Some(until) = budget.spent_until(now, marks) {
@@ -172,15 +172,13 @@ impl Pacer {
             }
             // A 429 seen by another worker while this one waited means the
             // slot it got is not safe to use.
-            let gate = &mut *self.gate.lock().expect("gate lock");
+            let budget = &mut self.gate.lock().expect("gate lock").budget;
             if self.paused_until().is_some() {
-                gate.budget.abandoned(claim);
+                budget.abandoned(claim);
                 continue;
             }
-            let now = Instant::now();
-            let marks = gate.marks();
-            gate.budget.let_go(now, marks);
-            return now;
+            budget.let_go();
+            return Instant::now();
         }
     }
 

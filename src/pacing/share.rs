@@ -33,14 +33,10 @@ pub(super) struct Share {
     full: bool,
     /// When the latest request took its send slot.
     last_sent: Option<Instant>,
-    /// The other tool's expected requests per second while it shares the
-    /// quota: what it takes of the window after each count.
-    per_second: f64,
 }
 
 impl Share {
     /// Whether another tool is seen to spend the quota.
-    #[cfg(test)]
     pub(super) fn is_shared(&self) -> bool {
         self.spacing.is_some()
     }
@@ -73,11 +69,10 @@ impl Share {
         }
         let expected = self.expected(policy.window);
         if expected <= f64::from(reserve) {
-            (self.spacing, self.full, self.per_second) = (None, false, 0.0);
+            (self.spacing, self.full) = (None, false);
             return;
         }
         let per_window = policy.window.as_secs_f64();
-        self.per_second = expected / per_window;
         // What the other tool may spend between a count and the arrival of
         // the request paced from it, twice over for its variation, and at
         // least one request.
@@ -90,12 +85,6 @@ impl Share {
             tracing::debug!(others = expected.round(), room = room.max(probe).floor(), "another tool shares the quota");
         }
         self.spacing = Some(spacing);
-    }
-
-    /// How many requests another tool, if one shares the quota, is expected
-    /// to send within `span`, rounded up.
-    pub(super) fn sends_within(&self, span: Duration) -> u32 {
-        (self.per_second * span.as_secs_f64()).ceil() as u32
     }
 
     /// How many of a window's requests the other tool is expected to
