@@ -405,11 +405,11 @@ mod tests {
     /// for two seconds; then the API announces 4 per second to both. Each
     /// run's record of sends is all either can check the tighter quota
     /// against, so each must keep its own window to its part (2) until its
-    /// earlier sends leave; checked against part x runs (4), each waits
-    /// only for its own 4th latest, and the two together put 6 in one
-    /// window of the new quota (at 4e51c28 this passes: at most 4). Where
-    /// the API sends counts the budget may still catch it; under a policy
-    /// without counts, the limiter is all there is.
+    /// earlier sends leave: checked against part x runs (4), each would wait
+    /// only for its own 4th latest, and the two together would put 6 in one
+    /// window of the new quota. Where the API sends counts the budget may
+    /// still catch it; under a policy without counts, the limiter is all
+    /// there is.
     #[tokio::test(start_paused = true)]
     async fn beside_a_peer_a_tighter_quota_counts_what_the_runs_windows_already_hold() {
         let t0 = Instant::now();

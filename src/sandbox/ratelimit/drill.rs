@@ -3,7 +3,7 @@
 //! real, here in virtual time, so that "never blocked" is a test and not
 //! only a figure.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,8 +36,18 @@ struct Server {
     rounding: fn(Duration) -> Duration,
 }
 
+/// The latency of a server on loopback.
+fn loopback(_: u64) -> Duration {
+    Duration::from_millis(1)
+}
+
+/// The header's reset as the limiter has it.
+fn as_is(reset: Duration) -> Duration {
+    reset
+}
+
 impl Server {
-    fn new(config: &RateLimit, latency: fn(u64) -> Duration) -> Arc<Server> {
+    fn new(config: &RateLimit, latency: fn(u64) -> Duration, rounding: fn(Duration) -> Duration) -> Arc<Server> {
         let clock = (tokio::time::Instant::now(), std::time::Instant::now());
         Arc::new(Server {
             limiter: Mutex::new(Limiter::new(config, clock.1).expect("a quota")),
@@ -46,7 +56,7 @@ impl Server {
             refused: AtomicUsize::new(0),
             sends: AtomicU64::new(0),
             latency,
-            rounding: |d| d,
+            rounding,
         })
     }
 
@@ -106,28 +116,23 @@ async fn run(server: Arc<Server>, pacer: Arc<Pacer>, rows: usize, sent_log: Arc<
     while workers.join_next().await.is_some() {}
 }
 
-/// One run alone against a limiter with `config`.
-async fn drill(config: RateLimit, rows: usize, latency: fn(u64) -> Duration) -> Drilled {
-    let server = Server::new(&config, latency);
+/// One run alone against `server`.
+async fn alone(server: Arc<Server>, rows: usize) -> Drilled {
     let start = tokio::time::Instant::now();
     run(server.clone(), Arc::new(Pacer::new(Pace::Auto)), rows, Arc::default()).await;
     server.drilled(start.elapsed())
 }
 
+/// One run alone against a limiter with `config`.
+async fn drill(config: RateLimit, rows: usize, latency: fn(u64) -> Duration) -> Drilled {
+    alone(Server::new(&config, latency, as_is), rows).await
+}
+
 /// One run alone against a limiter whose header rounds its (fractional)
 /// reset with `rounding`: nothing says a server rounds up.
-async fn drill_rounded(
-    config: RateLimit,
-    rows: usize,
-    latency: fn(u64) -> Duration,
-    rounding: fn(Duration) -> Duration,
-) -> Drilled {
+async fn drill_rounded(config: RateLimit, rows: usize, rounding: fn(Duration) -> Duration) -> Drilled {
     let config = RateLimit { fractional_reset: true, ..config };
-    let mut server = Server::new(&config, latency);
-    Arc::get_mut(&mut server).expect("not shared yet").rounding = rounding;
-    let start = tokio::time::Instant::now();
-    run(server.clone(), Arc::new(Pacer::new(Pace::Auto)), rows, Arc::default()).await;
-    server.drilled(start.elapsed())
+    alone(Server::new(&config, loopback, rounding), rows).await
 }
 
 /// Two runs with the same credential, the second started `gap` after the
@@ -138,10 +143,10 @@ async fn drill_rounded(
 async fn drill_pair(config: RateLimit, rows: usize, gap: Duration) -> Drilled {
     const APPEND: Duration = Duration::from_millis(250);
     const READ: Duration = Duration::from_secs(1);
-    let server = Server::new(&config, |_| Duration::from_millis(1));
+    let server = Server::new(&config, loopback, as_is);
     let start = tokio::time::Instant::now();
     let logs: [Arc<Mutex<Vec<tokio::time::Instant>>>; 2] = Default::default();
-    let done: [Arc<std::sync::atomic::AtomicBool>; 2] = Default::default();
+    let done: [Arc<AtomicBool>; 2] = Default::default();
     let mut runs = tokio::task::JoinSet::new();
     for me in 0..2 {
         let pacer = Arc::new(Pacer::new(Pace::Auto));
@@ -157,7 +162,8 @@ async fn drill_pair(config: RateLimit, rows: usize, gap: Duration) -> Drilled {
                         let now = tokio::time::Instant::now();
                         let recorded: Vec<_> =
                             log.lock().unwrap().iter().copied().filter(|&s| s + APPEND <= now).collect();
-                        pacer.remember(&recorded[heard.min(recorded.len())..]);
+                        // Sends are logged in order, so what is recorded only grows.
+                        pacer.remember(&recorded[heard..]);
                         heard = recorded.len();
                         let started = !log.lock().unwrap().is_empty();
                         pacer.peers(u32::from(started && !done.load(Ordering::Relaxed)));
@@ -190,9 +196,6 @@ mod tests {
     use super::*;
 
     const ROWS: usize = 200;
-    fn loopback(_: u64) -> Duration {
-        Duration::from_millis(1)
-    }
 
     /// The benchmark's heavy tail: exponential, mean 300 ms, capped at 3 s;
     /// the same draw for the same request every run.
@@ -310,7 +313,7 @@ mod tests {
         let nearest: fn(Duration) -> Duration = |d| Duration::from_secs(d.as_secs_f64().round() as u64);
         for (name, rounding) in [("floor", floor), ("nearest", nearest)] {
             let config = RateLimit { background_load: Some(1.5), ..scaled(WindowKind::Sliding) };
-            let drilled = drill_rounded(config, ROWS, loopback, rounding).await;
+            let drilled = drill_rounded(config, ROWS, rounding).await;
             assert_eq!(drilled.refused, 0, "{name}: {drilled:?}");
         }
     }
