@@ -289,7 +289,7 @@ impl Budget {
 
     /// Counts a request let through at `now`, to be sent once the limiter
     /// allows; when crowded and below the low mark, the next one is spaced
-    /// so what is left lasts until the reset.
+    /// so what is left lasts until a slot frees.
     pub(super) fn claimed(&mut self, now: Instant, marks: Marks) -> Claim {
         self.queued += 1;
         if let Some(snapshot) = &mut self.snapshot {
@@ -297,12 +297,30 @@ impl Budget {
         }
         self.next = match self.spendable(now, marks).map(|s| s.requests) {
             Some(spendable) if spendable > 0 && spendable < marks.low && self.crowded(marks) => {
-                let reset_at = self.snapshot.map_or(now, |s| s.reset_at);
-                Some(now + reset_at.saturating_duration_since(now) / spendable)
+                Some(now + self.lasts_until(now, marks).saturating_duration_since(now) / spendable)
             }
             _ => None,
         };
         Claim { reading: self.readings }
+    }
+
+    /// Until when a low budget is spread: the latest count's reset. On a
+    /// sliding window beside a tool that sends no more between two answers
+    /// than the reserve absorbs, only until this run's oldest request
+    /// leaves it: the header's whole-second reset is up to a second late,
+    /// and each answer tells who took the slot that request frees. A tool
+    /// that sends more at once gets the reset: a burst right after a count
+    /// would land on slots this run had already spent.
+    fn lasts_until(&self, now: Instant, marks: Marks) -> Instant {
+        let Some(snapshot) = self.snapshot else {
+            return now;
+        };
+        let steady = self.share.largest_step() <= marks.reserve;
+        let oldest = self
+            .policy
+            .filter(|_| steady && self.fixed.is_none())
+            .and_then(|policy| Some(self.in_snapshot(&snapshot, policy.window).next()?.answered + policy.window));
+        oldest.map_or(snapshot.reset_at, |leaves| leaves.min(snapshot.reset_at))
     }
 
     /// When a spent budget next frees a slot, if it is spent: a stall, as
