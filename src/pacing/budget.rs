@@ -107,27 +107,6 @@ impl Span {
         let from = of.sent + reset;
         Span { from: from.checked_sub(ROUNDING).unwrap_or(from), to: of.answered + reset + ROUNDING }
     }
-
-    /// The part of this span that `other` also holds, if any.
-    fn within(self, other: Span) -> Option<Span> {
-        let span = Span { from: self.from.max(other.from), to: self.to.min(other.to) };
-        (span.from < span.to).then_some(span)
-    }
-
-    /// Nanoseconds from this span's start to `at`, which may be before it.
-    fn nanos_to(self, at: Instant) -> i128 {
-        at.duration_since(self.from).as_nanos() as i128 - self.from.duration_since(at).as_nanos() as i128
-    }
-}
-
-/// Where a fixed window resets, the others a window apart.
-#[derive(Debug, Clone, Copy)]
-struct Epoch {
-    reset: Span,
-    /// Whether the reset was seen to happen between two counts close
-    /// together, not only read from a header: then `reset` holds it
-    /// whatever the server does with a fraction of a second.
-    seen: bool,
 }
 
 /// What the budget allows as of a moment.
@@ -183,10 +162,6 @@ pub(super) struct Budget {
     shortfall: u32,
     /// When the quota in force last changed.
     requoted: Option<Instant>,
-    /// Whether the header was seen to round its reset other than up: it
-    /// said 0 while the window still held requests. Its resets may then
-    /// fall up to a second after what it says.
-    rounds_down: bool,
     /// Whether the API's window has been seen to reset as a fixed window
     /// does: between two answers the count went down while the reset jumped
     /// back up to half the window or more. From then on a slot this run
@@ -197,11 +172,11 @@ pub(super) struct Budget {
     /// taken to free at its answer plus the window frees at the reset or
     /// later, so a sliding window can safely be assumed until then.
     ///
-    /// Held as where that window resets, and given up when a later count
-    /// resets off the boundaries a fixed window would keep: a sliding
+    /// Held as the instant that window resets, and given up when a later
+    /// count resets off the boundaries a fixed window would keep: a sliding
     /// window also jumps after a long pause, and a run that went on taking
     /// it for a fixed one would book its own requests as another tool's.
-    fixed: Option<Epoch>,
+    fixed: Option<Span>,
     /// Other runs' sends of this credential, from the ledger: counted by
     /// the API as this user's, they are told apart from another tool's.
     remembered: Vec<Instant>,
@@ -289,7 +264,7 @@ impl Budget {
 
     /// Counts a request let through at `now`, to be sent once the limiter
     /// allows; when crowded and below the low mark, the next one is spaced
-    /// so what is left lasts until a slot frees.
+    /// so what is left lasts until the reset.
     pub(super) fn claimed(&mut self, now: Instant, marks: Marks) -> Claim {
         self.queued += 1;
         if let Some(snapshot) = &mut self.snapshot {
@@ -297,30 +272,12 @@ impl Budget {
         }
         self.next = match self.spendable(now, marks).map(|s| s.requests) {
             Some(spendable) if spendable > 0 && spendable < marks.low && self.crowded(marks) => {
-                Some(now + self.lasts_until(now, marks).saturating_duration_since(now) / spendable)
+                let reset_at = self.snapshot.map_or(now, |s| s.reset_at);
+                Some(now + reset_at.saturating_duration_since(now) / spendable)
             }
             _ => None,
         };
         Claim { reading: self.readings }
-    }
-
-    /// Until when a low budget is spread: the latest count's reset. On a
-    /// sliding window beside a tool that sends no more between two answers
-    /// than the reserve absorbs, only until this run's oldest request
-    /// leaves it: the header's whole-second reset is up to a second late,
-    /// and each answer tells who took the slot that request frees. A tool
-    /// that sends more at once gets the reset: a burst right after a count
-    /// would land on slots this run had already spent.
-    fn lasts_until(&self, now: Instant, marks: Marks) -> Instant {
-        let Some(snapshot) = self.snapshot else {
-            return now;
-        };
-        let steady = self.share.largest_step() <= marks.reserve;
-        let oldest = self
-            .policy
-            .filter(|_| steady && self.fixed.is_none())
-            .and_then(|policy| Some(self.in_snapshot(&snapshot, policy.window).next()?.answered + policy.window));
-        oldest.map_or(snapshot.reset_at, |leaves| leaves.min(snapshot.reset_at))
     }
 
     /// When a spent budget next frees a slot, if it is spent: a stall, as
@@ -492,62 +449,12 @@ impl Budget {
         let reset = self.policy.map_or(remaining.reset, |p| remaining.reset.min(p.window)).min(LONGEST_WAIT);
         let left = remaining.requests;
         if self.resets_whole(of, left, reset) {
-            self.fixed = Some(self.boundary(of, reset));
-        } else if self.fixed.is_some_and(|epoch| self.off_boundary(of, epoch.reset, reset)) {
+            self.fixed = Some(Span::reset(of, reset));
+        } else if self.fixed.is_some_and(|epoch| self.off_boundary(of, epoch, reset)) {
             self.fixed = None;
         }
-        // A header that counts whole seconds may put the reset up to a
-        // second after the boundary (rounded up) or before it (rounded
-        // down): a boundary seen to pass is surer than either.
-        let whole = reset.subsec_nanos() == 0;
-        self.rounds_down |= whole && reset.is_zero() && self.policy.is_some_and(|p| left < p.quota);
-        let header = of.answered + reset + if whole && self.rounds_down { ROUNDING } else { Duration::ZERO };
-        let boundary = self.fixed.and_then(|epoch| Some((epoch.seen, self.boundary_after(of, epoch.reset, reset)?)));
-        let reset_at = match boundary {
-            Some((true, boundary)) => boundary,
-            Some((false, boundary)) => header.min(boundary),
-            None => header,
-        };
         self.readings += 1;
-        self.snapshot = Some(Snapshot { left, reset, reset_at, of, owed, sent_since: 0 });
-    }
-
-    /// Where the fixed window that a count of `of` shows to have just reset
-    /// resets next: where its header's reset may fall, narrowed by when the
-    /// reset was seen to happen. It happened after the server handled the
-    /// latest count before (still of the old window) and before it handled
-    /// this one, so the next reset is a window after that, whatever the
-    /// server does with the fraction of a second: that is what lets the
-    /// next window start on time with a header that counts whole seconds.
-    /// Counts further apart than the header's rounding narrow nothing; and
-    /// ones a pause apart may not bracket a fixed window's reset at all (a
-    /// sliding window jumps after a pause too).
-    fn boundary(&self, of: Counted, reset: Duration) -> Epoch {
-        let header = Span::reset(of, reset);
-        let seen =
-            self.snapshot.zip(self.policy).filter(|(before, _)| of.answered <= before.of.sent + ROUNDING).and_then(
-                |(before, policy)| {
-                    header.within(Span { from: before.of.sent + policy.window, to: of.answered + policy.window })
-                },
-            );
-        seen.map_or(Epoch { reset: header, seen: false }, |reset| Epoch { reset, seen: true })
-    }
-
-    /// The latest instant the fixed window a count of `of` is in has surely
-    /// reset by, from the boundaries `epoch` and its multiples of the window
-    /// keep: the latest boundary the header's reset may be, if the request
-    /// may have been handled before it. A count that no boundary explains
-    /// (the window is not fixed after all) gets none, and its header's own
-    /// reset stands: a boundary already behind the request would have the
-    /// run probe the window at every answer.
-    fn boundary_after(&self, of: Counted, epoch: Span, reset: Duration) -> Option<Instant> {
-        let window = self.policy?.window;
-        let header = Span::reset(of, reset);
-        // The last k with `epoch.from + k windows` before the header's latest.
-        let k = (epoch.nanos_to(header.to) - 1).div_euclid(window.as_nanos() as i128);
-        let offset = |k: i128| Duration::from_nanos((k.unsigned_abs() * window.as_nanos()) as u64);
-        let boundary = if k >= 0 { epoch.to.checked_add(offset(k)) } else { epoch.to.checked_sub(offset(k)) }?;
-        (boundary > of.sent).then_some(boundary)
+        self.snapshot = Some(Snapshot { left, reset, reset_at: of.answered + reset, of, owed, sent_since: 0 });
     }
 
     /// Whether a count of `left` resetting in `reset`, for a request
@@ -576,9 +483,12 @@ impl Budget {
             return false;
         }
         let now = Span::reset(of, reset);
+        let nanos = |at: Instant| {
+            at.duration_since(epoch.from).as_nanos() as i128 - epoch.from.duration_since(at).as_nanos() as i128
+        };
         // Some boundary `epoch + k windows` overlaps `now` if k windows fall
         // between `now.from - epoch.to` and `now.to - epoch.from`.
-        let (low, high) = (epoch.nanos_to(now.from) - epoch.nanos_to(epoch.to), epoch.nanos_to(now.to));
+        let (low, high) = (nanos(now.from) - nanos(epoch.to), nanos(now.to));
         let window = policy.window.as_nanos() as i128;
         let first = low.div_euclid(window) + i128::from(low.rem_euclid(window) != 0);
         first * window > high
@@ -836,8 +746,7 @@ mod tests {
         let t0 = Instant::now();
         let window = Some(Policy { quota: 3, window: Duration::from_secs(2) });
         let spent = |fixed: bool| {
-            let epoch = Epoch { reset: Span { from: t0 + ms(50), to: t0 + ms(50) }, seen: false };
-            let mut budget = Budget { fixed: fixed.then_some(epoch), ..Budget::default() };
+            let mut budget = Budget { fixed: fixed.then_some(Span { from: t0, to: t0 }), ..Budget::default() };
             for (i, left) in [2, 1, 0].into_iter().enumerate() {
                 let sent = t0 + ms(20 * i as u64);
                 let _ = budget.claimed(sent, ALONE);
@@ -910,8 +819,7 @@ mod tests {
         let t0 = Instant::now();
         let s = |x: f64| t0 + Duration::from_secs_f64(x);
         let p = Policy { quota: 4, window: Duration::from_secs(20) };
-        let mut b =
-            Budget { fixed: Some(Epoch { reset: Span { from: t0, to: t0 }, seen: false }), ..Budget::default() };
+        let mut b = Budget { fixed: Some(Span { from: t0, to: t0 }), ..Budget::default() };
         for (sent, answered, left, reset) in counts {
             answer(&mut b, s(sent), s(answered), left, Duration::from_secs(reset), p);
         }
@@ -1001,54 +909,6 @@ mod tests {
     fn a_slow_first_answer_of_a_fixed_window_does_not_make_the_next_look_off_its_boundary() {
         let next = next_after_a_fixed_window_with((20.5, 23.0), (23.1, 23.11));
         assert!(next >= Duration::from_secs(40), "{next:?}");
-    }
-
-    /// A fixed window of 10 per 20 s resetting at 20 s and 40 s, its header
-    /// counting whole seconds rounded by `rounding`. The reset at 20 s is
-    /// seen to pass between a count handled by 19.91 s and one handled from
-    /// 20.04 s; at 39.6 s nothing is left. Returns when the next request may go.
-    fn next_at_the_second_boundary(rounding: fn(f64) -> f64) -> Duration {
-        let t0 = Instant::now();
-        let s = |x: f64| t0 + Duration::from_secs_f64(x);
-        let p = Policy { quota: 10, window: Duration::from_secs(20) };
-        let mut b = Budget::default();
-        let mut count = |sent: f64, left: u32, boundary: f64| {
-            let reset = Duration::from_secs_f64(rounding(boundary - sent));
-            answer(&mut b, s(sent), s(sent + 0.01), left, reset, p);
-        };
-        count(10.0, 9, 20.0);
-        count(19.9, 8, 20.0);
-        count(20.04, 9, 40.0);
-        for (i, sent) in [33.0, 34.0, 35.0, 36.0, 37.0, 38.0, 39.0, 39.6].into_iter().enumerate() {
-            count(sent, 8 - i as u32, 40.0);
-        }
-        b.earliest(s(39.61), ALONE) - t0
-    }
-
-    /// Rounded up, the header puts the reset at 40.61 s; rounded down or to
-    /// nearest, at 39.61 s, into the exhausted window. The reset seen at 20 s
-    /// says 40.05 s at the latest, whatever the rounding.
-    #[test]
-    fn a_fixed_windows_next_reset_is_the_one_seen_a_window_on_however_the_header_rounds() {
-        for (name, rounding) in [("up", f64::ceil as fn(f64) -> f64), ("down", f64::floor), ("nearest", f64::round)] {
-            let next = next_at_the_second_boundary(rounding);
-            let seen = Duration::from_millis(40_050);
-            assert!(next >= Duration::from_secs(40) && next <= seen, "{name}: {next:?}");
-        }
-    }
-
-    /// A header that says a window holding requests resets in 0 s rounds
-    /// down (or to nearest): its later "1 s" may mean up to 2 s, so a spent
-    /// window waits that long, not one second.
-    #[test]
-    fn a_header_seen_to_round_down_is_given_its_second() {
-        let t0 = Instant::now();
-        let p = Policy { quota: 3, window: Duration::from_secs(20) };
-        let mut b = Budget::default();
-        answer(&mut b, t0, t0 + ms(10), 2, Duration::ZERO, p);
-        answer(&mut b, t0 + ms(100), t0 + ms(110), 0, Duration::from_secs(1), p);
-        b.share = Share::default();
-        assert_eq!(b.earliest(t0 + ms(110), ALONE), t0 + ms(2110));
     }
 
     /// A change of the quota in force (a tighter one announced, or one
@@ -1154,5 +1014,73 @@ mod tests {
             went += 1;
         }
         assert!(went <= 2, "{went} let go at once with 8 of 10 in the window");
+    }
+
+    /// A sliding window of 10 per 20 s taken for fixed: `(sent, answered,
+    /// left, reset)` of two counts, then one a second from `from` until the
+    /// window is at 3 left, each resetting at `oldest` (when this run's
+    /// oldest in the window leaves); the other tool then sends its requests
+    /// and this run's X, sent at `x`, fills the window, resetting `x_reset`
+    /// later, when the next of this run's leaves. Returns when the request
+    /// that asks after the reset goes, which must be no sooner than that.
+    fn probe_in_a_sliding_window_taken_for_fixed(
+        counts: [(f64, f64, u32, f64); 2],
+        from: f64,
+        oldest: f64,
+        x: f64,
+        x_reset: f64,
+    ) -> (Duration, Duration) {
+        let t0 = Instant::now();
+        let s = |x: f64| t0 + Duration::from_secs_f64(x);
+        let d = Duration::from_secs_f64;
+        let p = Policy { quota: 10, window: Duration::from_secs(20) };
+        let mut b = Budget::default();
+        for (sent, answered, left, reset) in counts {
+            answer(&mut b, s(sent), s(answered), left, d(reset), p);
+        }
+        let mut left = counts[1].2;
+        for i in 0.. {
+            left -= 1;
+            let sent = from + f64::from(i);
+            answer(&mut b, s(sent), s(sent + 0.01), left, d(oldest - sent), p);
+            if left == 3 {
+                break;
+            }
+        }
+        assert!(b.earliest(s(x), ALONE) <= s(x), "X may go: 3 left, one kept in reserve");
+        answer(&mut b, s(x), s(x + 0.01), 0, d(x_reset), p);
+        (b.earliest(s(x + 0.01), ALONE) - t0, Duration::from_secs_f64(x + x_reset))
+    }
+
+    /// Another tool's 5 requests at 0.0 leave together at 20.0: A (sent
+    /// 19.9, 6 in the window, 4 left, reset 0.1) and B (sent and handled at
+    /// 20.05, answered slowly at 20.85: A and B, 8 left, reset 19.85)
+    /// bracket that, so a reset seen to pass would put the next in [39.9,
+    /// 40.85]. C..G go at 21..25 s, each resetting when A leaves, 39.9: on
+    /// that boundary. A leaves at 39.9, B at 40.05; the other tool sends 4
+    /// at 40.2, and X at 40.3 resets when C leaves, at 41.0: within rounding
+    /// of the boundary, so not off it. X's own reset is kept: the seen
+    /// boundary (40.85) in its place (tried) had the probe go into a full
+    /// window, a 429.
+    #[test]
+    fn a_sliding_window_taken_for_fixed_is_not_probed_at_a_seen_boundary_before_its_reset() {
+        let counts = [(19.9, 19.91, 4, 0.1), (20.05, 20.85, 8, 19.85)];
+        let (probe, leaves) = probe_in_a_sliding_window_taken_for_fixed(counts, 21.0, 39.9, 40.3, 0.7);
+        assert!(probe >= leaves, "probe into a full sliding window at {probe:?}, before C leaves at {leaves:?}");
+    }
+
+    /// The same without any "seen" reset: the window jumps after a pause (A
+    /// at 5.0 with another tool's 5 from 0.0 in the window: 4 left, reset
+    /// 15; then B at 25.5, alone in it: 9 left, reset 20), so it is taken
+    /// for fixed with its reset in [44.5, 46.51]. C..H go at 27..32 s,
+    /// resetting when B leaves, 45.5; the other tool sends 3 at 45.6, and X
+    /// at 45.7 resets when C leaves, at 47.0. The earlier of X's own reset
+    /// and the boundary (46.51), tried, sent the probe half a second before
+    /// C leaves, into a full window.
+    #[test]
+    fn a_sliding_window_taken_for_fixed_after_a_pause_is_not_probed_before_its_reset() {
+        let counts = [(5.0, 5.01, 4, 15.0), (25.5, 25.51, 9, 20.0)];
+        let (probe, leaves) = probe_in_a_sliding_window_taken_for_fixed(counts, 27.0, 45.5, 45.7, 1.3);
+        assert!(probe >= leaves, "probe into a full sliding window at {probe:?}, before C leaves at {leaves:?}");
     }
 }

@@ -47,12 +47,6 @@ impl Share {
         self.spacing.zip(self.last_sent).map(|(spacing, last)| last + spacing)
     }
 
-    /// The most the other tool's count rose between two answers of the
-    /// last window: how much it may send at once.
-    pub(super) fn largest_step(&self) -> u32 {
-        self.seen.iter().zip(self.seen.iter().skip(1)).map(|(a, b)| b.1.saturating_sub(a.1)).max().unwrap_or(0)
-    }
-
     /// Whether the other tool seems to leave this run no room at all.
     pub(super) fn is_full(&self) -> bool {
         self.full
@@ -164,20 +158,6 @@ mod tests {
         let counts = std::iter::repeat_n(0, 20).chain(std::iter::repeat_n(50, 20));
         let room = room_after(counts, ms(250));
         assert!((40.0..=48.0).contains(&room), "{room}");
-    }
-
-    #[test]
-    fn a_steady_tool_steps_by_one_a_bursty_one_by_its_burst_until_the_burst_leaves_the_window() {
-        let t0 = Instant::now();
-        let mut share = Share::default();
-        for (i, others) in [30, 30, 31, 30, 31, 31, 30].into_iter().enumerate() {
-            share.observed(others, POLICY, t0 + ms(300) * i as u32, 2, ms(500));
-        }
-        assert_eq!(share.largest_step(), 1);
-        share.observed(36, POLICY, t0 + ms(2_400), 2, ms(500));
-        assert_eq!(share.largest_step(), 6);
-        share.observed(30, POLICY, t0 + ms(2_400) + WINDOW, 2, ms(500));
-        assert_eq!(share.largest_step(), 0, "a window later only the latest count is left");
     }
 
     #[test]
