@@ -103,6 +103,11 @@ CASES = [
          steady=0.3 * QUOTA / WINDOW_S, extra_sandbox=["--fractional-reset"]),
     Case("lie-100-80", "announces `q=100`, enforces 80", 200, enforced=80),
     Case("consumer-30", "another consumer at a steady 30 %", 200, steady=0.3 * QUOTA / WINDOW_S),
+    # Not in the table: a real tool's requests bunch (--background-random).
+    Case("consumer-30-random", "another consumer at 30 %, its requests at random (Poisson)", 200,
+         steady=0.3 * QUOTA / WINDOW_S, extra_sandbox=["--background-random"]),
+    Case("fractional-consumer-30-random", "the same with a fractional `t`", 200,
+         steady=0.3 * QUOTA / WINDOW_S, extra_sandbox=["--background-random", "--fractional-reset"]),
     Case("right-after", "a run started right after another (100 rows) with the same token", 200,
          mode="after", first_rows=100),
     Case("two-processes-sliding", "two processes, same token, started 5 s apart, sliding window", 100,

@@ -108,6 +108,9 @@ impl SandboxArgs {
         config.forbid_rules_read |= self.forbid_rules_read;
 
         self.rate.overlay(&mut config.rate);
+        if self.rate.background_random {
+            config.rate.random_background = Some(config.seed);
+        }
         self.faults.overlay(&mut config.faults);
 
         config.validate()?;
@@ -139,6 +142,10 @@ pub struct RateLimitArgs {
     /// Requests per second another consumer spends from the same quota.
     #[arg(long, value_parser = per_second, allow_negative_numbers = true, value_name = "PER_SECOND")]
     pub background_load: Option<f64>,
+    /// Let --background-load arrive at random (a Poisson stream of that mean rate, drawn from
+    /// --seed) instead of evenly spaced, as a real tool's requests bunch.
+    #[arg(long, requires = "background_load")]
+    pub background_random: bool,
     /// Answer 429 and block once, after this many admitted requests.
     #[arg(long, value_name = "N")]
     pub force_429_after: Option<u64>,
@@ -399,6 +406,14 @@ mod tests {
         assert!(self::config(&["--window-kind=leaky"]).is_err());
         assert!(self::config(&["--background-burst=50"]).is_err());
         assert!(self::config(&["--quota=100", "--enforced-quota=120"]).is_err());
+    }
+
+    #[test]
+    fn a_random_background_load_draws_from_the_seed_and_needs_a_rate() {
+        let config = config(&["--background-load=1.5", "--background-random", "--seed=9"]).unwrap();
+        assert_eq!((config.rate.background_load, config.rate.random_background), (Some(1.5), Some(9)));
+        assert_eq!(self::config(&["--background-load=1.5"]).unwrap().rate.random_background, None);
+        assert!(self::config(&["--background-random"]).is_err());
     }
 
     #[test]

@@ -16,6 +16,8 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use anyhow::ensure;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 
 use crate::pacing::headers::Dialect;
 use window::Counter;
@@ -50,6 +52,10 @@ pub struct RateLimit {
     pub fractional_reset: bool,
     /// Another consumer's one-off bursts, counted like every other request.
     pub background_bursts: Vec<Burst>,
+    /// The seed from which `background_load` arrives at random (a Poisson
+    /// stream of that mean rate) instead of evenly spaced: a real tool's
+    /// requests bunch, and its count in a window swings by about its root.
+    pub random_background: Option<u64>,
 }
 
 impl Default for RateLimit {
@@ -67,6 +73,7 @@ impl Default for RateLimit {
             enforced_quota: None,
             fractional_reset: false,
             background_bursts: Vec::new(),
+            random_background: None,
         }
     }
 }
@@ -117,6 +124,10 @@ impl RateLimit {
                 "the background load must be between 0 and {MAX_BACKGROUND_LOAD} requests per second, not {load}"
             );
         }
+        ensure!(
+            self.random_background.is_none() || self.background_load.is_some(),
+            "a random background load needs a background load (its mean rate)"
+        );
         if let Some(enforced) = self.enforced_quota {
             ensure!(
                 (1..=self.quota).contains(&enforced),
@@ -214,6 +225,23 @@ impl fmt::Display for Seconds {
     }
 }
 
+/// Mixed into the seed so the arrivals do not depend on other knobs.
+const ARRIVALS_STREAM: u64 = 0x6172_7269_7661_6c73;
+
+/// The gap before the synthetic consumer's next request: `mean`, or with
+/// `arrivals` an exponential draw of that mean, as between a Poisson
+/// stream's arrivals.
+fn gap(arrivals: &mut Option<SmallRng>, mean: Duration) -> Duration {
+    match arrivals {
+        // A draw of up to 37 means: past `Duration::MAX` for a load of one
+        // request in centuries, when the consumer simply never sends again.
+        Some(rng) => {
+            Duration::try_from_secs_f64(mean.as_secs_f64() * -(1.0 - rng.random::<f64>()).ln()).unwrap_or(Duration::MAX)
+        }
+        None => mean,
+    }
+}
+
 /// Seconds as headers carry them: rounded up, so a client that waits that
 /// long is never early, and at least 1.
 pub(crate) fn whole_seconds(d: Duration) -> u64 {
@@ -228,8 +256,10 @@ pub(crate) struct Limiter {
     config: RateLimit,
     counter: Counter,
     blocked_until: Option<Instant>,
-    /// When the synthetic consumer sends next, and how often.
+    /// When the synthetic consumer sends next, and how often on average.
     background: Option<(Instant, Duration)>,
+    /// Draws the synthetic consumer's gaps, when they are random.
+    arrivals: Option<SmallRng>,
     /// The bursts still to come, earliest first.
     bursts: VecDeque<(Instant, u32)>,
     force_after: Option<u64>,
@@ -243,10 +273,11 @@ impl Limiter {
         if config.quota == 0 {
             return None;
         }
+        let mut arrivals = config.random_background.map(|seed| SmallRng::seed_from_u64(seed ^ ARRIVALS_STREAM));
         let background = config
             .background_load
             .and_then(|load| Duration::try_from_secs_f64(1.0 / load).ok())
-            .and_then(|interval| Some((start.checked_add(interval)?, interval)));
+            .and_then(|mean| Some((start.checked_add(gap(&mut arrivals, mean))?, mean)));
         let mut bursts: Vec<_> = config
             .background_bursts
             .iter()
@@ -258,6 +289,7 @@ impl Limiter {
             counter: Counter::new(config.window_kind, config.enforced(), config.window, start),
             blocked_until: None,
             background,
+            arrivals,
             bursts: bursts.into(),
             force_after: config.force_429_after,
             admitted: 0,
@@ -345,8 +377,8 @@ impl Limiter {
     fn next_background(&mut self, now: Instant) -> Option<(Instant, u32)> {
         let steady = self.background.filter(|&(at, _)| at <= now);
         let burst = self.bursts.front().copied().filter(|&(at, _)| at <= now);
-        if let Some((at, interval)) = steady.filter(|&(at, _)| burst.is_none_or(|(burst_at, _)| at < burst_at)) {
-            self.background = at.checked_add(interval).map(|next| (next, interval));
+        if let Some((at, mean)) = steady.filter(|&(at, _)| burst.is_none_or(|(burst_at, _)| at < burst_at)) {
+            self.background = at.checked_add(gap(&mut self.arrivals, mean)).map(|next| (next, mean));
             return Some((at, 1));
         }
         burst.and_then(|_| self.bursts.pop_front())
@@ -453,6 +485,40 @@ mod tests {
         // At 1.0 s its next request finds no room and blocks the user.
         assert_eq!(limiter.admit(t0 + ms(1050)), Verdict::Limited { retry_after: 1 });
         assert_eq!(limiter.max_in_window(), 10);
+    }
+
+    /// Counts `seconds` of a background load of `load`/s, arriving evenly or
+    /// at random from `seed`, second by second, in a limiter that never
+    /// refuses: how many arrived in each second.
+    fn arrivals_per_second(load: f64, seed: Option<u64>, seconds: u64) -> Vec<u32> {
+        let t0 = Instant::now();
+        let config =
+            RateLimit { background_load: Some(load), random_background: seed, ..limit(1_000_000, 1_000, 1_000) };
+        config.validate().unwrap();
+        let mut limiter = Limiter::new(&config, t0).unwrap();
+        (1..=seconds)
+            .map(|second| {
+                let Verdict::Allowed { remaining, .. } = limiter.peek(t0 + Duration::from_secs(second)) else {
+                    panic!("refused")
+                };
+                // A 1 s window: what is counted at each whole second is that second's.
+                1_000_000 - remaining
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_random_background_load_keeps_its_mean_but_bunches() {
+        let even = arrivals_per_second(30.0, None, 200);
+        assert!(even.iter().all(|&n| (29..=31).contains(&n)), "{even:?}");
+        let random = arrivals_per_second(30.0, Some(7), 200);
+        let mean = f64::from(random.iter().sum::<u32>()) / 200.0;
+        assert!((28.0..=32.0).contains(&mean), "mean {mean}");
+        // A Poisson count of mean 30 has a standard deviation of about 5.5.
+        let variance = random.iter().map(|&n| (f64::from(n) - mean).powi(2)).sum::<f64>() / 200.0;
+        assert!((15.0..=50.0).contains(&variance), "variance {variance}");
+        assert_eq!(random, arrivals_per_second(30.0, Some(7), 200), "the seed decides the arrivals");
+        assert_ne!(random, arrivals_per_second(30.0, Some(8), 200));
     }
 
     #[test]
@@ -604,5 +670,12 @@ mod tests {
         assert!(matches!(limiter.admit(t0 + Duration::from_secs(3600)), Verdict::Allowed { remaining: 1199, .. }));
         let long_block = RateLimit { block: Duration::from_secs(3 * 24 * 3600), ..RateLimit::default() };
         assert!(long_block.validate().is_err());
+        let random_without_a_rate = RateLimit { random_background: Some(1), ..RateLimit::default() };
+        assert!(random_without_a_rate.validate().is_err());
+        // At random, one request in centuries draws gaps past any instant.
+        let rare = RateLimit { background_load: Some(1e-18), random_background: Some(1), ..RateLimit::default() };
+        rare.validate().unwrap();
+        let mut limiter = Limiter::new(&rare, t0).unwrap();
+        assert!(matches!(limiter.admit(t0 + Duration::from_secs(3600)), Verdict::Allowed { remaining: 1199, .. }));
     }
 }
