@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use super::headers::{Policy, Remaining};
 use super::pace::Rate;
 use super::pause::LONGEST_WAIT;
-use super::share::{Share, PROBE_DEVIATIONS, SURGE_DEVIATIONS};
+use super::share::Share;
 
 /// How long a worker waiting for the API's next answer sleeps before it
 /// looks again anyway: answers wake it sooner.
@@ -131,13 +131,8 @@ struct Spendable {
 ///
 /// When the API counts more requests than this run sent, another tool shares
 /// the quota: this run then paces at what the other leaves, so neither
-/// pushes the account over. The slots this run frees may then go to the
-/// other tool. If its count has been seen to vary as requests at random do
-/// (or more smoothly), it is held to rise by its surge: what it may add
-/// from the count until this run's requests leave to make room. Slots still
-/// free beyond that are spent. A tool seen to burst gets no such credit, as
-/// no measure of variation foretells its next burst: only the reset (or a
-/// fresh answer) frees a slot beside it.
+/// pushes the account over. Then the slots this run frees may go to the
+/// other tool, so only the reset (or a fresh answer) frees any.
 ///
 /// And only when crowded like that (or when `--rate` asks for more than the
 /// API allows) is a low budget spread over the time to the reset rather than
@@ -196,12 +191,8 @@ impl Budget {
     /// Whether a low budget is spread: when another tool shares the quota,
     /// or when this run's own pace is faster than the quota allows.
     fn crowded(&self, marks: Marks) -> bool {
-        self.share.is_shared() || self.outpaces(marks)
-    }
-
-    /// Whether this run's own pace is faster than the quota allows.
-    fn outpaces(&self, marks: Marks) -> bool {
-        self.policy.is_some_and(|p| marks.interval.checked_mul(p.quota).is_none_or(|w| w < p.window))
+        let outpaces = self.policy.is_some_and(|p| marks.interval.checked_mul(p.quota).is_none_or(|w| w < p.window));
+        self.share.is_shared() || outpaces
     }
 
     /// This run's requests that were surely counted in `snapshot` and
@@ -233,12 +224,9 @@ impl Budget {
         let reset = snapshot.reset_at <= now;
         let mut freed = 0u32;
         let mut next_free = if reset { now + NEWS_WAIT } else { snapshot.reset_at };
-        // Beside another tool, a slot this run frees may well go to that
-        // tool: it is spent only if the tool's surge is known and held back
-        // (on a sliding window; a fixed one frees nothing before its reset).
-        let guarded = self.share.is_shared() && self.fixed.is_none() && !self.share.is_bursty();
-        let reuses = self.fixed.is_none() && !self.outpaces(marks) && (guarded || !self.share.is_shared());
-        if let Some(policy) = self.policy.filter(|_| reuses) {
+        // With another tool at work, a slot this run frees may well go to
+        // that tool: then only the reset (or a fresh answer) frees any.
+        if let Some(policy) = self.policy.filter(|_| self.fixed.is_none() && !self.crowded(marks)) {
             for counted in self.in_snapshot(&snapshot, policy.window) {
                 let leaves = counted.answered + policy.window;
                 if leaves <= now {
@@ -249,62 +237,16 @@ impl Budget {
                 }
             }
         }
-        let surge = |deviations| {
-            self.policy.filter(|_| guarded).map_or(0, |p| self.surge(&snapshot, now, p, marks, deviations))
-        };
         let spent =
             [snapshot.sent_since, marks.reserve, self.shortfall].into_iter().fold(snapshot.owed, u32::saturating_add);
-        // Beside another tool whose count varies as measured, the slot the
-        // reset frees is counted like any other, and a probe must fit too.
-        let measured = guarded && self.share.is_measured();
-        let room =
-            snapshot.left.saturating_add(freed).saturating_add(u32::from(reset && measured)).saturating_sub(spent);
-        let mut requests = room.saturating_sub(surge(SURGE_DEVIATIONS));
-        // A header that says the window resets now while its count says
-        // it is spent rounds its reset down (or to nearest): up to a
-        // second may be left of it.
-        let asks_at = snapshot.reset_at + if snapshot.reset.is_zero() { ROUNDING } else { Duration::ZERO };
-        let forgotten = self.policy.is_none_or(|p| snapshot.of.answered + p.window <= now);
-        let probes = !measured || forgotten || room > surge(PROBE_DEVIATIONS);
-        if reset && requests == 0 && probes {
-            if asks_at <= now {
-                // The window has reset, but a sliding one has lost only its
-                // oldest request: beyond the slots this run's own requests
-                // surely freed, one request asks, the rest wait for its answer.
-                requests = u32::from(self.in_flight + self.queued == 0);
-            } else {
-                next_free = next_free.min(asks_at);
-            }
+        let mut requests = snapshot.left.saturating_add(freed).saturating_sub(spent);
+        if reset && requests == 0 {
+            // The window has reset, but a sliding one has lost only its
+            // oldest request: beyond the slots this run's own requests surely
+            // freed, one request asks, the rest wait for its answer.
+            requests = u32::from(self.in_flight + self.queued == 0);
         }
         Some(Spendable { requests, next_free })
-    }
-
-    /// The slots kept for another tool's count rising by chance before this
-    /// run's requests leave to make room: its surge from the count until a
-    /// request sent now arrives, and from then until each of this run's
-    /// requests leaves the window (each one that leaves makes room for one
-    /// more of the other's), whichever needs the most. On a sliding window
-    /// this run fills at a steady pace, its oldest leaves within a spacing
-    /// and the surge is short; in its first window none leaves before the
-    /// window has passed.
-    fn surge(&self, snapshot: &Snapshot, now: Instant, policy: Policy, marks: Marks, deviations: f64) -> u32 {
-        let surge = |horizon| self.share.surge(horizon, deviations);
-        let age = now.saturating_duration_since(snapshot.of.sent) + marks.stale;
-        let most = surge(age + policy.window);
-        // This run's requests that will surely leave the window, and when.
-        let leaving = self.ours.iter().filter(|c| c.surely).map(|c| c.answered + policy.window).filter(|&l| l > now);
-        let mut kept = surge(age);
-        let mut all = 0;
-        for (gone, leaves) in leaving.enumerate() {
-            // Just before it leaves, `gone` of this run's have made room.
-            if gone as f64 >= most {
-                break;
-            }
-            kept = kept.max(surge(age + (leaves - now)) - gone as f64);
-            all = gone + 1;
-        }
-        // Once every one of them has left, the surge may still go on.
-        kept.max(most - all as f64).ceil() as u32
     }
 
     /// When the budget lets the next request go: no sooner than others'
@@ -404,12 +346,8 @@ impl Budget {
     /// let through in the window, out of `quota`: requests of this run's in
     /// flight then may never have been counted, so they are not added.
     pub(super) fn surely_counted(&self, now: Instant, quota: u32) -> Option<u32> {
-        self.snapshot.filter(|s| s.reset_at > now).and(self.last_counted(quota))
-    }
-
-    /// The same of the latest count, current or not.
-    pub(super) fn last_counted(&self, quota: u32) -> Option<u32> {
-        self.snapshot.map(|s| quota.saturating_sub(s.left))
+        let snapshot = self.snapshot.filter(|s| s.reset_at > now)?;
+        Some(quota.saturating_sub(snapshot.left))
     }
 
     /// A 429 settles its request like any answer, under the policy it
@@ -419,25 +357,10 @@ impl Budget {
         self.settled(policy);
     }
 
-    /// Whether another tool is seen to send in bursts.
-    pub(super) fn others_burst(&self) -> bool {
-        self.share.is_bursty()
-    }
-
-    /// Whether a 429 is taken to show the API enforcing less than it says.
-    pub(super) fn has_learned(&self) -> bool {
-        self.shortfall > 0
-    }
-
     /// A 429 showed the API to enforce `shortfall` fewer requests a window
     /// than its policy says.
     pub(super) fn learned(&mut self, shortfall: u32) {
         self.shortfall = self.shortfall.max(shortfall);
-    }
-
-    /// The API was seen to let its announced quota through after all.
-    pub(super) fn unlearned(&mut self) {
-        self.shortfall = 0;
     }
 
     /// Records the answer to a request sent at `sent`: its rate-limit

@@ -257,13 +257,6 @@ impl Limiter {
         }
     }
 
-    /// Paces at the quota again: what a 429 seemed to show was not so.
-    pub(super) fn unlearned(&mut self, now: Instant) {
-        if self.learned.take().is_some() {
-            self.heard(None, now);
-        }
-    }
-
     /// The account's quota in force, before it is split with live peers:
     /// `--rate`, or under `auto` the tightest announced; and no more than a
     /// 429 showed the API to enforce.

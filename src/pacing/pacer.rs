@@ -74,15 +74,11 @@ impl Gate {
         // yet may never have been counted.
         let ours = self.budget.answered_within(window, now);
         let counted = self.budget.surely_counted(now, quota);
-        let full = |c: u32| c >= quota - quota / 20;
-        let explained = self.budget.last_counted(quota).is_some_and(full) || self.budget.others_burst();
-        if ours < self.limiter.rate.count / LEAST_EVIDENCE || explained {
+        if ours < self.limiter.rate.count / LEAST_EVIDENCE || counted.is_some_and(|c| c >= quota - quota / 20) {
             // Too few of this run's in the window to be the quota, or the
-            // API's own latest count said the window was full (even if its
-            // reset has passed since: a server enforcing less than it
-            // announces never shows a full window before it refuses), or
-            // another tool sends in bursts: the refusal is about someone
-            // else's requests, which the pause it starts covers.
+            // API's own count says the window was full: the refusal is about
+            // someone else's requests (a burst of another tool's), which the
+            // pause it starts covers.
             return policy;
         }
         // The account's count: what the API surely counted, or without a
@@ -100,29 +96,6 @@ impl Gate {
             self.budget.learned(quota.saturating_sub(learned.count));
         }
         policy
-    }
-
-    /// Takes back a quota learned from a 429 once the API's count has the
-    /// window at the quota it announces (within [`LEARNED_MARGIN`]): it lets
-    /// that many through after all, so the 429 was another tool's burst
-    /// that no count had shown yet, not a server enforcing less than it
-    /// says; one that does never shows a count beyond what it enforces. So
-    /// too once another tool is seen to send in bursts: the refused one was
-    /// likely its first.
-    fn refuted(&mut self, remaining: Option<Remaining>, policy: Option<Policy>, now: Instant) {
-        let (Some(remaining), Some(policy)) = (remaining, policy) else {
-            return;
-        };
-        let used = policy.quota.saturating_sub(remaining.requests);
-        let announced = f64::from(policy.quota) * (1.0 - LEARNED_MARGIN);
-        if self.budget.has_learned() && (f64::from(used) >= announced || self.budget.others_burst()) {
-            tracing::info!(
-                in_window = used,
-                "the API let the quota it announces through, or another tool was seen to burst; pacing at the quota again"
-            );
-            self.budget.unlearned();
-            self.limiter.unlearned(now);
-        }
     }
 }
 
@@ -247,7 +220,6 @@ impl Pacer {
         let (policy, marks) = gate.heard(policy, now);
         if replied {
             gate.budget.answered(sent, remaining, policy, now, marks);
-            gate.refuted(remaining, policy, now);
         } else {
             gate.budget.unanswered(sent, now, marks);
         }

@@ -14,25 +14,6 @@ use super::headers::Policy;
 /// this spacing, is what stops a request the window has no room for.
 const PROBE_SHARE: u32 = 20;
 
-/// How far above its trend the other tool's count is taken to rise before
-/// this run's request lands, in standard deviations of the rises seen: a
-/// tool whose requests come at random bunches them, and one refused request
-/// blocks the user whoever sent it.
-pub(super) const SURGE_DEVIATIONS: f64 = 3.0;
-
-/// The same for a probe, sent when nothing is in flight to bring a fresh
-/// count: waiting would not make a stale count any surer.
-pub(super) const PROBE_DEVIATIONS: f64 = 1.5;
-
-/// The span over which the other tool's count is watched to grow and vary:
-/// a tenth of the window.
-const SPAN: u32 = 10;
-
-/// How many windows a tool seen to burst is taken to burst again: one that
-/// bursts a little less often than once a window is still seen in the window
-/// between two bursts.
-const BURSTY_WINDOWS: u32 = 2;
-
 /// What this run has seen of another consumer of the quota, and the
 /// spacing that leaves it its share.
 ///
@@ -52,26 +33,6 @@ pub(super) struct Share {
     full: bool,
     /// When the latest request took its send slot.
     last_sent: Option<Instant>,
-    /// How fast the other tool's count grows, in requests a second: zero
-    /// on a sliding window it holds steady in.
-    trend: f64,
-    /// How much its count varies about that trend over a tenth of the
-    /// window, in requests squared a second, as a random walk's does.
-    variance: f64,
-    /// How far its count may still grow at that trend: to what it is
-    /// expected to spend in a window. On a sliding window a count grows
-    /// only until as many leave as arrive.
-    growing: f64,
-    /// Whether that variation was measured, not assumed: a span of the
-    /// count's history has been seen.
-    measured: bool,
-    /// When the other tool was last seen to send a burst.
-    burst: Option<Instant>,
-    /// Whether that was within [`BURSTY_WINDOWS`].
-    bursty: bool,
-    /// The window over which a count varies: beyond it, every request in
-    /// it has been replaced.
-    window: Duration,
 }
 
 impl Share {
@@ -91,17 +52,6 @@ impl Share {
         self.full
     }
 
-    /// Whether the other tool has been watched long enough to know how
-    /// its count varies.
-    pub(super) fn is_measured(&self) -> bool {
-        self.measured
-    }
-
-    /// Whether the other tool sends in bursts.
-    pub(super) fn is_bursty(&self) -> bool {
-        self.bursty
-    }
-
     /// A request took its send slot at `now`.
     pub(super) fn sent(&mut self, now: Instant) {
         self.last_sent = Some(now);
@@ -117,19 +67,7 @@ impl Share {
         while self.seen.len() > 1 && self.seen.front().is_some_and(|&(at, _)| at + policy.window <= now) {
             self.seen.pop_front();
         }
-        let (current, trend) = self.growth(policy.window);
-        let expected = f64::from(current).max(trend * policy.window.as_secs_f64());
-        self.trend = trend;
-        let span = policy.window / SPAN;
-        let assumed = 2.0 * expected / policy.window.as_secs_f64();
-        let measured = self.variation(trend, span);
-        self.measured = measured.is_some();
-        self.variance = measured.map_or(assumed, |v| v / span.as_secs_f64());
-        if self.bursts(expected, policy.window, reserve) {
-            self.burst = self.seen.back().map(|&(at, _)| at);
-        }
-        self.bursty = self.burst.is_some_and(|at| at + policy.window * BURSTY_WINDOWS > now);
-        (self.growing, self.window) = (expected - f64::from(current), policy.window);
+        let expected = self.expected(policy.window);
         if expected <= f64::from(reserve) {
             (self.spacing, self.full) = (None, false);
             return;
@@ -149,72 +87,33 @@ impl Share {
         self.spacing = Some(spacing);
     }
 
-    /// How far the other tool's count may rise over `horizon` beyond what
-    /// this run last saw: its trend, and `deviations` of its variation. A
-    /// count that holds steady on a sliding window (as many requests leaving
-    /// as arriving) still rises by chance when its requests come at random,
-    /// by about the square root of what arrives; over more than half a
-    /// window, by no more than a window's count varies.
-    pub(super) fn surge(&self, horizon: Duration, deviations: f64) -> f64 {
-        let secs = horizon.as_secs_f64();
-        let varies = horizon.min(self.window / 2).as_secs_f64();
-        (self.trend * secs).min(self.growing) + deviations * (self.variance * varies).sqrt()
-    }
-
-    /// The latest count, and how fast it grows: the median of the growth
-    /// over spans of a tenth of the window, so a single burst (one step,
-    /// in few of the spans) does not read as a rate, while a tool that
-    /// started with this run is not taken for a one-off either. A window
-    /// the other tool fills at that rate is what it is expected to spend.
-    fn growth(&self, window: Duration) -> (u32, f64) {
+    /// How many of a window's requests the other tool is expected to
+    /// spend: at least what is in the window now, and, while its count is
+    /// still growing, what its rate of growth fills a window with. The rate
+    /// is the median of the growth over spans of a tenth of the window,
+    /// so a single burst (one step, in few of the spans) does not read as a
+    /// rate, while a tool that started with this run is not taken for a
+    /// one-off either.
+    fn expected(&self, window: Duration) -> f64 {
         let current = self.seen.back().map_or(0, |&(_, others)| others);
-        let mut rates: Vec<f64> = self.spans(window / SPAN).map(|(rise, secs)| rise / secs).collect();
-        if rates.is_empty() {
-            return (current, 0.0);
-        }
-        rates.sort_by(f64::total_cmp);
-        (current, rates[rates.len() / 2].max(0.0))
-    }
-
-    /// How the other tool's count varies about `trend` over spans of
-    /// `span`, from the rises above it between two answers of the last
-    /// window: only rises, as a fixed window's reset is a fall that says
-    /// nothing of how its requests bunch. None until such a span is seen.
-    fn variation(&self, trend: f64, span: Duration) -> Option<f64> {
-        let (mut sum, mut spans) = (0.0, 0u32);
-        for (rise, secs) in self.spans(span) {
-            let above = (rise - trend * secs).max(0.0);
-            sum += above * above * span.as_secs_f64() / secs;
-            spans += 1;
-        }
-        // Rises are half of what varies, if it varies either way alike.
-        (spans > 0).then(|| 2.0 * sum / f64::from(spans))
-    }
-
-    /// Whether the other tool's count rose between two answers by more
-    /// than requests at random would at its rate, beyond the `reserve`:
-    /// a tool that sends in bursts, whose next burst no measure of
-    /// variation foretells.
-    fn bursts(&self, expected: f64, window: Duration, reserve: u32) -> bool {
-        let rate = expected / window.as_secs_f64();
-        self.seen.iter().zip(self.seen.iter().skip(1)).any(|(&(t0, o0), &(t1, o1))| {
-            let arrive = rate * (t1 - t0).as_secs_f64();
-            f64::from(o1) - f64::from(o0) > f64::from(reserve) + arrive + SURGE_DEVIATIONS * arrive.sqrt()
-        })
-    }
-
-    /// The other tool's count's change over each span of at least `span`
-    /// between two answers of the last window, and the span's length in
-    /// seconds.
-    fn spans(&self, span: Duration) -> impl Iterator<Item = (f64, f64)> + '_ {
+        let span = window / 10;
+        let mut rates: Vec<f64> = Vec::with_capacity(self.seen.len());
         let mut from = 0;
-        self.seen.iter().filter_map(move |&(t1, o1)| {
+        for &(t1, o1) in &self.seen {
             while self.seen.get(from + 1).is_some_and(|&(t, _)| t + span <= t1) {
                 from += 1;
             }
             let (t0, o0) = self.seen[from];
-            (t0 + span <= t1).then(|| (f64::from(o1) - f64::from(o0), (t1 - t0).as_secs_f64()))
-        })
+            if t0 + span <= t1 {
+                rates.push((f64::from(o1) - f64::from(o0)) / (t1 - t0).as_secs_f64());
+            }
+        }
+        if rates.is_empty() {
+            return f64::from(current);
+        }
+        rates.sort_by(f64::total_cmp);
+        let median = rates[rates.len() / 2].max(0.0);
+        f64::from(current).max(median * window.as_secs_f64())
     }
 }
 

@@ -577,4 +577,179 @@ mod tests {
         let drilled = drill(config, ROWS, loopback).await;
         assert!(drilled.took < ideal.mul_f64(1.25), "{drilled:?}, ideal {ideal:?}");
     }
+
+    /// The benchmark's scale beside a Poisson consumer at `load` a second
+    /// (its arrivals drawn from `seed`), fractional resets.
+    fn poisson(load: f64, seed: u64, kind: WindowKind) -> RateLimit {
+        RateLimit { background_load: Some(load), random_background: Some(seed), fractional_reset: true, ..scaled(kind) }
+    }
+
+    /// Another tool's requests one at a time, evenly spaced: `before` a
+    /// second for 40 s, then `after` a second for 200 s.
+    fn speeding_up(before: f64, after: f64) -> Vec<Burst> {
+        let at = |t: f64| Burst { requests: 1, offset: Duration::from_secs_f64(t) };
+        let steady = (0..(40.0 * before) as u32).map(|i| at(f64::from(i) / before));
+        steady.chain((0..(200.0 * after) as u32).map(|i| at(40.0 + f64::from(i) / after))).collect()
+    }
+
+    /// A server enforcing 80 (or 90) of the 100 it announces, beside a tool
+    /// that bursts 5 requests every 7 or 11 s, nothing else: 3b90cae learns
+    /// the lie from its first 429 and is refused once. 1b713cc takes a 429
+    /// beside a bursty tool for the tool's (`Gate::refused`), and drops a
+    /// quota learned before the tool was seen to burst (`Gate::refuted`):
+    /// it paces at the announced 100 again and is refused 4 to 5 times, each
+    /// a block of the whole account.
+    #[tokio::test(start_paused = true)]
+    async fn a_lying_server_beside_a_consumer_that_bursts_refuses_once() {
+        for (enforced, every) in [(80, 11), (80, 7), (90, 11)] {
+            let bursts = (1..40).map(|k| Burst { requests: 5, offset: Duration::from_secs(every * k) }).collect();
+            let config =
+                RateLimit { enforced_quota: Some(enforced), background_bursts: bursts, ..scaled(WindowKind::Sliding) };
+            let drilled = drill(config, 2 * ROWS, loopback).await;
+            assert!(drilled.refused <= 1, "enforces {enforced}, bursts 5 every {every} s: {drilled:?}");
+        }
+    }
+
+    /// Another tool steady for 40 s (evenly spaced, its count's variation
+    /// measured near nought), then faster, never in a burst: 1 a second
+    /// then 4, whole-second resets, or 0.5 then 2.5 with fractional resets;
+    /// the heavy tail of latency. 3b90cae refuses neither. 1b713cc does,
+    /// once: its guarded path in `Budget::spendable` (freed slots, the
+    /// reset's slot and the probe beside a tool, less a surge taken from
+    /// the steady window's trend and variance) spends what the faster tool
+    /// takes. With that path off (`guarded` false) it passes; without the
+    /// freed-slot credit alone it does not.
+    #[tokio::test(start_paused = true)]
+    async fn beside_a_steady_consumer_that_speeds_up_under_a_heavy_tail_nothing_is_refused() {
+        for (before, after, fractional_reset) in [(1.0, 4.0, false), (0.5, 2.5, true)] {
+            let config = RateLimit {
+                background_bursts: speeding_up(before, after),
+                fractional_reset,
+                ..scaled(WindowKind::Sliding)
+            };
+            let drilled = drill(config, ROWS, heavy_tail).await;
+            assert_eq!(drilled.refused, 0, "{before}/s then {after}/s, fractional {fractional_reset}: {drilled:?}");
+        }
+    }
+
+    /// The same tool, 1 a second then 4, fractional resets, heavy tail: the
+    /// quota leaves this run 4/s for 40 s and 1/s after, 80 s for its rows.
+    /// 3b90cae takes 148 s; 1b713cc 204 s. Only with both its guarded path
+    /// in `Budget::spendable` and 3b90cae's `pacer.rs` does it pass.
+    #[tokio::test(start_paused = true)]
+    async fn beside_a_steady_consumer_that_speeds_up_the_run_does_not_stall_more_than_before() {
+        let config = RateLimit {
+            background_bursts: speeding_up(1.0, 4.0),
+            fractional_reset: true,
+            ..scaled(WindowKind::Sliding)
+        };
+        let drilled = drill(config, ROWS, heavy_tail).await;
+        assert!(drilled.took < Duration::from_secs(160), "1/s then 4/s, fractional: {drilled:?}");
+    }
+
+    /// A sliding window 25 s long announced as `w=20`, beside a steady
+    /// consumer at 1 or 1.5 a second (more than the 0.5 of the test above),
+    /// loopback, whole or fractional resets. 3b90cae is refused once in
+    /// each; 1b713cc 2 or 3 times. Its guarded path in `Budget::spendable`
+    /// credits freed slots at answer + the announced window, 5 s before
+    /// they leave; that and the changed `Gate::refused`/`refuted` together
+    /// (either one reverted alone still fails).
+    #[tokio::test(start_paused = true)]
+    async fn a_sliding_window_longer_than_announced_beside_a_busier_consumer_is_refused_no_more_than_before() {
+        for (load, fractional_reset) in [(1.0, false), (1.5, false), (1.0, true), (1.5, true)] {
+            let config = RateLimit {
+                background_load: Some(load),
+                fractional_reset,
+                window: Duration::from_secs(25),
+                ..scaled(WindowKind::Sliding)
+            };
+            let drilled = alone(announcing_20s(&config, loopback, as_is), ROWS).await;
+            assert!(drilled.refused <= 1, "load {load}/s, fractional {fractional_reset}: {drilled:?}");
+        }
+    }
+
+    /// A Poisson consumer at 60 % of the quota (3 a second, seed 3), the
+    /// heavy tail, fractional resets: known to get runs blocked, but 3b90cae
+    /// is refused once here, 1b713cc 4 times; with 3b90cae's `pacer.rs`
+    /// (`Gate::refused`/`refuted`) it passes.
+    #[tokio::test(start_paused = true)]
+    async fn beside_a_poisson_consumer_at_60_percent_seed_3_the_run_is_refused_no_more_than_before() {
+        let config = poisson(3.0, 3, WindowKind::Sliding);
+        let drilled = drill(config, ROWS, heavy_tail).await;
+        assert!(drilled.refused <= 1, "Poisson 3/s, seed 3, heavy tail, fractional: {drilled:?}");
+    }
+
+    /// A fixed window (100/20 s, announced right, fractional resets), the
+    /// heavy tail, beside a Poisson consumer: 1.5/s seed 1 with the header
+    /// rounded up, or 2.5/s seed 2 as is; 300 rows. 3b90cae refuses
+    /// nothing in either; 1b713cc refuses once and twice. The guarded path
+    /// of `Budget::spendable` (it needs only `fixed` unset: a fixed window
+    /// not yet, or no longer, told from a sliding one) is the cause: with
+    /// it off the test passes; dropping the freed-slot credit alone, the
+    /// reset's extra slot alone or the probe rule alone does not.
+    #[tokio::test(start_paused = true)]
+    async fn a_fixed_window_beside_a_poisson_consumer_under_a_heavy_tail_refuses_nothing() {
+        let mut refused = Vec::new();
+        for (name, rounding, load, seed) in [("up", up as fn(Duration) -> Duration, 1.5, 1), ("as_is", as_is, 2.5, 2)] {
+            let config = poisson(load, seed, WindowKind::Fixed);
+            let drilled = alone(Server::new(&config, heavy_tail, rounding), 300).await;
+            if drilled.refused > 0 {
+                refused.push(format!("{name}, Poisson {load}/s seed {seed}: {drilled:?}"));
+            }
+        }
+        assert!(refused.is_empty(), "{refused:?}");
+    }
+
+    /// A token bucket (100, refilling over 20 s) beside a Poisson consumer
+    /// at 2.5/s, seed 2, loopback, fractional resets: 3b90cae refuses
+    /// nothing, 1b713cc once, with the header as is or rounded any way.
+    #[tokio::test(start_paused = true)]
+    async fn a_token_bucket_beside_a_poisson_consumer_refuses_nothing() {
+        let config = poisson(2.5, 2, WindowKind::TokenBucket);
+        let drilled = alone(Server::new(&config, loopback, as_is), 300).await;
+        assert_eq!(drilled.refused, 0, "{drilled:?}");
+    }
+
+    /// The commit's own case, a Poisson consumer at 30 % (1.5/s) with
+    /// fractional resets, on loopback, seeds beyond the 8 it counted:
+    /// seed 11 is refused once (3b90cae: never, though it too lets the
+    /// window reach 100), seed 4 eats the reserve (busiest 100; 3b90cae 98).
+    #[tokio::test(start_paused = true)]
+    async fn beside_a_poisson_consumer_at_30_percent_seeds_4_and_11_fare_no_worse_than_before() {
+        let mut worse = Vec::new();
+        for seed in [11, 4] {
+            let config = poisson(1.5, seed, WindowKind::Sliding);
+            let drilled = drill(config, ROWS, loopback).await;
+            if drilled.refused > 0 || (seed == 4 && drilled.busiest > 98) {
+                worse.push(format!("seed {seed}: {drilled:?}"));
+            }
+        }
+        assert!(worse.is_empty(), "{worse:?}");
+    }
+
+    /// Another tool that changes behaviour: 2 a second evenly spaced for
+    /// 40 s (its variation measured near nought), then at random (Poisson,
+    /// 2/s, drawn from a fixed LCG) until 100 s, then 3 at once every 1.5 s,
+    /// each clump below `Share::bursts`' threshold; loopback, fractional
+    /// resets, 400 rows. 3b90cae is refused once, 1b713cc 3 times; with
+    /// 3b90cae's `pacer.rs` (`Gate::refused`/`refuted`) it passes.
+    #[tokio::test(start_paused = true)]
+    async fn beside_a_tool_that_turns_from_steady_to_random_to_clumps_the_run_is_refused_no_more_than_before() {
+        let mut state: u64 = 7919 + 13;
+        let mut uniform = || {
+            state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+        };
+        let at = |requests, t: f64| Burst { requests, offset: Duration::from_secs_f64(t) };
+        let mut bursts: Vec<Burst> = (0..80).map(|i| at(1, f64::from(i) / 2.0)).collect();
+        let mut t = 40.0;
+        while t < 100.0 {
+            t += -uniform().ln() / 2.0;
+            bursts.push(at(1, t));
+        }
+        bursts.extend((0..134).map(|k| at(3, 100.0 + 1.5 * f64::from(k))));
+        let config = RateLimit { background_bursts: bursts, fractional_reset: true, ..scaled(WindowKind::Sliding) };
+        let drilled = drill(config, 2 * ROWS, loopback).await;
+        assert!(drilled.refused <= 1, "{drilled:?}");
+    }
 }
