@@ -10,10 +10,10 @@ use tokio::time::Instant;
 use super::headers::{Policy, Remaining};
 use super::pace::Rate;
 use super::pause::LONGEST_WAIT;
-use super::share::Share;
+use super::share::{Share, PROBE_DEVIATIONS, SURGE_DEVIATIONS};
 
 mod fixed;
-use fixed::Span;
+use fixed::{Span, ROUNDING};
 
 /// How long a worker waiting for the API's next answer sleeps before it
 /// looks again anyway: answers wake it sooner.
@@ -207,31 +207,112 @@ impl Budget {
     fn spendable(&self, now: Instant, marks: Marks) -> Option<Spendable> {
         let snapshot = self.snapshot?;
         let reset = snapshot.reset_at <= now;
-        let mut freed = 0u32;
+        let (freed, leaves) = self.freed(&snapshot, now);
+        let crowded = self.crowded(marks);
         let mut next_free = if reset { now + NEWS_WAIT } else { snapshot.reset_at };
         // With another tool at work, a slot this run frees may well go to
         // that tool: then only the reset (or a fresh answer) frees any.
-        if let Some(policy) = self.policy.filter(|_| self.fixed.is_none() && !self.crowded(marks)) {
-            for counted in self.in_snapshot(&snapshot, policy.window) {
-                let leaves = counted.answered + policy.window;
-                if leaves <= now {
-                    freed += 1;
-                } else {
-                    next_free = next_free.min(leaves);
-                    break;
-                }
-            }
+        let freed_for_us = if crowded { 0 } else { freed };
+        if let Some(leaves) = leaves.filter(|_| !crowded) {
+            next_free = next_free.min(leaves);
         }
-        let spent =
-            [snapshot.sent_since, marks.reserve, self.shortfall].into_iter().fold(snapshot.owed, u32::saturating_add);
-        let mut requests = snapshot.left.saturating_add(freed).saturating_sub(spent);
-        if reset && requests == 0 {
+        let owed = [snapshot.sent_since, marks.reserve].into_iter().fold(snapshot.owed, u32::saturating_add);
+        let kept = owed.saturating_add(self.shortfall).saturating_add(self.kept_for_others(&snapshot, now, marks));
+        let mut requests = snapshot.left.saturating_add(freed_for_us).saturating_sub(kept);
+        if reset && requests == 0 && self.may_probe(&snapshot, now, marks, freed, owed) {
             // The window has reset, but a sliding one has lost only its
             // oldest request: beyond the slots this run's own requests surely
             // freed, one request asks, the rest wait for its answer.
             requests = u32::from(self.in_flight + self.queued == 0);
         }
         Some(Spendable { requests, next_free })
+    }
+
+    /// How many of this run's requests in `snapshot` have surely left a
+    /// sliding window by `now`, and when the next one does.
+    fn freed(&self, snapshot: &Snapshot, now: Instant) -> (u32, Option<Instant>) {
+        let Some(policy) = self.policy.filter(|_| self.fixed.is_none()) else {
+            return (0, None);
+        };
+        let mut freed = 0;
+        for counted in self.in_snapshot(snapshot, policy.window) {
+            let leaves = counted.answered + policy.window;
+            if leaves > now {
+                return (freed, Some(leaves));
+            }
+            freed += 1;
+        }
+        (freed, None)
+    }
+
+    /// Slots kept back, beyond the reserve, for another tool on a sliding
+    /// window: for one that bursts again and again, its next burst; for
+    /// one whose variation is known, the most its count may rise before
+    /// this run's requests leave to make room (its surge), and at least
+    /// what it sends until the count's reset, before which nothing leaves
+    /// the window at all. A header in whole seconds may round that reset
+    /// up by most of a second.
+    fn kept_for_others(&self, snapshot: &Snapshot, now: Instant, marks: Marks) -> u32 {
+        let Some(policy) = self.policy.filter(|_| self.share.is_shared() && self.fixed.is_none()) else {
+            return 0;
+        };
+        let mut kept = self.share.burst_hold();
+        if self.share.is_watched() {
+            let rounding = if snapshot.reset.subsec_nanos() == 0 { ROUNDING } else { Duration::ZERO };
+            let quiet = snapshot.reset_at.saturating_duration_since(now).saturating_sub(rounding);
+            let arriving = (self.share.rate() * quiet.as_secs_f64()).round() as u32;
+            kept += self.surge(snapshot, now, policy, marks, SURGE_DEVIATIONS).max(arriving);
+        }
+        kept
+    }
+
+    /// Whether a probe may go once the count's reset has passed with
+    /// nothing left to spend: always alone, on a fixed window (whose reset
+    /// frees it all) or beside a tool not yet watched for a span, and once
+    /// the count is a window old; otherwise only if the count, with the
+    /// reset's slot and those `freed` by this run's requests since, had
+    /// room beyond what it `owed` and the reserve, and beyond the surge of
+    /// a tool whose variation is known. Beside a tool at work, the slot a
+    /// reset frees is often its.
+    fn may_probe(&self, snapshot: &Snapshot, now: Instant, marks: Marks, freed: u32, owed: u32) -> bool {
+        let Some(policy) = self.policy.filter(|_| self.share.is_shared() && self.fixed.is_none()) else {
+            return true;
+        };
+        if !self.share.is_measured() || snapshot.of.answered + policy.window <= now {
+            return true;
+        }
+        let room = snapshot.left.saturating_add(freed).saturating_add(1).saturating_sub(owed);
+        let surge =
+            if self.share.is_watched() { self.surge(snapshot, now, policy, marks, PROBE_DEVIATIONS) } else { 0 };
+        room > surge
+    }
+
+    /// The slots kept for another tool's count rising by chance before this
+    /// run's requests leave to make room: its surge from the count until a
+    /// request sent now arrives, and from then until each of this run's
+    /// requests leaves the window (each one that leaves makes room for one
+    /// more of the other's), whichever needs the most. On a sliding window
+    /// this run fills at a steady pace, its oldest leaves within a spacing
+    /// and the surge is short; in its first window none leaves before the
+    /// window has passed.
+    fn surge(&self, snapshot: &Snapshot, now: Instant, policy: Policy, marks: Marks, deviations: f64) -> u32 {
+        let surge = |horizon| self.share.surge(horizon, deviations);
+        let age = now.saturating_duration_since(snapshot.of.sent) + marks.stale;
+        let most = surge(age + policy.window);
+        // This run's requests that will surely leave the window, and when.
+        let leaving = self.ours.iter().filter(|c| c.surely).map(|c| c.answered + policy.window).filter(|&l| l > now);
+        let mut kept = surge(age);
+        let mut all = 0;
+        for (gone, leaves) in leaving.enumerate() {
+            // Just before it leaves, `gone` of this run's have made room.
+            if gone as f64 >= most {
+                break;
+            }
+            kept = kept.max(surge(age + (leaves - now)) - gone as f64);
+            all = gone + 1;
+        }
+        // Once every one of them has left, the surge may still go on.
+        kept.max(most - all as f64).ceil() as u32
     }
 
     /// When the budget lets the next request go: no sooner than others'
@@ -332,6 +413,13 @@ impl Budget {
     /// flight then may never have been counted, so they are not added.
     pub(super) fn surely_counted(&self, now: Instant, quota: u32) -> Option<u32> {
         let snapshot = self.snapshot.filter(|s| s.reset_at > now)?;
+        Some(quota.saturating_sub(snapshot.left))
+    }
+
+    /// What the latest count said the API had let through in the window,
+    /// current or not, if it came within a window of `now`.
+    pub(super) fn last_counted(&self, now: Instant, quota: u32, window: Duration) -> Option<u32> {
+        let snapshot = self.snapshot.filter(|s| s.of.answered + window > now)?;
         Some(quota.saturating_sub(snapshot.left))
     }
 
@@ -465,7 +553,7 @@ impl Budget {
         let runs = self.remembered.iter().filter(|&&sent| sent + policy.window > now).count();
         let ours = self.in_flight.saturating_add(in_window as u32).saturating_add(runs as u32);
         let others = counted.saturating_sub(ours);
-        self.share.observed(others, policy, now, marks.reserve, marks.stale);
+        self.share.observed(others, self.in_flight, policy, now, marks.reserve, marks.stale);
     }
 
     /// Sends of this credential by other runs, from the ledger: this user's

@@ -82,8 +82,11 @@ impl Gate {
             return policy;
         }
         // The account's count: what the API surely counted, or without a
-        // count this run's answers and, beside live peers, theirs as well.
-        let allowed = counted.unwrap_or(0).max(ours.saturating_mul(self.limiter.peer_count() + 1));
+        // current count the latest of the window (a server never counts
+        // more than it enforces), or this run's answers and, beside live
+        // peers, theirs as well.
+        let latest = counted.or_else(|| self.budget.last_counted(now, quota, window));
+        let allowed = latest.unwrap_or(0).max(ours.saturating_mul(self.limiter.peer_count() + 1));
         let margin = (f64::from(allowed) * LEARNED_MARGIN).ceil().max(1.0) as u32;
         let learned = Rate { count: allowed.saturating_sub(margin).max(1), per: window };
         if learned.per_second() < account.per_second() {

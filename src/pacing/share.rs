@@ -1,18 +1,31 @@
 //! Another tool spending the same quota: told from the API's counts, and
-//! left its share by spacing this run's requests.
+//! left its share by spacing this run's requests, and by what the budget
+//! keeps back for its surges and bursts.
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use super::headers::Policy;
 
+mod watch;
+use watch::Watch;
+
 /// However crowded the window looks, this run keeps asking at least this
 /// share of the quota per window: an estimate is only as fresh as the last
 /// answer, and only a request brings an answer. The budget's count, not
 /// this spacing, is what stops a request the window has no room for.
 const PROBE_SHARE: u32 = 20;
+
+/// How far above its trend the other tool's count is taken to rise before
+/// this run's request lands, in standard deviations of the rises seen: a
+/// tool whose requests come at random bunches them, and one refused request
+/// blocks the user whoever sent it.
+pub(super) const SURGE_DEVIATIONS: f64 = 3.0;
+
+/// The same for a probe, sent when nothing is in flight to bring a fresh
+/// count: waiting would not make a stale count any surer.
+pub(super) const PROBE_DEVIATIONS: f64 = 1.5;
 
 /// What this run has seen of another consumer of the quota, and the
 /// spacing that leaves it its share.
@@ -23,9 +36,8 @@ const PROBE_SHARE: u32 = 20;
 /// it), and a tool that keeps going is taken at the rate its count grows.
 #[derive(Debug, Default)]
 pub(super) struct Share {
-    /// Others' count in the window, as each answer of the last window
-    /// showed it, oldest first.
-    seen: VecDeque<(Instant, u32)>,
+    /// The other tool's counts of the last window.
+    watch: Watch,
     /// The spacing that leaves other consumers their expected share.
     spacing: Option<Duration>,
     /// Whether that spacing is the probe's: the other tool seems to leave
@@ -33,6 +45,25 @@ pub(super) struct Share {
     full: bool,
     /// When the latest request took its send slot.
     last_sent: Option<Instant>,
+    /// How fast the other tool's count grows, in requests a second: zero
+    /// on a sliding window it holds steady in.
+    trend: f64,
+    /// How much its count varies about that trend, in requests squared a
+    /// second, as a random walk's does.
+    variance: f64,
+    /// How many of a window's requests it is expected to spend.
+    expected: f64,
+    /// Whether that variation was measured, not assumed: a span of the
+    /// count's history has been seen.
+    measured: bool,
+    /// Whether the other tool has burst lately.
+    bursty: bool,
+    /// Slots kept for a tool that bursts again and again: its largest
+    /// recent burst.
+    burst_hold: u32,
+    /// The window over which a count varies: beyond it, every request in
+    /// it has been replaced.
+    window: Duration,
 }
 
 impl Share {
@@ -52,27 +83,62 @@ impl Share {
         self.full
     }
 
+    /// Whether the other tool has been watched for a span of its count.
+    pub(super) fn is_measured(&self) -> bool {
+        self.measured
+    }
+
+    /// Whether how the other tool's count varies is known: measured, and
+    /// not in bursts, which no measure of variation foretells.
+    pub(super) fn is_watched(&self) -> bool {
+        self.measured && !self.bursty
+    }
+
+    /// Slots to keep for the next burst of a tool that bursts again and
+    /// again.
+    pub(super) fn burst_hold(&self) -> u32 {
+        self.burst_hold
+    }
+
     /// A request took its send slot at `now`.
     pub(super) fn sent(&mut self, now: Instant) {
         self.last_sent = Some(now);
     }
 
     /// Takes in a count in which `others` requests of `policy`'s window were
-    /// not this run's, and paces at what the other tool is expected to leave
-    /// once it uses more than the `reserve` that rounding explains. `stale`
-    /// is how long a count may be old by the time this run's next request
-    /// arrives: the other tool keeps spending meanwhile.
-    pub(super) fn observed(&mut self, others: u32, policy: Policy, now: Instant, reserve: u32, stale: Duration) {
-        self.seen.push_back((now, others));
-        while self.seen.len() > 1 && self.seen.front().is_some_and(|&(at, _)| at + policy.window <= now) {
-            self.seen.pop_front();
-        }
-        let expected = self.expected(policy.window);
+    /// not this run's (`in_flight` of this run's were in flight then), and
+    /// paces at what the other tool is expected to leave once it uses more
+    /// than the `reserve` that rounding explains. `stale` is how long a
+    /// count may be old by the time this run's next request arrives: the
+    /// other tool keeps spending meanwhile.
+    pub(super) fn observed(
+        &mut self,
+        others: u32,
+        in_flight: u32,
+        policy: Policy,
+        now: Instant,
+        reserve: u32,
+        stale: Duration,
+    ) {
+        let window = policy.window;
+        self.watch.push(now, others, in_flight, window);
+        self.trend = self.watch.trend(window);
+        // At least what is in the window now, and, while its count is still
+        // growing, what its rate of growth fills a window with.
+        let expected = f64::from(self.watch.current()).max(self.trend * window.as_secs_f64());
+        let measured = self.watch.variance(self.trend, window);
+        self.measured = measured.is_some();
+        // Until measured, taken to vary as requests at random would.
+        self.variance = measured.unwrap_or(2.0 * expected / window.as_secs_f64());
+        self.watch.note_bursts(expected / window.as_secs_f64(), reserve);
+        self.bursty = self.watch.bursty(now, window);
+        self.burst_hold = self.watch.repeated_burst(now, window).map_or(0, |size| size.ceil() as u32);
+        (self.expected, self.window) = (expected, window);
         if expected <= f64::from(reserve) {
             (self.spacing, self.full) = (None, false);
             return;
         }
-        let per_window = policy.window.as_secs_f64();
+        let per_window = window.as_secs_f64();
         // What the other tool may spend between a count and the arrival of
         // the request paced from it, twice over for its variation, and at
         // least one request.
@@ -80,40 +146,35 @@ impl Share {
         let room = f64::from(policy.quota) - expected - headroom - f64::from(reserve);
         let probe = f64::from((policy.quota / PROBE_SHARE).max(1));
         self.full = room <= probe;
-        let spacing = policy.window.div_f64(room.max(probe));
+        let spacing = window.div_f64(room.max(probe));
         if self.spacing.is_none_or(|old| old.abs_diff(spacing) > old / 20) {
             tracing::debug!(others = expected.round(), room = room.max(probe).floor(), "another tool shares the quota");
         }
         self.spacing = Some(spacing);
     }
 
-    /// How many of a window's requests the other tool is expected to
-    /// spend: at least what is in the window now, and, while its count is
-    /// still growing, what its rate of growth fills a window with. The rate
-    /// is the median of the growth over spans of a tenth of the window,
-    /// so a single burst (one step, in few of the spans) does not read as a
-    /// rate, while a tool that started with this run is not taken for a
-    /// one-off either.
-    fn expected(&self, window: Duration) -> f64 {
-        let current = self.seen.back().map_or(0, |&(_, others)| others);
-        let span = window / 10;
-        let mut rates: Vec<f64> = Vec::with_capacity(self.seen.len());
-        let mut from = 0;
-        for &(t1, o1) in &self.seen {
-            while self.seen.get(from + 1).is_some_and(|&(t, _)| t + span <= t1) {
-                from += 1;
-            }
-            let (t0, o0) = self.seen[from];
-            if t0 + span <= t1 {
-                rates.push((f64::from(o1) - f64::from(o0)) / (t1 - t0).as_secs_f64());
-            }
+    /// How many requests a second the other tool sends, if it shares the
+    /// quota: a window's expected requests over the window, or for a tool
+    /// that bursts, whose count is mostly its bursts, its trend.
+    pub(super) fn rate(&self) -> f64 {
+        match self.spacing {
+            None => 0.0,
+            Some(_) if self.bursty => self.trend,
+            Some(_) => self.expected / self.window.as_secs_f64(),
         }
-        if rates.is_empty() {
-            return f64::from(current);
-        }
-        rates.sort_by(f64::total_cmp);
-        let median = rates[rates.len() / 2].max(0.0);
-        f64::from(current).max(median * window.as_secs_f64())
+    }
+
+    /// How far the other tool's count may rise over `horizon` beyond what
+    /// this run last saw: its trend (until it fills the window it is
+    /// expected to), and `deviations` of its variation. A count that holds
+    /// steady on a sliding window (as many requests leaving as arriving)
+    /// still rises by chance when its requests come at random, by about the
+    /// square root of what arrives; over more than half a window, by no
+    /// more than a window's count varies.
+    pub(super) fn surge(&self, horizon: Duration, deviations: f64) -> f64 {
+        let growing = self.expected - f64::from(self.watch.current());
+        let varies = horizon.min(self.window / 2).as_secs_f64();
+        (self.trend * horizon.as_secs_f64()).min(growing) + deviations * (self.variance * varies).sqrt()
     }
 }
 
@@ -131,7 +192,7 @@ mod tests {
         let t0 = Instant::now();
         let mut share = Share::default();
         for (i, others) in counts.into_iter().enumerate() {
-            share.observed(others, POLICY, t0 + every * i as u32, 2, ms(500));
+            share.observed(others, 0, POLICY, t0 + every * i as u32, 2, ms(500));
         }
         share.spacing.map_or(f64::INFINITY, |spacing| WINDOW.as_secs_f64() / spacing.as_secs_f64())
     }
@@ -164,10 +225,10 @@ mod tests {
     fn a_window_the_other_fills_still_leaves_a_probe_and_the_estimate_follows_it_down() {
         let t0 = Instant::now();
         let mut share = Share::default();
-        share.observed(99, POLICY, t0, 2, ms(500));
+        share.observed(99, 0, POLICY, t0, 2, ms(500));
         assert_eq!(share.spacing, Some(WINDOW / 5), "a twentieth of the quota: the budget guards the rest");
         // A window later the burst has left, and so has its estimate.
-        share.observed(0, POLICY, t0 + WINDOW, 2, ms(500));
+        share.observed(0, 0, POLICY, t0 + WINDOW, 2, ms(500));
         assert_eq!(share.spacing, None);
     }
 }

@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use super::{Budget, Counted};
 
 /// The server rounds its resets to whole seconds.
-const ROUNDING: Duration = Duration::from_secs(1);
+pub(super) const ROUNDING: Duration = Duration::from_secs(1);
 
 /// When a count's reset may fall: the server read its clock at some moment
 /// between the request's send and its answer, and rounded.
