@@ -147,3 +147,64 @@ impl Watch {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pacing::testing::ms;
+
+    const WINDOW: Duration = Duration::from_secs(20);
+
+    /// A watch fed `counts` (and this run's requests in flight at each),
+    /// one answer every 250 ms.
+    fn watched(counts: impl IntoIterator<Item = (u32, u32)>) -> (Watch, Instant) {
+        let t0 = Instant::now();
+        let mut watch = Watch::default();
+        let mut at = t0;
+        for (i, (others, in_flight)) in counts.into_iter().enumerate() {
+            at = t0 + ms(250) * i as u32;
+            watch.push(at, others, in_flight, WINDOW);
+            watch.note_bursts(1.5, 2);
+        }
+        (watch, at)
+    }
+
+    #[test]
+    fn a_steady_count_varies_by_nothing_worth_keeping_slots_for() {
+        // 30 in the window, read as 29 or 31 now and then.
+        let (watch, _) = watched((0..80).map(|i| (30 + u32::from(i % 7 == 0) - u32::from(i % 11 == 0), 0)));
+        assert_eq!(watch.variance(watch.trend(WINDOW), WINDOW), Some(0.0));
+    }
+
+    #[test]
+    fn a_count_that_wanders_as_random_arrivals_do_is_measured_so() {
+        // Up and down by 3 over a couple of seconds, as 1.5 a second at
+        // random arriving and leaving might: of the order of a random
+        // walk's 2 × 1.5 a second, and far from nothing.
+        let wander = [0, 1, 2, 3, 3, 2, 1, 0, -1, -2, -3, -3, -2, -1];
+        let (watch, _) = watched((0..80).map(|i| ((30 + wander[i % wander.len()]) as u32, 0)));
+        let variance = watch.variance(watch.trend(WINDOW), WINDOW).unwrap();
+        assert!((1.0..=8.0).contains(&variance), "{variance}");
+    }
+
+    #[test]
+    fn a_rise_by_what_this_run_had_in_flight_is_not_a_burst() {
+        // Five of this run's in flight at one answer, counted by the next:
+        // the other's count reads five low, then right.
+        let (watch, at) = watched((0..40).map(|i| if i == 20 { (25, 5) } else { (30, 0) }));
+        assert!(!watch.bursty(at, WINDOW));
+        let (watch, at) = watched((0..40).map(|i| if i < 20 { (30, 0) } else { (38, 0) }));
+        assert!(watch.bursty(at, WINDOW), "8 at once beside 1.5 a second is");
+    }
+
+    #[test]
+    fn only_a_tool_that_bursts_again_has_its_next_burst_kept() {
+        let once = (0..40).map(|i| (if i < 20 { 10 } else { 18 }, 0));
+        let (watch, at) = watched(once);
+        assert_eq!(watch.repeated_burst(at, WINDOW), None);
+        // 8 at 2.5 s, then 6 more at 7.5 s.
+        let twice = (0..40).map(|i| (10 + 8 * u32::from(i >= 10) + 6 * u32::from(i >= 30), 0));
+        let (watch, at) = watched(twice);
+        assert_eq!(watch.repeated_burst(at, WINDOW), Some(8.0));
+    }
+}
