@@ -245,6 +245,12 @@ impl Budget {
         (freed, None)
     }
 
+    /// The policy of a window taken for sliding that another tool shares:
+    /// only there are slots kept for it, and a probe held for it.
+    fn sliding_beside_another_tool(&self) -> Option<Policy> {
+        self.policy.filter(|_| self.share.is_shared() && self.fixed.is_none())
+    }
+
     /// Slots kept back, beyond the reserve, for another tool on a sliding
     /// window: for one that bursts again and again, its next burst; for
     /// one whose variation is known, the most its count may rise before
@@ -253,7 +259,7 @@ impl Budget {
     /// the window at all. A header in whole seconds may round that reset
     /// up by most of a second.
     fn kept_for_others(&self, snapshot: &Snapshot, now: Instant, marks: Marks) -> u32 {
-        let Some(policy) = self.policy.filter(|_| self.share.is_shared() && self.fixed.is_none()) else {
+        let Some(policy) = self.sliding_beside_another_tool() else {
             return 0;
         };
         let mut kept = self.share.burst_hold();
@@ -275,7 +281,7 @@ impl Budget {
     /// a tool whose variation is known. Beside a tool at work, the slot a
     /// reset frees is often its.
     fn may_probe(&self, snapshot: &Snapshot, now: Instant, marks: Marks, freed: u32, owed: u32) -> bool {
-        let Some(policy) = self.policy.filter(|_| self.share.is_shared() && self.fixed.is_none()) else {
+        let Some(policy) = self.sliding_beside_another_tool() else {
             return true;
         };
         if !self.share.is_measured() || snapshot.of.answered + policy.window <= now {
@@ -412,15 +418,19 @@ impl Budget {
     /// let through in the window, out of `quota`: requests of this run's in
     /// flight then may never have been counted, so they are not added.
     pub(super) fn surely_counted(&self, now: Instant, quota: u32) -> Option<u32> {
-        let snapshot = self.snapshot.filter(|s| s.reset_at > now)?;
-        Some(quota.saturating_sub(snapshot.left))
+        self.counted_if(quota, |s| s.reset_at > now)
     }
 
     /// What the latest count said the API had let through in the window,
     /// current or not, if it came within a window of `now`.
     pub(super) fn last_counted(&self, now: Instant, quota: u32, window: Duration) -> Option<u32> {
-        let snapshot = self.snapshot.filter(|s| s.of.answered + window > now)?;
-        Some(quota.saturating_sub(snapshot.left))
+        self.counted_if(quota, |s| s.of.answered + window > now)
+    }
+
+    /// What the latest count said the API had let through, out of `quota`,
+    /// if that count is still `good`.
+    fn counted_if(&self, quota: u32, good: impl FnOnce(&Snapshot) -> bool) -> Option<u32> {
+        self.snapshot.filter(good).map(|s| quota.saturating_sub(s.left))
     }
 
     /// A 429 settles its request like any answer, under the policy it

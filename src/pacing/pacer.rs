@@ -74,7 +74,9 @@ impl Gate {
         // yet may never have been counted.
         let ours = self.budget.answered_within(window, now);
         let counted = self.budget.surely_counted(now, quota);
-        if ours < self.limiter.rate.count / LEAST_EVIDENCE || counted.is_some_and(|c| c >= quota - quota / 20) {
+        // A count within a twentieth of the quota has the window full.
+        let full = |c: &u32| *c >= quota - quota / 20;
+        if ours < self.limiter.rate.count / LEAST_EVIDENCE || counted.as_ref().is_some_and(full) {
             // Too few of this run's in the window to be the quota, or the
             // API's own count says the window was full: the refusal is about
             // someone else's requests (a burst of another tool's), which the
@@ -87,7 +89,6 @@ impl Gate {
         // full, the latest count may owe much to another tool whose count
         // varies, and this run's own is the safer lesson), or this run's
         // answers and, beside live peers, theirs as well.
-        let full = |c: &u32| *c >= quota - quota / 20;
         let latest = counted.or_else(|| self.budget.last_counted(now, quota, window).filter(full));
         let allowed = latest.unwrap_or(0).max(ours.saturating_mul(self.limiter.peer_count() + 1));
         let margin = (f64::from(allowed) * LEARNED_MARGIN).ceil().max(1.0) as u32;
@@ -713,41 +714,32 @@ mod tests {
     /// A 429 after the API's own count showed 90 of 100 used (30 of them
     /// another tool's) teaches what the API let through, not this run's 60:
     /// taken from those, the budget would never again let the window hold
-    /// more than about 55, the other tool's 30 included.
-    #[tokio::test(start_paused = true)]
-    async fn a_429_teaches_no_quota_below_what_the_apis_own_count_let_through() {
-        let policy = Policy { quota: 100, window: Duration::from_secs(20) };
-        let pacer = Pacer::new(Pace::Auto);
-        for i in 0..60u32 {
-            let sent = pacer.ready().await;
-            let left = 100 - 30 - (i + 1);
-            pacer.answered(sent, Some(Remaining { requests: left, reset: Duration::from_secs(10) }), Some(policy));
-        }
-        // The other tool spends the last 10 before this run's next request arrives.
-        pacer.refused(Some(policy));
-        let rate = pacer.rate();
-        let shortfall = pacer.gate.lock().unwrap().budget.shortfall();
-        // 90 counted, less the 5 % margin.
-        assert!(shortfall <= 15 && rate.count >= 85, "learned {rate}, shortfall {shortfall}");
-    }
-
-    /// A 429 met after the count's reset has passed (a probe, with nothing
-    /// in flight to bring a fresher count), when that count had the window
+    /// more than about 55, the other tool's 30 included. So too when the
+    /// 429 is met after the count's reset has passed (a probe, with nothing
+    /// in flight to bring a fresher count), if that count had the window
     /// full: the API let 96 through, so it enforces no less, and what is
     /// learned is not this run's 66 (the rest of the run at two thirds).
     #[tokio::test(start_paused = true)]
-    async fn a_429_after_a_full_counts_reset_learns_from_that_count() {
+    async fn a_429_teaches_no_quota_below_what_the_apis_own_count_let_through() {
         let policy = Policy { quota: 100, window: Duration::from_secs(20) };
-        let pacer = Pacer::new(Pace::Auto);
-        for i in 0..66u32 {
-            let sent = pacer.ready().await;
-            let left = 100 - 30 - (i + 1);
-            pacer.answered(sent, Some(Remaining { requests: left, reset: Duration::from_secs(1) }), Some(policy));
+        // This run's requests, the count's reset, how long after it the
+        // 429 comes, and the most that may be learned short of the quota.
+        for (ours, reset, after, short) in [(60u32, 10, 0, 15), (66, 1, 2, 10)] {
+            let pacer = Pacer::new(Pace::Auto);
+            for i in 0..ours {
+                let sent = pacer.ready().await;
+                let left = 100 - 30 - (i + 1);
+                let count = Remaining { requests: left, reset: Duration::from_secs(reset) };
+                pacer.answered(sent, Some(count), Some(policy));
+            }
+            // The other tool spends the rest before this run's next request arrives.
+            tokio::time::sleep(Duration::from_secs(after)).await;
+            pacer.refused(Some(policy));
+            let rate = pacer.rate();
+            let shortfall = pacer.gate.lock().unwrap().budget.shortfall();
+            // What was counted, less the 5 % margin.
+            assert!(shortfall <= short && rate.count >= 85, "{ours} of ours: learned {rate}, shortfall {shortfall}");
         }
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        pacer.refused(Some(policy));
-        let shortfall = pacer.gate.lock().unwrap().budget.shortfall();
-        assert!(shortfall <= 10, "shortfall {shortfall}: learned below the 96 the API's count let through");
     }
 
     /// Beside a live peer (each paced at half), a server that announces 100

@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use super::tests::{announcing_20s, down, heavy_tail, ideal, poisson, speeding_up, steady_random_clumps, up, ROWS};
-use super::{alone, drill_pair, loopback, scaled, Burst, Drilled, RateLimit, Server, WindowKind};
+use super::{alone, as_is, drill_pair, loopback, scaled, Burst, Drilled, RateLimit, Server, WindowKind};
 
 /// How a case's run is set up: its limiter, rows and latency, the header's
 /// rounding of the reset, and whether the policy announces a 20 s window
@@ -36,10 +36,6 @@ impl Setup {
     fn whole(self) -> Setup {
         Setup { config: RateLimit { fractional_reset: false, ..self.config }, ..self }
     }
-}
-
-fn as_is(reset: Duration) -> Duration {
-    reset
 }
 
 /// One case: a name for the table, what it is, and its `n`th run.
