@@ -262,14 +262,15 @@ impl Budget {
         let Some(policy) = self.sliding_beside_another_tool() else {
             return 0;
         };
-        let mut kept = self.share.burst_hold();
-        if self.share.is_watched() {
-            let rounding = if snapshot.reset.subsec_nanos() == 0 { ROUNDING } else { Duration::ZERO };
-            let quiet = snapshot.reset_at.saturating_duration_since(now).saturating_sub(rounding);
-            let arriving = (self.share.rate() * quiet.as_secs_f64()).round() as u32;
-            kept += self.surge(snapshot, now, policy, marks, SURGE_DEVIATIONS).max(arriving);
+        // A tool that bursts lately is not watched, so at most one of these
+        // applies.
+        if !self.share.is_watched() {
+            return self.share.burst_hold();
         }
-        kept
+        let rounding = if snapshot.reset.subsec_nanos() == 0 { ROUNDING } else { Duration::ZERO };
+        let quiet = snapshot.reset_at.saturating_duration_since(now).saturating_sub(rounding);
+        let arriving = (self.share.rate() * quiet.as_secs_f64()).round() as u32;
+        self.surge(snapshot, now, policy, marks, SURGE_DEVIATIONS).max(arriving)
     }
 
     /// Whether a probe may go once the count's reset has passed with
