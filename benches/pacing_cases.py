@@ -122,6 +122,8 @@ CASES = [
     Case("burst-reserve", "the same with a burst of 2, the standing reserve at this quota",
          200, bursts=[(2, 25)]),
     Case("burst-50-at-5s", "another tool's burst of 50 requests, 5 s into the run", 200, bursts=[(50, 5)]),
+    Case("cron-5-every-11s", "another tool sends 5 at once every 11 s (a cron job), fractional `t`", 200,
+         bursts=[(5, 11 * k) for k in range(1, 8)], extra_sandbox=["--fractional-reset"]),
 ]
 
 

@@ -252,9 +252,10 @@ impl Budget {
     }
 
     /// Slots kept back, beyond the reserve, for another tool on a sliding
-    /// window: for one that bursts again and again, its next burst; for
-    /// one whose variation is known, the most its count may rise before
-    /// this run's requests leave to make room (its surge), and at least
+    /// window: for one that burst lately, its next burst (after a first
+    /// one, up to a twentieth of the quota); for one whose variation is
+    /// known, the most its count may rise before this run's requests leave
+    /// to make room (its surge), and at least
     /// what it sends until the count's reset, before which nothing leaves
     /// the window at all. A header in whole seconds may round that reset
     /// up by most of a second.

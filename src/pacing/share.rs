@@ -23,6 +23,12 @@ const PROBE_SHARE: u32 = 20;
 /// blocks the user whoever sent it.
 pub(super) const SURGE_DEVIATIONS: f64 = 3.0;
 
+/// The most kept back for a tool that has burst once lately, as a share of
+/// the quota: enough for a cron job's handful of requests beyond the
+/// standing reserve, where one burst of half the quota held back whole
+/// would slow the run for two windows (repeated bursts are held whole).
+const ONE_BURST_HOLD: f64 = 0.05;
+
 /// The same for a probe, sent when nothing is in flight to bring a fresh
 /// count: waiting would not make a stale count any surer.
 pub(super) const PROBE_DEVIATIONS: f64 = 1.5;
@@ -58,8 +64,9 @@ pub(super) struct Share {
     measured: bool,
     /// Whether the other tool has burst lately.
     bursty: bool,
-    /// Slots kept for a tool that bursts again and again: its largest
-    /// recent burst.
+    /// Slots kept for a tool that has burst lately: its latest burst, up
+    /// to [`ONE_BURST_HOLD`] of the quota; for one that bursts again and
+    /// again, its largest recent burst.
     burst_hold: u32,
     /// The window over which a count varies: beyond it, every request in
     /// it has been replaced.
@@ -94,8 +101,7 @@ impl Share {
         self.measured && !self.bursty
     }
 
-    /// Slots to keep for the next burst of a tool that bursts again and
-    /// again.
+    /// Slots to keep for the next burst of a tool that has burst lately.
     pub(super) fn burst_hold(&self) -> u32 {
         self.burst_hold
     }
@@ -132,7 +138,9 @@ impl Share {
         self.variance = measured.unwrap_or(2.0 * expected / window.as_secs_f64());
         self.watch.note_bursts(expected / window.as_secs_f64(), reserve);
         self.bursty = self.watch.bursty(now, window);
-        self.burst_hold = self.watch.repeated_burst(now, window).map_or(0, |size| size.ceil() as u32);
+        let once = self.watch.latest_burst(now, window).map(|size| size.min(f64::from(policy.quota) * ONE_BURST_HOLD));
+        let hold = self.watch.repeated_burst(now, window).or(once);
+        self.burst_hold = hold.map_or(0, |size| size.ceil() as u32);
         (self.expected, self.window) = (expected, window);
         if expected <= f64::from(reserve) {
             (self.spacing, self.full) = (None, false);
@@ -219,6 +227,40 @@ mod tests {
         let counts = std::iter::repeat_n(0, 20).chain(std::iter::repeat_n(50, 20));
         let room = room_after(counts, ms(250));
         assert!((40.0..=48.0).contains(&room), "{room}");
+    }
+
+    /// The slots held for the next burst after a quiet count jumps by
+    /// `first` and, `gap` later, by `second` (if any), and after another
+    /// two windows of nothing.
+    fn held_after(first: u32, second: Option<(Duration, u32)>) -> (u32, u32) {
+        let t0 = Instant::now();
+        let mut share = Share::default();
+        let mut at = t0;
+        let mut count = 0;
+        let answer = |share: &mut Share, at: Instant, count: u32| share.observed(count, 0, POLICY, at, 2, ms(500));
+        for _ in 0..40 {
+            at += ms(250);
+            answer(&mut share, at, count);
+        }
+        count += first;
+        answer(&mut share, at + ms(250), count);
+        if let Some((gap, requests)) = second {
+            count += requests;
+            answer(&mut share, at + gap, count);
+        }
+        let held = share.burst_hold();
+        answer(&mut share, at + WINDOW * 3, 0);
+        (held, share.burst_hold())
+    }
+
+    #[test]
+    fn a_burst_is_held_for_as_it_may_come_again_a_large_one_in_part() {
+        // A cron job's 4 at once: the next 4 are kept for, for two windows.
+        assert_eq!(held_after(4, None), (4, 0));
+        // 30 at once may be a one-off: a twentieth of the quota is kept.
+        assert_eq!(held_after(30, None), (5, 0));
+        // Once it comes again, the larger is kept whole.
+        assert_eq!(held_after(30, Some((Duration::from_secs(2), 20))).0, 30);
     }
 
     #[test]

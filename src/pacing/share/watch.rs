@@ -47,6 +47,11 @@ struct Burst {
     size: f64,
 }
 
+/// Whether `burst` came within the windows a bursty tool is taken to burst again.
+fn lately(burst: Burst, now: Instant, window: Duration) -> bool {
+    burst.at + window * BURSTY_WINDOWS > now
+}
+
 /// The other tool's counts of the last window, and its latest two bursts.
 #[derive(Debug, Default)]
 pub(super) struct Watch {
@@ -122,14 +127,20 @@ impl Watch {
 
     /// Whether the tool has burst lately.
     pub(super) fn bursty(&self, now: Instant, window: Duration) -> bool {
-        self.burst.is_some_and(|b| b.at + window * BURSTY_WINDOWS > now)
+        self.burst.is_some_and(|b| lately(b, now, window))
+    }
+
+    /// The tool's latest burst, if lately: a tool that burst once may be a
+    /// cron job that does so again before this run's requests make room.
+    pub(super) fn latest_burst(&self, now: Instant, window: Duration) -> Option<f64> {
+        self.burst.filter(|&b| lately(b, now, window)).map(|b| b.size)
     }
 
     /// The largest of the tool's last two bursts, if both were lately: a
     /// tool that bursts again and again is held to do so once more.
     pub(super) fn repeated_burst(&self, now: Instant, window: Duration) -> Option<f64> {
-        let lately = |b: Burst| b.at + window * BURSTY_WINDOWS > now;
-        let (latest, before) = (self.burst.filter(|&b| lately(b))?, self.burst_before.filter(|&b| lately(b))?);
+        let recent = |b: Burst| lately(b, now, window);
+        let (latest, before) = (self.burst.filter(|&b| recent(b))?, self.burst_before.filter(|&b| recent(b))?);
         Some(latest.size.max(before.size))
     }
 

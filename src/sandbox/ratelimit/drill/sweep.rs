@@ -50,6 +50,18 @@ fn every(requests: u32, every: Duration, from: Duration) -> Vec<Burst> {
     (1..=(200.0 / every.as_secs_f64()) as u32).map(|k| Burst { requests, offset: from + every * k }).collect()
 }
 
+/// A tool that sends `bursts` over a steady `load` (none at 0) on a
+/// sliding window with fractional resets, where the header's rounding
+/// leaves no spare slot to hide a burst in.
+fn cron(load: f64, bursts: Vec<Burst>) -> Setup {
+    Setup::alone(RateLimit {
+        background_load: Some(load).filter(|&l| l > 0.0),
+        background_bursts: bursts,
+        fractional_reset: true,
+        ..scaled(WindowKind::Sliding)
+    })
+}
+
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
@@ -261,6 +273,18 @@ const CASES: &[Case] = &[
         },
     },
     Case {
+        name: "bursts-5-every-11s-fractional",
+        what: "0-20 % steady, and 5 at once every 11 s, fractional resets",
+        setup: |n| {
+            cron(0.25 * (n % 4) as f64 + 0.25 * f64::from(n % 4 != 0), every(5, Duration::from_secs(11), ms(700 * n)))
+        },
+    },
+    Case {
+        name: "bursts-4-every-45s-fractional",
+        what: "10-25 % steady, and 4 at once every 45 s, fractional resets",
+        setup: |n| cron(0.5 + 0.25 * (n % 4) as f64, every(4, Duration::from_secs(45), ms(1500 * n))),
+    },
+    Case {
         name: "bursts-10-every-30s-heavy",
         what: "20-40 % steady, 10 at once every 30 s, heavy tail",
         setup: |n| {
@@ -425,14 +449,21 @@ async fn a_window_longer_than_announced_is_not_refused() {
 /// each, 2 every 11 s at 1.76 × the ideal. Where a 429 is met anyway, the
 /// quota it teaches slows the rest of the run, unless the API's latest
 /// count had the window full (a fixed window after a burst of 30: 1.14 ×
-/// the ideal; taught from this run's answers alone, 1.57).
+/// the ideal; taught from this run's answers alone, 1.57). Until a burst
+/// was kept for only once a tool had burst twice, 0835711 was refused at
+/// the second burst in 3 of 8 runs beside 5 every 7 s, and 6 of 8 beside 5
+/// every 11 s with fractional resets. A first burst on a full window is
+/// beyond any pacing but the standing reserve: 4 every 45 s with
+/// fractional resets, 5 of 8 either way.
 #[tokio::test(start_paused = true)]
 async fn beside_a_tool_that_bursts_again_and_again_few_runs_are_refused_and_none_stalls() {
     bound(
         8,
         &[
-            ("bursts-5-every-7s", 4, 1.10),
+            ("bursts-5-every-7s", 1, 1.10),
             ("bursts-2-every-11s", 0, 1.10),
+            ("bursts-5-every-11s-fractional", 0, 1.10),
+            ("bursts-4-every-45s-fractional", 5, 1.30),
             ("bursts-5-every-2s", 8, 1.20),
             ("bursts-8-every-2s", 8, 1.45),
             ("bursts-10-every-21s", 8, 1.45),
