@@ -255,10 +255,9 @@ impl Budget {
     /// window: for one that burst lately, its next burst (after a first
     /// one, up to a twentieth of the quota); for one whose variation is
     /// known, the most its count may rise before this run's requests leave
-    /// to make room (its surge), and at least
-    /// what it sends until the count's reset, before which nothing leaves
-    /// the window at all. A header in whole seconds may round that reset
-    /// up by most of a second.
+    /// to make room (its surge), and at least what it sends until the
+    /// count's reset, before which nothing leaves the window at all. A
+    /// header in whole seconds may round that reset up by most of a second.
     fn kept_for_others(&self, snapshot: &Snapshot, now: Instant, marks: Marks) -> u32 {
         let Some(policy) = self.sliding_beside_another_tool() else {
             return 0;

@@ -139,9 +139,8 @@ impl Watch {
     /// The largest of the tool's last two bursts, if both were lately: a
     /// tool that bursts again and again is held to do so once more.
     pub(super) fn repeated_burst(&self, now: Instant, window: Duration) -> Option<f64> {
-        let recent = |b: Burst| lately(b, now, window);
-        let (latest, before) = (self.burst.filter(|&b| recent(b))?, self.burst_before.filter(|&b| recent(b))?);
-        Some(latest.size.max(before.size))
+        let before = self.burst_before.filter(|&b| lately(b, now, window))?;
+        Some(self.latest_burst(now, window)?.max(before.size))
     }
 
     /// The count's change over each span of at least `span` between two

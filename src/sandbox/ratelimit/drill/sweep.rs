@@ -275,9 +275,7 @@ const CASES: &[Case] = &[
     Case {
         name: "bursts-5-every-11s-fractional",
         what: "0-20 % steady, and 5 at once every 11 s, fractional resets",
-        setup: |n| {
-            cron(0.25 * (n % 4) as f64 + 0.25 * f64::from(n % 4 != 0), every(5, Duration::from_secs(11), ms(700 * n)))
-        },
+        setup: |n| cron([0.0, 0.5, 0.75, 1.0][(n % 4) as usize], every(5, Duration::from_secs(11), ms(700 * n))),
     },
     Case {
         name: "bursts-4-every-45s-fractional",
