@@ -1,5 +1,6 @@
-//! How far apart in time the server may see requests sent evenly: the
-//! spread of the answers' latency.
+//! The answers' latency: the fastest, the part of every round trip taken
+//! to be the way back, and the spread, how far apart in time the server may
+//! see requests sent evenly.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -13,6 +14,7 @@ const KEPT: usize = 128;
 pub(super) struct Latencies {
     recent: VecDeque<Duration>,
     spread: Duration,
+    fastest: Duration,
 }
 
 impl Latencies {
@@ -26,13 +28,19 @@ impl Latencies {
         // Rounded down, so that among fewer than a hundred answers the
         // slowest one alone is not the 99th percentile.
         self.spread = sorted[(sorted.len() - 1) * 99 / 100] - sorted[0];
+        self.fastest = sorted[0];
+    }
+
+    /// The fastest of the recent answers' latency: nothing before the first
+    /// answer, so that no request's slot is freed early.
+    pub(super) fn fastest(&self) -> Duration {
+        self.fastest
     }
 
     /// The 99th percentile less the fastest: two requests sent an interval
-    /// apart may arrive this much closer together, so a window as the
-    /// server counts it may hold the requests of a window this much longer
-    /// as they were sent. Nothing before the first answer: the fixed
-    /// headroom covers that much.
+    /// apart may arrive this much closer together, so a count may be this
+    /// much older by the time a request paced from it arrives. Nothing
+    /// before the first answer.
     pub(super) fn spread(&self) -> Duration {
         self.spread
     }
@@ -46,11 +54,12 @@ mod tests {
     #[test]
     fn the_spread_is_the_slow_tail_over_the_fastest_and_forgets_old_answers() {
         let mut latencies = Latencies::default();
-        assert_eq!(latencies.spread(), Duration::ZERO);
+        assert_eq!((latencies.spread(), latencies.fastest()), (Duration::ZERO, Duration::ZERO));
         for i in 0..100 {
             latencies.record(ms(100 + i));
         }
         assert_eq!(latencies.spread(), ms(98), "p99 of 100..199 ms is 198 ms");
+        assert_eq!(latencies.fastest(), ms(100));
         // A steady latency, however long, bunches nothing.
         for _ in 0..KEPT {
             latencies.record(ms(800));

@@ -1,5 +1,7 @@
 //! The limiter: governor's GCRA on tokio's clock, the burst it may grant,
-//! and the record of sends that carries the schedule over a change of quota.
+//! the record of sends that carries the schedule over a change of quota,
+//! and the slots this run's requests hold until they can no longer be
+//! counted.
 
 use std::collections::VecDeque;
 use std::num::NonZeroU32;
@@ -11,6 +13,7 @@ use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 use tokio::time::Instant;
 
+use super::arrivals::Arrivals;
 use super::headers::Policy;
 use super::pace::{Pace, Rate};
 
@@ -76,7 +79,8 @@ fn carried(old: &Gcra, was: Rate, rate: Rate) -> Gcra {
 
 /// The pace: governor's GCRA at the quota in force, and this run's latest
 /// sends, so that a change of quota neither restarts the schedule nor
-/// forgets what the window already holds.
+/// forgets what the window already holds; and this run's arrivals, so that
+/// a slow request does not bunch a window of them over the quota.
 ///
 /// Under `auto` the quota in force is the tightest the API announced within
 /// that quota's own window, not merely the latest: a server that flaps
@@ -108,21 +112,14 @@ pub(super) struct Limiter {
     /// before, so the part would only hold back the run that started first
     /// while the other may not take its place).
     held_to: Rate,
-    /// How much closer together than sent the server may see requests
-    /// arrive: every window is paced this much longer.
-    spread: Duration,
     /// The account's quota a 429 showed the API to enforce, below what it
     /// announced or what `--rate` says: for the rest of the run, split with
     /// live peers like any other.
     learned: Option<Rate>,
     /// Other live runs with this credential: the quota is split evenly.
     peers: u32,
-}
-
-/// `rate` paced over a window longer by `spread`, so that requests sent at
-/// its interval that arrive `spread` closer together still fit the quota.
-fn widened(rate: Rate, spread: Duration) -> Rate {
-    Rate { per: rate.per + spread, ..rate }
+    /// This run's requests as the server may still count them.
+    arrivals: Arrivals,
 }
 
 impl Default for Limiter {
@@ -143,9 +140,9 @@ impl Limiter {
             sent: VecDeque::new(),
             changed: None,
             held_to: rate,
-            spread: Duration::ZERO,
             learned: None,
             peers: 0,
+            arrivals: Arrivals::default(),
         }
     }
 
@@ -179,7 +176,7 @@ impl Limiter {
             } else if self.learned.is_none() {
                 tracing::info!(rate = %rate, "pacing at the quota the API announces");
             }
-            self.repace(rate, self.spread, now);
+            self.repace(rate, now);
         }
     }
 
@@ -224,28 +221,12 @@ impl Limiter {
         }
     }
 
-    /// Moves the schedule to `rate` over windows widened by `spread`.
-    fn repace(&mut self, rate: Rate, spread: Duration, now: Instant) {
-        self.gcra = carried(&self.gcra, widened(self.rate, self.spread), widened(rate, spread));
+    /// Moves the schedule to `rate`.
+    fn repace(&mut self, rate: Rate, now: Instant) {
+        self.gcra = carried(&self.gcra, self.rate, rate);
         self.rate = rate;
         self.held_to = rate;
-        self.spread = spread;
         self.changed = Some(now);
-    }
-
-    /// Takes in the answers' latency spread. The schedule moves only when
-    /// the spacing would change by more than a twentieth, lest every
-    /// answer restart it.
-    pub(super) fn spread_is(&mut self, spread: Duration, now: Instant) {
-        // However slow the tail, a window is paced at most half as long
-        // again: past that the spread says more about the network than
-        // about how arrivals bunch.
-        let spread = spread.min(self.rate.per / 2);
-        let old = widened(self.rate, self.spread).interval().as_secs_f64();
-        let new = widened(self.rate, spread).interval().as_secs_f64();
-        if (new - old).abs() > old / 20.0 {
-            self.repace(self.rate, spread, now);
-        }
     }
 
     /// Paces at `quota` for the rest of the run, if it is tighter than the
@@ -271,9 +252,27 @@ impl Limiter {
         }
     }
 
-    #[cfg(test)]
-    pub(super) fn spread(&self) -> Duration {
-        self.spread
+    /// A request let go at `at`.
+    pub(super) fn let_go(&mut self, at: Instant) {
+        self.arrivals.sent(at);
+    }
+
+    /// The request let go at `sent` is done at `now`: `answered`, or given
+    /// up (no answer, or a 429, which may have been counted).
+    pub(super) fn done(&mut self, sent: Instant, answered: bool, now: Instant) {
+        self.arrivals.done(sent, answered, now);
+    }
+
+    /// The quota no window of this run's own arrivals may exceed: the
+    /// pace, or for a window after it changed, what the record of sends is
+    /// held to (beside a new peer, the runs' pace together, lest the run
+    /// that started first stop for a window while the other is paced at
+    /// its part).
+    fn own(&self, now: Instant) -> Rate {
+        match self.changed {
+            Some(changed) if changed + self.held_to.paced_window() > now => self.held_to,
+            _ => self.rate,
+        }
     }
 
     /// Other live runs with this credential.
@@ -303,24 +302,27 @@ impl Limiter {
     /// about it: by then the record would only hand on each window's late
     /// wake-ups to the next, and they would add up over a long run.
     fn room_at(&self, now: Instant) -> Instant {
-        let settled =
-            self.changed.is_none_or(|changed| changed + widened(self.rate, self.spread).paced_window() <= now);
+        let settled = self.changed.is_none_or(|changed| changed + self.rate.paced_window() <= now);
         let quotas = self.quotas(now).filter(|&rate| !(settled && rate == self.held_to));
         quotas.fold(now, |at, rate| {
             // Room once the quota's count-th latest request has left.
             let oldest = self.sent.len().checked_sub(rate.count as usize).map(|i| self.sent[i]);
-            oldest.map_or(at, |oldest| at.max(oldest + widened(rate, self.spread).paced_window()))
+            oldest.map_or(at, |oldest| at.max(oldest + rate.paced_window()))
         })
     }
 
-    /// Takes a send slot at `now` if every quota's window has room and
-    /// governor's schedule allows one; otherwise says when to look again.
-    pub(super) fn take(&mut self, now: Instant) -> Result<(), Instant> {
+    /// Takes a send slot at `now` if every quota's window has room, this
+    /// run's arrivals have room at its own (answers having come `fastest`
+    /// at best), and governor's schedule allows one; otherwise says when to
+    /// look again (an answer wakes the workers sooner).
+    pub(super) fn take(&mut self, now: Instant, fastest: Duration) -> Result<(), Instant> {
         if self.expiry().is_some_and(|at| at <= now) {
             self.heard(None, now);
         }
+        let own = self.own(now);
+        let arrivals = self.arrivals.room(own, fastest, now).unwrap_or(now + own.per);
         let look_again = |at: Instant| self.expiry().map_or(at, |expiry| at.min(expiry));
-        let room = self.room_at(now);
+        let room = self.room_at(now).max(arrivals);
         if room > now {
             return Err(look_again(room));
         }
@@ -330,7 +332,7 @@ impl Limiter {
         }
         self.sent.push_back(now);
         let (most, longest) = self.quotas(now).fold((0, Duration::ZERO), |(most, longest), rate| {
-            (most.max(rate.count), longest.max(widened(rate, self.spread).paced_window()))
+            (most.max(rate.count), longest.max(rate.paced_window()))
         });
         while self.sent.len() > most as usize || self.sent.front().is_some_and(|&at| at + longest <= now) {
             self.sent.pop_front();
@@ -361,7 +363,7 @@ mod tests {
         let mut limiter = Limiter::default();
         limiter.heard(per_second(11), Instant::now());
         for _ in 0..n {
-            while let Err(at) = limiter.take(Instant::now()) {
+            while let Err(at) = limiter.take(Instant::now(), Duration::ZERO) {
                 tokio::time::advance(at - Instant::now()).await;
             }
         }
@@ -374,7 +376,7 @@ mod tests {
     async fn a_new_quota_inherits_the_schedule_not_a_fresh_burst() {
         let (mut limiter, last) = told_after(5, 10).await;
         // A fresh limiter would let the next request go at once.
-        let waits = limiter.take(last).unwrap_err().duration_since(last);
+        let waits = limiter.take(last, Duration::ZERO).unwrap_err().duration_since(last);
         let interval = Rate::from(per_second(10).unwrap()).interval();
         assert!(waits.abs_diff(interval) < Duration::from_micros(1), "{waits:?}");
     }
@@ -384,7 +386,7 @@ mod tests {
         let (mut limiter, last) = told_after(11, 5).await;
         // The fifth latest request must leave the window first.
         let fifth_latest = limiter.sent[limiter.sent.len() - 5];
-        assert_eq!(limiter.take(last), Err(fifth_latest + Duration::from_millis(1050)));
+        assert_eq!(limiter.take(last, Duration::ZERO), Err(fifth_latest + Duration::from_millis(1050)));
     }
 
     /// 11 sent in the last second at 11 per second, then a peer starts: the
@@ -397,7 +399,7 @@ mod tests {
         let (mut limiter, last) = told_after(11, 11).await;
         limiter.peers(1, last);
         assert_eq!(limiter.rate.count, 5);
-        let waits = limiter.take(last).unwrap_err().duration_since(last);
+        let waits = limiter.take(last, Duration::ZERO).unwrap_err().duration_since(last);
         assert!(waits <= Rate::from(per_second(5).unwrap()).interval(), "{waits:?}");
     }
 
@@ -424,7 +426,7 @@ mod tests {
                 let now = Instant::now();
                 let mut next = until;
                 for run in runs.iter_mut() {
-                    match run.take(now) {
+                    match run.take(now, Duration::ZERO) {
                         Ok(()) => {
                             sent.push(now);
                             next = now;

@@ -14,6 +14,7 @@
 //!   a long wait on stderr;
 //! - [`retry`]: the schedule of attempts after a failure.
 
+mod arrivals;
 mod budget;
 pub mod headers;
 mod latency;

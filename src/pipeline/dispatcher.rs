@@ -352,7 +352,7 @@ impl Dispatcher {
                     // the news of the refusal wakes any, and whether or not
                     // this request has an attempt left.
                     self.pacer.pause_for(after.unwrap_or(self.retry.initial_delay));
-                    self.pacer.refused(reply.policy)
+                    self.pacer.refused(sent, reply.policy)
                 }
                 (Ok(reply), _) => self.pacer.answered(sent, reply.remaining, reply.policy),
                 (Err(_), _) => self.pacer.unanswered(sent),

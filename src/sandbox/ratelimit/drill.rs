@@ -81,7 +81,7 @@ impl Server {
                 }
                 Verdict::Limited { retry_after } => {
                     self.refused.fetch_add(1, Ordering::Relaxed);
-                    pacer.refused(Some(self.policy));
+                    pacer.refused(sent, Some(self.policy));
                     pacer.pause_for(Duration::from_secs(retry_after));
                 }
             }
@@ -460,15 +460,23 @@ mod tests {
     }
 
     /// A fixed window, its header rounding up, the benchmark's heavy tail of
-    /// latency, the run alone but for another tool's one burst of 60 at
-    /// 50 s: refused once, for the burst; boundaries from a reset seen to
-    /// pass (tried) got a second 429.
+    /// latency, the run alone but for another tool's one burst of 60: over 8
+    /// phases of the burst (40 s to 58 s in), e483c8f was refused in 4 runs,
+    /// 10 times in all, as is this pacer. Boundaries from a reset seen to pass
+    /// (tried) got a second 429 with the burst at 50 s; one phase says little
+    /// here: a 429 for each request in flight as the burst lands.
     #[tokio::test(start_paused = true)]
     async fn a_fixed_window_with_a_heavy_tail_is_refused_no_more_than_before_after_a_burst() {
-        let burst = Burst { requests: 60, offset: Duration::from_secs(50) };
-        let config = RateLimit { background_bursts: vec![burst], fractional_reset: true, ..scaled(WindowKind::Fixed) };
-        let drilled = alone(Server::new(&config, heavy_tail, up), 600).await;
-        assert!(drilled.refused <= 1, "{drilled:?}");
+        let (mut blocked, mut refused) = (0, 0);
+        for phase in 0..8 {
+            let burst = Burst { requests: 60, offset: Duration::from_millis(40_000 + 2_600 * phase) };
+            let config =
+                RateLimit { background_bursts: vec![burst], fractional_reset: true, ..scaled(WindowKind::Fixed) };
+            let drilled = alone(Server::new(&config, heavy_tail, up), 600).await;
+            blocked += usize::from(drilled.refused > 0);
+            refused += drilled.refused;
+        }
+        assert!(blocked <= 4 && refused <= 10, "{blocked} runs refused, {refused} times");
     }
 
     #[tokio::test(start_paused = true)]
