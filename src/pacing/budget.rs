@@ -403,6 +403,11 @@ impl Budget {
         self.policy = policy.or(self.policy);
     }
 
+    /// Whether the API's count is what the budget spends from.
+    pub(super) fn counts(&self) -> bool {
+        self.snapshot.is_some()
+    }
+
     /// This run's requests answered (not refused) and sent within `window`
     /// of `now`.
     pub(super) fn answered_within(&self, window: Duration, now: Instant) -> u32 {

@@ -1,6 +1,5 @@
-//! The answers' latency: the fastest, the part of every round trip taken
-//! to be the way back, and the spread, how far apart in time the server may
-//! see requests sent evenly.
+//! How far apart in time the server may see requests sent evenly: the
+//! spread of the answers' latency, which ages a count.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -14,7 +13,6 @@ const KEPT: usize = 128;
 pub(super) struct Latencies {
     recent: VecDeque<Duration>,
     spread: Duration,
-    fastest: Duration,
 }
 
 impl Latencies {
@@ -28,13 +26,6 @@ impl Latencies {
         // Rounded down, so that among fewer than a hundred answers the
         // slowest one alone is not the 99th percentile.
         self.spread = sorted[(sorted.len() - 1) * 99 / 100] - sorted[0];
-        self.fastest = sorted[0];
-    }
-
-    /// The fastest of the recent answers' latency: nothing before the first
-    /// answer, so that no request's slot is freed early.
-    pub(super) fn fastest(&self) -> Duration {
-        self.fastest
     }
 
     /// The 99th percentile less the fastest: two requests sent an interval
@@ -54,12 +45,11 @@ mod tests {
     #[test]
     fn the_spread_is_the_slow_tail_over_the_fastest_and_forgets_old_answers() {
         let mut latencies = Latencies::default();
-        assert_eq!((latencies.spread(), latencies.fastest()), (Duration::ZERO, Duration::ZERO));
+        assert_eq!(latencies.spread(), Duration::ZERO);
         for i in 0..100 {
             latencies.record(ms(100 + i));
         }
         assert_eq!(latencies.spread(), ms(98), "p99 of 100..199 ms is 198 ms");
-        assert_eq!(latencies.fastest(), ms(100));
         // A steady latency, however long, bunches nothing.
         for _ in 0..KEPT {
             latencies.record(ms(800));

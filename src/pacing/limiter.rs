@@ -120,6 +120,8 @@ pub(super) struct Limiter {
     peers: u32,
     /// This run's requests as the server may still count them.
     arrivals: Arrivals,
+    /// When the live peers last changed.
+    repeered: Option<Instant>,
 }
 
 impl Default for Limiter {
@@ -143,6 +145,7 @@ impl Limiter {
             learned: None,
             peers: 0,
             arrivals: Arrivals::default(),
+            repeered: None,
         }
     }
 
@@ -218,6 +221,7 @@ impl Limiter {
             self.peers = live;
             self.heard(None, now);
             self.held_to = Rate { count: self.rate.count.saturating_mul(live + 1), ..self.rate };
+            self.repeered = Some(now);
         }
     }
 
@@ -257,22 +261,22 @@ impl Limiter {
         self.arrivals.sent(at);
     }
 
-    /// The request let go at `sent` is done at `now`: `answered`, or given
+    /// The request let go at `sent` is done at `now`: answered, or given
     /// up (no answer, or a 429, which may have been counted).
-    pub(super) fn done(&mut self, sent: Instant, answered: bool, now: Instant) {
-        self.arrivals.done(sent, answered, now);
+    pub(super) fn done(&mut self, sent: Instant, now: Instant) {
+        self.arrivals.done(sent, now);
     }
 
-    /// The quota no window of this run's own arrivals may exceed: the
-    /// pace, or for a window after it changed, what the record of sends is
-    /// held to (beside a new peer, the runs' pace together, lest the run
-    /// that started first stop for a window while the other is paced at
-    /// its part).
-    fn own(&self, now: Instant) -> Rate {
-        match self.changed {
-            Some(changed) if changed + self.held_to.paced_window() > now => self.held_to,
-            _ => self.rate,
-        }
+    /// Since when this run's requests count against its own part of the
+    /// quota in its arrivals: for a window after the live peers changed,
+    /// only those sent since. The run that started first sent more than its
+    /// part before; the window's sends of both runs add up to the quota as
+    /// those leave and the other run's come, and held to its part at once it
+    /// would stop for a while as the other is paced at its own. That leaves
+    /// nothing to spare for the latency, so it is only done where the API's
+    /// count guards the window too.
+    fn counted_since(&self, now: Instant) -> Option<Instant> {
+        self.repeered.filter(|&at| at + self.rate.paced_window() > now)
     }
 
     /// Other live runs with this credential.
@@ -312,15 +316,17 @@ impl Limiter {
     }
 
     /// Takes a send slot at `now` if every quota's window has room, this
-    /// run's arrivals have room at its own (answers having come `fastest`
-    /// at best), and governor's schedule allows one; otherwise says when to
-    /// look again (an answer wakes the workers sooner).
-    pub(super) fn take(&mut self, now: Instant, fastest: Duration) -> Result<(), Instant> {
+    /// run's arrivals have room at its pace, and governor's schedule allows
+    /// one; otherwise says when to look again (an answer wakes the workers
+    /// sooner). Where the API's count is `counted`, that guards the window
+    /// shared with peers, and a window after they changed only the sends
+    /// since count against this run's part.
+    pub(super) fn take(&mut self, now: Instant, counted: bool) -> Result<(), Instant> {
         if self.expiry().is_some_and(|at| at <= now) {
             self.heard(None, now);
         }
-        let own = self.own(now);
-        let arrivals = self.arrivals.room(own, fastest, now).unwrap_or(now + own.per);
+        let since = self.counted_since(now).filter(|_| counted);
+        let arrivals = self.arrivals.room(self.rate, since, now).unwrap_or(now + self.rate.per);
         let look_again = |at: Instant| self.expiry().map_or(at, |expiry| at.min(expiry));
         let room = self.room_at(now).max(arrivals);
         if room > now {
@@ -363,7 +369,7 @@ mod tests {
         let mut limiter = Limiter::default();
         limiter.heard(per_second(11), Instant::now());
         for _ in 0..n {
-            while let Err(at) = limiter.take(Instant::now(), Duration::ZERO) {
+            while let Err(at) = limiter.take(Instant::now(), false) {
                 tokio::time::advance(at - Instant::now()).await;
             }
         }
@@ -376,7 +382,7 @@ mod tests {
     async fn a_new_quota_inherits_the_schedule_not_a_fresh_burst() {
         let (mut limiter, last) = told_after(5, 10).await;
         // A fresh limiter would let the next request go at once.
-        let waits = limiter.take(last, Duration::ZERO).unwrap_err().duration_since(last);
+        let waits = limiter.take(last, false).unwrap_err().duration_since(last);
         let interval = Rate::from(per_second(10).unwrap()).interval();
         assert!(waits.abs_diff(interval) < Duration::from_micros(1), "{waits:?}");
     }
@@ -386,7 +392,7 @@ mod tests {
         let (mut limiter, last) = told_after(11, 5).await;
         // The fifth latest request must leave the window first.
         let fifth_latest = limiter.sent[limiter.sent.len() - 5];
-        assert_eq!(limiter.take(last, Duration::ZERO), Err(fifth_latest + Duration::from_millis(1050)));
+        assert_eq!(limiter.take(last, false), Err(fifth_latest + Duration::from_millis(1050)));
     }
 
     /// 11 sent in the last second at 11 per second, then a peer starts: the
@@ -399,7 +405,7 @@ mod tests {
         let (mut limiter, last) = told_after(11, 11).await;
         limiter.peers(1, last);
         assert_eq!(limiter.rate.count, 5);
-        let waits = limiter.take(last, Duration::ZERO).unwrap_err().duration_since(last);
+        let waits = limiter.take(last, false).unwrap_err().duration_since(last);
         assert!(waits <= Rate::from(per_second(5).unwrap()).interval(), "{waits:?}");
     }
 
@@ -426,7 +432,7 @@ mod tests {
                 let now = Instant::now();
                 let mut next = until;
                 for run in runs.iter_mut() {
-                    match run.take(now, Duration::ZERO) {
+                    match run.take(now, false) {
                         Ok(()) => {
                             sent.push(now);
                             next = now;

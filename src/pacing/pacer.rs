@@ -50,8 +50,8 @@ impl Gate {
     /// it and the budget's spacing does too; otherwise says when to look
     /// again.
     fn take_slot(&mut self, now: Instant) -> Option<Instant> {
-        let fastest = self.latencies.fastest();
-        self.budget.take_slot(now, || self.limiter.take(now, fastest))
+        let counts = self.budget.counts();
+        self.budget.take_slot(now, || self.limiter.take(now, counts))
     }
 
     /// Takes in the policy an answer (or a 429) carried; what the budget
@@ -227,7 +227,7 @@ impl Pacer {
         if replied {
             gate.latencies.record(now.saturating_duration_since(sent));
         }
-        gate.limiter.done(sent, replied, now);
+        gate.limiter.done(sent, now);
         let (policy, marks) = gate.heard(policy, now);
         if replied {
             gate.budget.answered(sent, remaining, policy, now, marks);
@@ -246,7 +246,7 @@ impl Pacer {
     pub fn refused(&self, sent: Instant, policy: Option<Policy>) {
         let mut gate = self.gate.lock().expect("gate lock");
         let now = Instant::now();
-        gate.limiter.done(sent, false, now);
+        gate.limiter.done(sent, now);
         let policy = gate.refused(policy, now);
         gate.budget.refused(policy, now);
         drop(gate);
@@ -461,7 +461,7 @@ mod tests {
     /// tail's length: e483c8f paced every 1 s window 590 ms longer (the p99
     /// spread), at most 60 × 20 / 1.64 = 731 sent. Here the slow answers
     /// come in clumps (every request sent while the 25th is on its way is
-    /// slow too), a fifth of them: 923.
+    /// slow too), a fifth of them: 919.
     #[tokio::test(start_paused = true)]
     async fn a_heavy_tail_of_latency_costs_its_slow_requests_only() {
         let (arrived, _) = against_a_heavy_tail(Duration::from_secs(1), Duration::from_secs(60)).await;

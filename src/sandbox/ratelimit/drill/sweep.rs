@@ -8,6 +8,8 @@
 
 use std::time::Duration;
 
+use crate::pacing::Pace;
+
 use super::tests::{announcing_20s, down, heavy_tail, ideal, poisson, speeding_up, steady_random_clumps, up, ROWS};
 use super::{alone, as_is, drill_pair, loopback, scaled, Burst, Drilled, RateLimit, Server, WindowKind};
 
@@ -374,7 +376,7 @@ async fn tally(name: &str, runs: u64) -> Tally {
         let runs_of = if setup.pair.is_some() { 2.0 } else { 1.0 };
         let ideal = ideal(&setup.config).mul_f64(runs_of * rows as f64 / ROWS as f64);
         let drilled: Drilled = match setup.pair {
-            Some(gap) => drill_pair(setup.config, rows, gap).await,
+            Some(gap) => drill_pair(Server::new(&setup.config, loopback, as_is), Pace::Auto, rows, gap).await,
             None if setup.announces_20s => {
                 alone(announcing_20s(&setup.config, setup.latency, setup.rounding), rows).await
             }
