@@ -58,17 +58,20 @@ impl Arrivals {
         while self.held.front().and_then(leaves).is_some_and(|at| at <= now) {
             self.held.pop_front();
         }
-        let counted = self.held.iter().filter(|h| since.is_none_or(|since| h.sent >= since));
-        let mut holding: Vec<Option<Instant>> = counted.map(leaves).filter(|at| at.is_none_or(|at| at > now)).collect();
+        let counted = || self.held.iter().filter(|h| since.is_none_or(|since| h.sent >= since));
+        let holding = counted().filter(|h| leaves(h).is_none_or(|at| at > now)).count();
         let count = rate.count as usize;
-        if holding.len() < count {
+        if holding < count {
             return Some(now);
         }
         // The next slot frees as the `over`th of them leaves; those in flight
-        // (`None`) leave last.
-        let over = holding.len() + 1 - count;
-        holding.sort_unstable_by_key(|at| at.map_or((1, now), |at| (0, at)));
-        holding[over - 1]
+        // leave last.
+        let over = holding + 1 - count;
+        let mut leaving: Vec<Instant> = counted().filter_map(leaves).filter(|&at| at > now).collect();
+        if over > leaving.len() {
+            return None;
+        }
+        Some(*leaving.select_nth_unstable(over - 1).1)
     }
 }
 
