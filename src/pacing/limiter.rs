@@ -1,9 +1,7 @@
 //! The limiter: governor's GCRA on tokio's clock, the burst it may grant,
-//! the record of sends that carries the schedule over a change of quota,
-//! and the slots this run's requests hold until they can no longer be
-//! counted.
+//! and the record of sends that carries the schedule over a change of quota
+//! and holds each request's slot until it can no longer be counted.
 
-use std::collections::VecDeque;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
@@ -13,9 +11,9 @@ use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 use tokio::time::Instant;
 
-use super::arrivals::Arrivals;
 use super::headers::Policy;
 use super::pace::{Pace, Rate};
+use super::sends::{Kept, Sends};
 
 /// Distinct quotas remembered as announced more than once: an API has one
 /// or two; a server that invents one per answer gets no more say.
@@ -100,9 +98,10 @@ pub(super) struct Limiter {
     /// Quotas the API has announced more than once: the API's own, as
     /// opposed to a stray answer's (a proxy's limiter, a garbled header).
     repeated: Vec<Policy>,
-    /// When this run's latest requests went, oldest first: as many as the
-    /// largest quota in force counts, within the longest of their windows.
-    sent: VecDeque<Instant>,
+    /// This run's sends: as many as the largest quota in force counts
+    /// within the longest of their windows, and those the server may still
+    /// count.
+    sends: Sends,
     /// When the pace last changed, if it has.
     changed: Option<Instant>,
     /// What this run's record of sends is held to until a window after that
@@ -118,8 +117,6 @@ pub(super) struct Limiter {
     learned: Option<Rate>,
     /// Other live runs with this credential: the quota is split evenly.
     peers: u32,
-    /// This run's requests as the server may still count them.
-    arrivals: Arrivals,
     /// When the live peers last changed.
     repeered: Option<Instant>,
 }
@@ -139,12 +136,11 @@ impl Limiter {
             gcra: gcra(rate),
             announced: Vec::new(),
             repeated: Vec::new(),
-            sent: VecDeque::new(),
+            sends: Sends::default(),
             changed: None,
             held_to: rate,
             learned: None,
             peers: 0,
-            arrivals: Arrivals::default(),
             repeered: None,
         }
     }
@@ -256,15 +252,16 @@ impl Limiter {
         }
     }
 
-    /// A request let go at `at`.
-    pub(super) fn let_go(&mut self, at: Instant) {
-        self.arrivals.sent(at);
+    /// The slot taken at `at` was not used: a pause began before the
+    /// request went.
+    pub(super) fn withdrawn(&mut self, at: Instant) {
+        self.sends.withdrawn(at);
     }
 
     /// The request let go at `sent` is done at `now`: answered, or given
     /// up (no answer, or a 429, which may have been counted).
     pub(super) fn done(&mut self, sent: Instant, now: Instant) {
-        self.arrivals.done(sent, now);
+        self.sends.done(sent, now);
     }
 
     /// Since when this run's requests count against its own part of the
@@ -310,7 +307,7 @@ impl Limiter {
         let quotas = self.quotas(now).filter(|&rate| !(settled && rate == self.held_to));
         quotas.fold(now, |at, rate| {
             // Room once the quota's count-th latest request has left.
-            let oldest = self.sent.len().checked_sub(rate.count as usize).map(|i| self.sent[i]);
+            let oldest = self.sends.nth_latest(rate.count as usize);
             oldest.map_or(at, |oldest| at.max(oldest + rate.paced_window()))
         })
     }
@@ -326,7 +323,8 @@ impl Limiter {
             self.heard(None, now);
         }
         let since = self.counted_since(now).filter(|_| counted);
-        let arrivals = self.arrivals.room(self.rate, since, now).unwrap_or(now + self.rate.per);
+        let kept = self.kept(now);
+        let arrivals = self.sends.room(kept, since, now).unwrap_or(now + self.rate.per);
         let look_again = |at: Instant| self.expiry().map_or(at, |expiry| at.min(expiry));
         let room = self.room_at(now).max(arrivals);
         if room > now {
@@ -336,14 +334,16 @@ impl Limiter {
         if let Err(not_until) = self.gcra.check() {
             return Err(look_again(Instant::from_std(not_until.earliest_possible())));
         }
-        self.sent.push_back(now);
+        self.sends.sent(now, kept);
+        Ok(())
+    }
+
+    /// What the record of sends must still tell.
+    fn kept(&self, now: Instant) -> Kept {
         let (most, longest) = self.quotas(now).fold((0, Duration::ZERO), |(most, longest), rate| {
             (most.max(rate.count), longest.max(rate.paced_window()))
         });
-        while self.sent.len() > most as usize || self.sent.front().is_some_and(|&at| at + longest <= now) {
-            self.sent.pop_front();
-        }
-        Ok(())
+        Kept { rate: self.rate, most: most as usize, longest }
     }
 }
 
@@ -363,8 +363,8 @@ mod tests {
     }
 
     /// A limiter at 11 per second that sent `n` requests at that pace (on
-    /// a paused clock) and then heard `quota` per second; and when the last
-    /// one went.
+    /// a paused clock), each answered at once, and then heard `quota` per
+    /// second; and when the last one went.
     async fn told_after(n: usize, quota: u32) -> (Limiter, Instant) {
         let mut limiter = Limiter::default();
         limiter.heard(per_second(11), Instant::now());
@@ -372,10 +372,38 @@ mod tests {
             while let Err(at) = limiter.take(Instant::now(), false) {
                 tokio::time::advance(at - Instant::now()).await;
             }
+            limiter.done(Instant::now(), Instant::now());
         }
         let last = Instant::now();
         limiter.heard(per_second(quota), last);
         (limiter, last)
+    }
+
+    /// A slot is held from the moment the limiter grants it: a worker that
+    /// asks after another was granted one, but before that one's request
+    /// went, must see it held (on a multi-threaded runtime it did not, and
+    /// 101 went in flight at a quota of 100). A slot withdrawn (a pause came
+    /// before the request went) is free again at once.
+    #[tokio::test(start_paused = true)]
+    async fn a_slot_is_held_from_when_it_is_granted_until_withdrawn_or_done() {
+        let mut limiter = Limiter::new("10/s".parse().unwrap());
+        let mut granted = Vec::new();
+        while granted.len() < 10 {
+            match limiter.take(Instant::now(), false) {
+                Ok(()) => granted.push(Instant::now()),
+                Err(at) => tokio::time::advance(at - Instant::now()).await,
+            }
+        }
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert!(limiter.take(Instant::now(), false).is_err(), "ten granted and none done");
+        limiter.withdrawn(granted[9]);
+        assert_eq!(limiter.take(Instant::now(), false), Ok(()));
+        assert!(limiter.take(Instant::now(), false).is_err());
+        limiter.done(granted[0], Instant::now());
+        let frees = Instant::now() + limiter.rate.paced_window();
+        assert_eq!(limiter.take(Instant::now(), false), Err(frees));
+        tokio::time::advance(frees - Instant::now()).await;
+        assert_eq!(limiter.take(Instant::now(), false), Ok(()));
     }
 
     #[tokio::test(start_paused = true)]
@@ -391,7 +419,7 @@ mod tests {
     async fn a_tighter_quota_counts_what_its_window_already_holds() {
         let (mut limiter, last) = told_after(11, 5).await;
         // The fifth latest request must leave the window first.
-        let fifth_latest = limiter.sent[limiter.sent.len() - 5];
+        let fifth_latest = limiter.sends.nth_latest(5).unwrap();
         assert_eq!(limiter.take(last, false), Err(fifth_latest + Duration::from_millis(1050)));
     }
 
@@ -399,14 +427,17 @@ mod tests {
     /// two runs' parts (5 each) add up to the quota from now on, so this
     /// run's next request waits only for its part's spacing, not for its
     /// earlier sends to leave the window. (A tighter quota from the API,
-    /// above, does wait for them.)
+    /// above, does wait for them.) That is where the API's count guards the
+    /// shared window; without a count, its earlier sends hold their slots.
     #[tokio::test(start_paused = true)]
     async fn a_peer_that_starts_does_not_hold_the_run_before_it_to_its_earlier_sends() {
         let (mut limiter, last) = told_after(11, 11).await;
         limiter.peers(1, last);
         assert_eq!(limiter.rate.count, 5);
-        let waits = limiter.take(last, false).unwrap_err().duration_since(last);
+        let waits = limiter.take(last, true).unwrap_err().duration_since(last);
         assert!(waits <= Rate::from(per_second(5).unwrap()).interval(), "{waits:?}");
+        let held = limiter.take(last, false).unwrap_err().duration_since(last);
+        assert!(held > Duration::from_millis(500), "{held:?}");
     }
 
     /// Two runs of one credential, each at its part (5) of 10 per second
@@ -434,6 +465,7 @@ mod tests {
                 for run in runs.iter_mut() {
                     match run.take(now, false) {
                         Ok(()) => {
+                            run.done(now, now);
                             sent.push(now);
                             next = now;
                         }

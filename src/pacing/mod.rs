@@ -3,9 +3,11 @@
 //!
 //! - `pace`: the quota (`--rate`, or `auto`) and the spacing that keeps
 //!   every window within it;
-//! - `limiter`: governor's GCRA on tokio's clock, and the record of sends
-//!   that carries its schedule over a change of quota; `latency`: how much
-//!   closer together than sent the server may see requests arrive;
+//! - `limiter`: governor's GCRA on tokio's clock, and (in `sends`) the
+//!   record of sends that carries its schedule over a change of quota and
+//!   holds each request's slot until the server can no longer count it;
+//!   `latency`: how much closer together than sent the server may see
+//!   requests arrive;
 //! - `budget`: what the API's `Ratelimit` header says is left ([`headers`]
 //!   parses the header), and `share`: another tool that spends the quota;
 //! - [`ledger`]: the sends of this credential by every run on the machine,
@@ -14,7 +16,6 @@
 //!   a long wait on stderr;
 //! - [`retry`]: the schedule of attempts after a failure.
 
-mod arrivals;
 mod budget;
 pub mod headers;
 mod latency;
@@ -24,6 +25,7 @@ mod pace;
 mod pacer;
 mod pause;
 pub mod retry;
+mod sends;
 mod share;
 #[cfg(test)]
 mod testing;

@@ -168,8 +168,16 @@ impl Pacer {
             // than the last, a pause, another tool) sends it back to the
             // budget, so workers that passed the budget before a stall do
             // not all leave together when it lifts.
+            // The slot is recorded as sent when granted, under the gate's
+            // lock: the next worker asks a record that holds it.
+            let mut sent = None;
             loop {
-                match self.ask(Gate::take_slot).await {
+                let take = |gate: &mut Gate, now| {
+                    let wait = gate.take_slot(now);
+                    sent = Some(now).filter(|_| wait.is_none());
+                    wait
+                };
+                match self.ask(take).await {
                     Asked::Granted => break,
                     Asked::Waited => {}
                     Asked::News => {
@@ -178,17 +186,17 @@ impl Pacer {
                     }
                 }
             }
+            let sent = sent.expect("a granted slot was taken");
             // A 429 seen by another worker while this one waited means the
             // slot it got is not safe to use.
             let gate = &mut *self.gate.lock().expect("gate lock");
             if self.paused_until().is_some() {
                 gate.budget.abandoned(claim);
+                gate.limiter.withdrawn(sent);
                 continue;
             }
             gate.budget.let_go();
-            let now = Instant::now();
-            gate.limiter.let_go(now);
-            return now;
+            return sent;
         }
     }
 
