@@ -60,16 +60,26 @@ impl Sends {
 
     /// The request sent at `at` is done (answered or given up) at `now`.
     pub(super) fn done(&mut self, at: Instant, now: Instant) {
-        if let Some(send) = self.sends.iter_mut().find(|s| s.at == at && s.done.is_none()) {
-            send.done = Some(now);
+        if let Some(index) = self.pending(at) {
+            self.sends[index].done = Some(now);
         }
     }
 
     /// The slot granted at `at` was not used after all.
     pub(super) fn withdrawn(&mut self, at: Instant) {
-        if let Some(index) = self.sends.iter().rposition(|s| s.at == at && s.done.is_none()) {
+        if let Some(index) = self.pending(at) {
             self.sends.remove(index);
         }
+    }
+
+    /// A send granted at `at` not yet done, looked up by its time: the
+    /// record holds a window's sends, a second's at a million a second,
+    /// and the ones in flight are the latest. Sends granted at one instant
+    /// are alike, so which of them is the one does not matter.
+    fn pending(&self, at: Instant) -> Option<usize> {
+        let first = self.sends.partition_point(|s| s.at < at);
+        let mut same = self.sends.range(first..).take_while(|s| s.at == at);
+        same.position(|s| s.done.is_none()).map(|i| first + i)
     }
 
     /// When the `n`th latest send went, if there were as many.
