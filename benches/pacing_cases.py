@@ -117,6 +117,9 @@ CASES = [
     # into the first run and 3 s into the second), 2 of 4 seeds were.
     Case("two-processes-fixed", "the same on a fixed window, the first started 12 s into a window", 100,
          window_kind="fixed", mode="pair", phase_s=12),
+    # Not in the table: each run learning the lie on its own costs a 429 a run.
+    Case("two-processes-lie", "two processes, same token, started 5 s apart, announcing 100 and enforcing 80",
+         100, enforced=80, mode="pair"),
     Case("burst-at-99", "another tool bursts 3 requests 25 s in, while cfrevoke holds 99 % of the window",
          200, bursts=[(3, 25)]),
     Case("burst-reserve", "the same with a burst of 2, the standing reserve at this quota",

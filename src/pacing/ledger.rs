@@ -6,8 +6,10 @@
 //! unknown consumer's.
 //!
 //! One file per credential, named by a salted hash of it ([`Key`]): a header
-//! line, then one `<unix ms> <run id>` line per send, appended under the
-//! file's advisory lock. Beside it, one lock file per live run, held while
+//! line, then one `<unix ms> <run id>` line per send, and one `<unix ms>
+//! <run id> 429 <until> [<count>/<window ms>]` line per 429 (the account is
+//! blocked for every run, and what it taught of the quota is every run's),
+//! appended under the file's advisory lock. Beside it, one lock file per live run, held while
 //! the run lives: the kernel drops a crashed run's lock, so a run that finds
 //! such a file unlocked knows its owner is gone.
 //!
@@ -54,6 +56,25 @@ const HEADER_LEN: usize = MAGIC.len() + 16 + 1;
 
 /// A run's id in the ledger: 16 lowercase hex digits.
 type RunId = [u8; 16];
+
+/// A 429 a run got, at `at_ms` (Unix ms): the API blocks the account, not
+/// the run, until `until_ms`; and if the refusal showed the API to enforce
+/// less than it announced, the account's quota it learned, `(count, window
+/// in ms)`, which spares every other run of the credential its own 429 to
+/// learn it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refusal {
+    pub at_ms: u64,
+    pub until_ms: u64,
+    pub learned: Option<(u32, u64)>,
+}
+
+/// Lines of the ledger: sends (Unix ms) and refusals.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Entries {
+    pub sends: Vec<u64>,
+    pub refusals: Vec<Refusal>,
+}
 
 /// Where ledgers live: `$XDG_STATE_HOME/cfrevoke`, or
 /// `$HOME/.local/state/cfrevoke` when XDG_STATE_HOME is unset, empty or
@@ -227,21 +248,54 @@ fn open_file(dir: &File, name: &str, path: &Path) -> Result<File, LedgerError> {
     Ok(file)
 }
 
-/// A line's send time and run, if it is a line this module writes.
-fn parse(line: &[u8]) -> Option<(u64, RunId)> {
-    let (ms, run) = line.split_at(line.iter().position(|&b| b == b' ')?);
-    let run = run.get(1..)?;
-    let digits = !ms.is_empty() && ms.len() <= 19 && ms.iter().all(u8::is_ascii_digit);
+/// A line's time, run and refusal (`None`: a send), if it is a line this
+/// module writes.
+fn parse(line: &[u8]) -> Option<(u64, RunId, Option<Refusal>)> {
+    let mut fields = line.split(|&b| b == b' ');
+    let ms = number(fields.next()?)?;
+    let run = fields.next()?;
     let hex = run.len() == 16 && run.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    if !digits || !hex {
+    if !hex {
         return None;
     }
-    Some((std::str::from_utf8(ms).ok()?.parse().ok()?, run.try_into().ok()?))
+    let refusal = match fields.next() {
+        None => None,
+        Some(b"429") => {
+            let until_ms = number(fields.next()?)?;
+            let learned = match fields.next() {
+                None => None,
+                Some(quota) => {
+                    let slash = quota.iter().position(|&b| b == b'/')?;
+                    let count = u32::try_from(number(&quota[..slash])?).ok().filter(|&c| c > 0)?;
+                    let window = number(&quota[slash + 1..]).filter(|&w| w > 0)?;
+                    Some((count, window))
+                }
+            };
+            Some(Refusal { at_ms: ms, until_ms, learned })
+        }
+        Some(_) => return None,
+    };
+    if fields.next().is_some() {
+        return None;
+    }
+    Some((ms, run.try_into().ok()?, refusal))
 }
 
-fn line(ms: u64, run: &RunId) -> Vec<u8> {
+/// Decimal digits, no sign and no more than a u64 holds.
+fn number(digits: &[u8]) -> Option<u64> {
+    let plain = !digits.is_empty() && digits.len() <= 19 && digits.iter().all(u8::is_ascii_digit);
+    plain.then(|| std::str::from_utf8(digits).ok()?.parse().ok())?
+}
+
+fn line(ms: u64, run: &RunId, refusal: Option<&Refusal>) -> Vec<u8> {
     let mut line = format!("{ms} ").into_bytes();
     line.extend_from_slice(run);
+    if let Some(refusal) = refusal {
+        line.extend_from_slice(format!(" 429 {}", refusal.until_ms).as_bytes());
+        if let Some((count, window)) = refusal.learned {
+            line.extend_from_slice(format!(" {count}/{window}").as_bytes());
+        }
+    }
     line.push(b'\n');
     line
 }
@@ -259,9 +313,9 @@ fn horizon(now_ms: u64) -> u64 {
 
 impl Ledger {
     /// Opens the ledger of `key` in `dir` (creating both if need be), marks
-    /// this run live, drops sends older than `RETENTION` (an hour), and returns the
-    /// sends other runs recorded since then.
-    pub fn open(dir: &Path, key: &Key, now_ms: u64) -> Result<(Ledger, Vec<u64>), LedgerError> {
+    /// this run live, drops lines older than `RETENTION` (an hour), and returns
+    /// what other runs recorded since then.
+    pub fn open(dir: &Path, key: &Key, now_ms: u64) -> Result<(Ledger, Entries), LedgerError> {
         let dir_file = open_dir(dir)?;
         let path = dir.join(key.file_name());
         let file = open_file(&dir_file, &key.file_name(), &path)?;
@@ -282,7 +336,7 @@ impl Ledger {
             last: 0,
         };
         let busy = || LedgerError::Busy { path: dir.join(key.file_name()) };
-        ledger.write(&[], now_ms, PATIENCE, true)?.then_some(()).ok_or_else(busy)?;
+        ledger.write(&Entries::default(), now_ms, PATIENCE, true)?.then_some(()).ok_or_else(busy)?;
         let history = ledger.read_others(now_ms, PATIENCE)?.ok_or_else(busy)?;
         Ok((ledger, history))
     }
@@ -291,16 +345,16 @@ impl Ledger {
         &self.path
     }
 
-    /// Appends this run's `sends` (Unix ms); `false` if another process held
-    /// the lock for longer than `patience`, and nothing was written.
-    pub fn append(&mut self, sends: &[u64], now_ms: u64, patience: Duration) -> Result<bool, LedgerError> {
-        self.write(sends, now_ms, patience, false)
+    /// Appends this run's `entries`; `false` if another process held the
+    /// lock for longer than `patience`, and nothing was written.
+    pub fn append(&mut self, entries: &Entries, now_ms: u64, patience: Duration) -> Result<bool, LedgerError> {
+        self.write(entries, now_ms, patience, false)
     }
 
-    /// The sends other runs recorded since the last read (or, at first, all
-    /// of the last `RETENTION`); `None` if another process held the lock
-    /// for longer than `patience`.
-    pub fn read_others(&mut self, now_ms: u64, patience: Duration) -> Result<Option<Vec<u64>>, LedgerError> {
+    /// What other runs recorded since the last read (or, at first, all of
+    /// the last `RETENTION`); `None` if another process held the lock for
+    /// longer than `patience`.
+    pub fn read_others(&mut self, now_ms: u64, patience: Duration) -> Result<Option<Entries>, LedgerError> {
         self.follow()?;
         let Some(_held) = lock(&self.file, false, patience).map_err(|e| self.read_error(e))? else {
             return Ok(None);
@@ -309,7 +363,7 @@ impl Ledger {
         if len < HEADER_LEN as u64 {
             // Emptied by someone: whatever comes next is read whole.
             self.read = None;
-            return Ok(Some(Vec::new()));
+            return Ok(Some(Entries::default()));
         }
         let generation = self.generation()?;
         let (from, whole) = match self.read {
@@ -318,16 +372,19 @@ impl Ledger {
         };
         let bytes = self.bytes(from, len)?;
         let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        let mut others = Vec::new();
+        let mut others = Entries::default();
         // Against what was seen before this read: a run sends several in one millisecond.
         let mut latest = HashMap::new();
-        for (ms, run) in bytes[..complete].split(|&b| b == b'\n').filter_map(parse) {
+        for (ms, run, refusal) in bytes[..complete].split(|&b| b == b'\n').filter_map(parse) {
             let seen = || self.seen.get(&run).is_some_and(|&seen| ms <= seen);
             if run == self.run || ms <= horizon(now_ms) || (whole && seen()) {
                 continue;
             }
             latest.entry(run).and_modify(|at: &mut u64| *at = (*at).max(ms)).or_insert(ms);
-            others.push(ms);
+            match refusal {
+                Some(refusal) => others.refusals.push(refusal),
+                None => others.sends.push(ms),
+            }
         }
         for (run, ms) in latest {
             self.seen.entry(run).and_modify(|at| *at = (*at).max(ms)).or_insert(ms);
@@ -342,20 +399,22 @@ impl Ledger {
         live::count(&self.dir, &self.dir_path, &self.key.live_prefix(), &self.live_name)
     }
 
-    /// Writes `sends` under the exclusive lock, starting the file if it is
+    /// Writes `entries` under the exclusive lock, starting the file if it is
     /// empty and compacting it when it would grow past [`MAX_BYTES`] (or,
     /// with `tidy`, when it holds anything stale or unreadable).
-    fn write(&mut self, sends: &[u64], now_ms: u64, patience: Duration, tidy: bool) -> Result<bool, LedgerError> {
+    fn write(&mut self, entries: &Entries, now_ms: u64, patience: Duration, tidy: bool) -> Result<bool, LedgerError> {
         self.follow()?;
         let Some(_held) = lock(&self.file, true, patience).map_err(|e| self.write_error(e))? else {
             return Ok(false);
         };
-        let mut sorted = sends.to_vec();
-        sorted.sort_unstable();
+        let sends = entries.sends.iter().map(|&ms| (ms, None));
+        let mut sorted: Vec<(u64, Option<&Refusal>)> =
+            sends.chain(entries.refusals.iter().map(|r| (r.at_ms, Some(r)))).collect();
+        sorted.sort_unstable_by_key(|&(ms, _)| ms);
         let mut lines = Vec::with_capacity(sorted.len() * 32);
-        for ms in sorted {
+        for (ms, refusal) in sorted {
             self.last = self.last.max(ms);
-            lines.extend(line(self.last, &self.run));
+            lines.extend(line(self.last, &self.run, refusal));
         }
         let len = self.len()?;
         if len < HEADER_LEN as u64 {
@@ -379,7 +438,7 @@ impl Ledger {
         Ok(true)
     }
 
-    /// Rewrites the file keeping only the sends of the last [`RETENTION`],
+    /// Rewrites the file keeping only the lines of the last [`RETENTION`],
     /// then `lines`, as many of the latest as fit in [`COMPACT_TO`]. With
     /// `tidy` the file is left alone if there is nothing to drop.
     fn compact(&self, generation: u64, len: u64, lines: Vec<u8>, now_ms: u64, tidy: bool) -> Result<(), LedgerError> {
@@ -388,7 +447,7 @@ impl Ledger {
         let mut dropped = false;
         for raw in bytes.split(|&b| b == b'\n').filter(|raw| !raw.is_empty()) {
             match parse(raw) {
-                Some((ms, run)) if ms > horizon(now_ms) => kept.extend(line(ms, &run)),
+                Some((ms, run, refusal)) if ms > horizon(now_ms) => kept.extend(line(ms, &run, refusal.as_ref())),
                 _ => dropped = true,
             }
         }

@@ -66,8 +66,9 @@ impl Gate {
     /// count does not already put the window at its quota, the API enforces
     /// less than it says: what it let through, less a margin, is the
     /// account's quota for the rest of the run. A server whose policy is a
-    /// lie gets one 429, not one a window.
-    fn refused(&mut self, policy: Option<Policy>, now: Instant) -> Option<Policy> {
+    /// lie gets one 429, not one a window. Returns the policy in force, and
+    /// the quota learned, if one was.
+    fn refused(&mut self, policy: Option<Policy>, now: Instant) -> (Option<Policy>, Option<Rate>) {
         let (policy, _) = self.heard(policy, now);
         let account = self.limiter.quota();
         let (quota, window) = policy.map_or((account.count, account.per), |p| (p.quota, p.window));
@@ -82,28 +83,40 @@ impl Gate {
             // API's own count says the window was full: the refusal is about
             // someone else's requests (a burst of another tool's), which the
             // pause it starts covers.
-            return policy;
+            return (policy, None);
         }
         // The account's count: what the API surely counted, or without a
         // current count the latest of the window if that had the window
         // full (a server never lets through more than it enforces; below
         // full, the latest count may owe much to another tool whose count
-        // varies, and this run's own is the safer lesson), or this run's
-        // answers and, beside live peers, theirs as well.
+        // varies, and this run's own is the safer lesson), or else this
+        // run's answers and, beside live peers, as many for each of them.
+        // A count is the account's, peers' requests included, whatever
+        // their parts: the run that started first has sent more than its
+        // part, and its answers times the runs would overstate the quota
+        // (70 of 80 times two: nothing learned, and a 429 more).
         let latest = counted.or_else(|| self.budget.last_counted(now, quota, window).filter(full));
-        let allowed = latest.unwrap_or(0).max(ours.saturating_mul(self.limiter.peer_count() + 1));
+        let allowed = latest.map_or(ours.saturating_mul(self.limiter.peer_count() + 1), |count| count.max(ours));
         let margin = (f64::from(allowed) * LEARNED_MARGIN).ceil().max(1.0) as u32;
         let learned = Rate { count: allowed.saturating_sub(margin).max(1), per: window };
-        if learned.per_second() < account.per_second() {
-            tracing::warn!(
-                in_window = allowed,
-                rate = %learned,
-                "the API refused a request below the quota paced at; pacing at what it allowed for the rest of the run"
-            );
-            self.limiter.learned(learned, now);
-            self.budget.learned(quota.saturating_sub(learned.count));
+        if learned.per_second() >= account.per_second() {
+            return (policy, None);
         }
-        policy
+        tracing::warn!(
+            in_window = allowed,
+            rate = %learned,
+            "the API refused a request below the quota paced at; pacing at what it allowed for the rest of the run"
+        );
+        self.learn(learned, quota, now);
+        (policy, Some(learned))
+    }
+
+    /// Paces at `learned`, the account's quota a 429 showed, for the rest
+    /// of the run, and reads the API's counts (out of `announced`) that much
+    /// lower.
+    fn learn(&mut self, learned: Rate, announced: u32, now: Instant) {
+        self.limiter.learned(learned, now);
+        self.budget.learned(announced.saturating_sub(learned.count));
     }
 }
 
@@ -250,22 +263,49 @@ impl Pacer {
     /// describes the block, not the window, and the budget takes the request
     /// as not counted; the pause it starts is what governs. Its slot of this
     /// run's arrivals is held as if it were counted: a server may count what
-    /// it refuses.
-    pub fn refused(&self, sent: Instant, policy: Option<Policy>) {
+    /// it refuses. Returns the account's quota it taught, if it taught one.
+    pub fn refused(&self, sent: Instant, policy: Option<Policy>) -> Option<Rate> {
         let mut gate = self.gate.lock().expect("gate lock");
         let now = Instant::now();
         gate.limiter.done(sent, now);
-        let policy = gate.refused(policy, now);
+        let (policy, learned) = gate.refused(policy, now);
         gate.budget.refused(policy, now);
         drop(gate);
         self.news.notify_waiters();
+        learned
     }
 
-    /// Holds back every worker for `delay` (never shortening a longer pause).
-    pub fn pause_for(&self, delay: Duration) {
-        let until = Instant::now() + delay;
-        self.pause.extend_to(until);
+    /// Another run of this credential got a 429 at `at`, by the ledger: the
+    /// block is the account's, so every worker here pauses until it ends as
+    /// well, and the quota it taught (if any) is this run's too. A lesson is
+    /// taken only from a refusal within the learned quota's window: one from
+    /// a window long gone may have been another tool's burst, read wrongly.
+    pub fn peer_refused(&self, at: Instant, until: Instant, learned: Option<Rate>) {
+        let now = Instant::now();
+        if until > now {
+            self.pause.extend_to(until);
+            self.notice.say(until, Stall::RateLimited);
+        }
+        if let Some(learned) = learned.filter(|rate| now.saturating_duration_since(at) < rate.per) {
+            let mut gate = self.gate.lock().expect("gate lock");
+            if learned.per_second() < gate.limiter.quota().per_second() {
+                tracing::warn!(
+                    rate = %learned,
+                    "another run of this credential was refused below the quota paced at; pacing at what it learned for the rest of the run"
+                );
+                let announced = gate.limiter.policy().map_or(learned.count, |p| p.quota);
+                gate.learn(learned, announced, now);
+            }
+        }
+        self.news.notify_waiters();
+    }
+
+    /// Holds back every worker for `delay` (never shortening a longer
+    /// pause); returns when the pause ends.
+    pub fn pause_for(&self, delay: Duration) -> Instant {
+        let until = self.pause.extend_to(Instant::now() + delay);
         self.notice.say(until, Stall::RateLimited);
+        until
     }
 
     /// When the current pause ends, if one is in force.
@@ -781,6 +821,48 @@ mod tests {
             "shortfall {shortfall}: the two runs together may hold {} of the 80 enforced",
             100 - shortfall - 2
         );
+    }
+
+    /// The same right after the peer started: this run sent 70 of the 80
+    /// the API counted, the peer 10. The count is the account's, whatever
+    /// the parts: this run's answers times the runs ("140") would teach
+    /// nothing, and the next window a 429 more.
+    #[tokio::test(start_paused = true)]
+    async fn a_429_beside_a_peer_that_sent_less_than_its_part_learns_from_the_count() {
+        let (pacer, policy) = (Pacer::new(Pace::Auto), Policy { quota: 100, window: Duration::from_secs(20) });
+        for i in 0..70u32 {
+            let sent = pacer.ready().await;
+            if i == 60 {
+                pacer.peers(1);
+            }
+            if i >= 60 {
+                pacer.remember(&[sent]);
+            }
+            let counted = i + 1 + i.saturating_sub(59);
+            let left = Remaining { requests: 100 - counted, reset: Duration::from_secs(10) };
+            pacer.answered(sent, Some(left), Some(policy));
+        }
+        let learned = pacer.refused(Instant::now(), Some(policy));
+        assert_eq!(learned, Some(Rate { count: 76, per: Duration::from_secs(20) }));
+    }
+
+    /// Another run's 429, by the ledger: every worker here pauses until its
+    /// block ends, and its lesson is this run's too, if it is from the
+    /// quota's window; an older one is not taken.
+    #[tokio::test(start_paused = true)]
+    async fn another_runs_429_pauses_this_run_and_its_lesson_is_taken_within_its_window() {
+        let pacer = std::sync::Arc::new(Pacer::new(Pace::Auto));
+        let learned = Rate { count: 76, per: Duration::from_secs(20) };
+        let start = Instant::now();
+        let old = Pacer::new(Pace::Auto);
+        tokio::time::advance(Duration::from_secs(21)).await;
+        old.peer_refused(start, start, Some(learned));
+        assert_eq!(old.rate(), Rate::default(), "a lesson from a window long gone");
+        let now = Instant::now();
+        pacer.peer_refused(now, now + Duration::from_secs(5), Some(learned));
+        assert_eq!(pacer.rate(), learned);
+        let sent = waiting(&pacer, 1).recv().await.unwrap();
+        assert_eq!(sent, now + Duration::from_secs(5), "paused until the block ends");
     }
 
     /// With a count but no announced window (Cloudflare's split family:

@@ -24,12 +24,13 @@ pub(super) struct Pause {
 }
 
 impl Pause {
-    /// Makes the pause last until `until`, never shortening a longer one.
-    pub(super) fn extend_to(&self, until: Instant) {
+    /// Makes the pause last until `until`, never shortening a longer one;
+    /// returns when it ends.
+    pub(super) fn extend_to(&self, until: Instant) -> Instant {
         let mut paused = self.until.lock().expect("pause lock");
-        if paused.is_none_or(|current| current < until) {
-            *paused = Some(until);
-        }
+        let until = paused.map_or(until, |current| current.max(until));
+        *paused = Some(until);
+        until
     }
 
     /// When the pause ends, if one is in force.

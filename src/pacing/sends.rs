@@ -54,6 +54,7 @@ pub(super) struct Kept {
 impl Sends {
     /// A send slot granted at `at`.
     pub(super) fn sent(&mut self, at: Instant, kept: Kept) {
+        debug_assert!(self.sends.back().is_none_or(|last| last.at <= at), "sends are looked up by time");
         self.sends.push_back(Send { at, done: None });
         self.forget(at, kept);
     }

@@ -24,7 +24,7 @@ use crate::output::events;
 use crate::output::results::ResultRow;
 use crate::pacing::headers::Dialect;
 use crate::pacing::retry::{RetryPolicy, RetrySchedule};
-use crate::pacing::{Pacer, LONGEST_WAIT};
+use crate::pacing::{Pacer, Rate, LONGEST_WAIT};
 use crate::pipeline::ledger_watch::Sends;
 use crate::pipeline::queue::Queue;
 
@@ -351,8 +351,9 @@ impl Dispatcher {
                     // The block is the account's: every worker pauses, before
                     // the news of the refusal wakes any, and whether or not
                     // this request has an attempt left.
-                    self.pacer.pause_for(after.unwrap_or(self.retry.initial_delay));
-                    self.pacer.refused(sent, reply.policy)
+                    let until = self.pacer.pause_for(after.unwrap_or(self.retry.initial_delay));
+                    let learned = self.pacer.refused(sent, reply.policy);
+                    self.tell_peers(sent, until, learned);
                 }
                 (Ok(reply), _) => self.pacer.answered(sent, reply.remaining, reply.policy),
                 (Err(_), _) => self.pacer.unanswered(sent),
@@ -397,9 +398,19 @@ impl Dispatcher {
         let backoff = schedule.next_delay()?;
         let delay = after.unwrap_or(backoff);
         if rate_limited {
-            self.pacer.pause_for(delay);
+            let until = self.pacer.pause_for(delay);
+            self.tell_peers(tokio::time::Instant::now(), until, None);
         }
         Some(delay)
+    }
+
+    /// Tells the other runs of this credential, by the ledger, of a 429 at
+    /// `at`: the account is blocked until `until` for them too, and what it
+    /// taught of the quota is theirs as well.
+    fn tell_peers(&self, at: tokio::time::Instant, until: tokio::time::Instant, learned: Option<Rate>) {
+        if let Some(sends) = &self.sends {
+            sends.refused(at, until, learned);
+        }
     }
 
     /// A rate-limited worker waits at the pacer like every other one; the

@@ -15,13 +15,15 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::escape;
-use crate::pacing::ledger::{Key, Ledger, LedgerError, PATIENCE};
-use crate::pacing::Pacer;
+use crate::pacing::ledger::{Entries, Key, Ledger, LedgerError, Refusal, PATIENCE};
+use crate::pacing::{Pacer, Rate, LONGEST_WAIT};
 
 /// Who is told what the ledger says: the pacer, or a test's recorder.
 pub trait Listener: Send + Sync + 'static {
     fn remember(&self, sends: &[Instant]);
     fn peers(&self, live: u32);
+    /// Another run got a 429 at `at`; the account is blocked until `until`.
+    fn refused(&self, at: Instant, until: Instant, learned: Option<Rate>);
 }
 
 impl Listener for Pacer {
@@ -31,6 +33,10 @@ impl Listener for Pacer {
 
     fn peers(&self, live: u32) {
         Pacer::peers(self, live);
+    }
+
+    fn refused(&self, at: Instant, until: Instant, learned: Option<Rate>) {
+        Pacer::peer_refused(self, at, until, learned);
     }
 }
 
@@ -50,10 +56,19 @@ impl Default for Timing {
     }
 }
 
+/// What the dispatcher noted and the task has not yet appended.
+#[derive(Default)]
+struct Pending {
+    sends: Vec<Instant>,
+    refusals: Vec<Refusal>,
+    /// The latest end of a block noted: a retry's pause that ends no later,
+    /// and teaches nothing, is no news to the other runs.
+    told_until: u64,
+}
+
 /// What the dispatcher and the task share.
 struct Shared {
-    /// Sends noted and not yet appended.
-    pending: Mutex<Vec<Instant>>,
+    pending: Mutex<Pending>,
     /// `None` once it failed (or the run ended): nothing more is written.
     ledger: Mutex<Option<Ledger>>,
     /// Whether sends are still worth noting.
@@ -98,16 +113,20 @@ impl Shared {
     fn append(&self, patience: Duration) -> bool {
         let mut ledger = self.ledger.lock().expect("ledger lock");
         let Some(open) = ledger.as_mut() else { return true };
-        let batch = std::mem::take(&mut *self.pending.lock().expect("pending lock"));
-        if batch.is_empty() {
+        let (sends, refusals) = {
+            let mut pending = self.pending.lock().expect("pending lock");
+            (std::mem::take(&mut pending.sends), std::mem::take(&mut pending.refusals))
+        };
+        if sends.is_empty() && refusals.is_empty() {
             return true;
         }
-        let sends: Vec<u64> = batch.iter().map(|&sent| self.wall_ms(sent)).collect();
-        match open.append(&sends, unix_ms(SystemTime::now()), patience) {
+        let entries = Entries { sends: sends.iter().map(|&sent| self.wall_ms(sent)).collect(), refusals };
+        match open.append(&entries, unix_ms(SystemTime::now()), patience) {
             Ok(true) => true,
             Ok(false) => {
                 let mut pending = self.pending.lock().expect("pending lock");
-                pending.splice(0..0, batch);
+                pending.sends.splice(0..0, sends);
+                pending.refusals.splice(0..0, entries.refusals);
                 false
             }
             Err(error) => {
@@ -124,12 +143,8 @@ impl Shared {
         let Some(open) = ledger.as_mut() else { return true };
         let now_wall = unix_ms(SystemTime::now());
         match open.read_others(now_wall, Duration::ZERO) {
-            Ok(Some(sends)) => {
-                let now = Instant::now();
-                let sends: Vec<Instant> = sends.iter().filter_map(|&ms| to_instant(ms, now_wall, now)).collect();
-                if !sends.is_empty() {
-                    listener.remember(&sends);
-                }
+            Ok(Some(entries)) => {
+                tell(listener, &entries, now_wall);
                 listener.peers(open.live_peers());
                 true
             }
@@ -157,8 +172,25 @@ pub struct Sends {
 impl Sends {
     pub fn record(&self, sent: Instant) {
         if self.shared.on.load(Ordering::Relaxed) {
-            self.shared.pending.lock().expect("pending lock").push(sent);
+            self.shared.pending.lock().expect("pending lock").sends.push(sent);
         }
+    }
+
+    /// A 429 at `at`: the account is blocked until `until`, and it may
+    /// have taught the account's quota.
+    pub fn refused(&self, at: Instant, until: Instant, learned: Option<Rate>) {
+        if !self.shared.on.load(Ordering::Relaxed) {
+            return;
+        }
+        let until_ms = self.shared.wall_ms(until);
+        let mut pending = self.shared.pending.lock().expect("pending lock");
+        if learned.is_none() && until_ms <= pending.told_until {
+            return;
+        }
+        pending.told_until = pending.told_until.max(until_ms);
+        // The window in whole milliseconds, rounded up: never a faster pace.
+        let learned = learned.map(|rate| (rate.count, rate.per.as_nanos().div_ceil(1_000_000) as u64));
+        pending.refusals.push(Refusal { at_ms: self.shared.wall_ms(at), until_ms, learned });
     }
 }
 
@@ -190,20 +222,18 @@ pub fn start(
             return None;
         }
     };
-    let now = Instant::now();
-    let history: Vec<Instant> = history.iter().filter_map(|&ms| to_instant(ms, now_wall, now)).collect();
     let peers = ledger.live_peers();
     tracing::debug!(
-        "ledger: {} earlier sends, {peers} live peers ({})",
-        history.len(),
+        "ledger: {} earlier sends, {peers} live peers, {} 429s ({})",
+        history.sends.len(),
+        history.refusals.len(),
         escape::server_text(&ledger.path().display().to_string())
     );
-    if !history.is_empty() {
-        listener.remember(&history);
-    }
+    tell(listener.as_ref(), &history, now_wall);
     listener.peers(peers);
+    let now = Instant::now();
     let shared = Arc::new(Shared {
-        pending: Mutex::new(Vec::new()),
+        pending: Mutex::new(Pending::default()),
         ledger: Mutex::new(Some(ledger)),
         on: AtomicBool::new(true),
         done: CancellationToken::new(),
@@ -256,6 +286,26 @@ fn to_instant(ms: u64, now_wall: u64, now: Instant) -> Option<Instant> {
     now.checked_sub(Duration::from_millis(now_wall.saturating_sub(ms)))
 }
 
+/// The instant of a Unix ms that may be ahead of `now_wall`: the end of a
+/// block, no further off than the longest wait honoured.
+fn ahead(ms: u64, now_wall: u64, now: Instant) -> Instant {
+    now + Duration::from_millis(ms.saturating_sub(now_wall)).min(LONGEST_WAIT)
+}
+
+/// Hands `listener` what other runs recorded, as of `now_wall`.
+fn tell(listener: &dyn Listener, entries: &Entries, now_wall: u64) {
+    let now = Instant::now();
+    let sends: Vec<Instant> = entries.sends.iter().filter_map(|&ms| to_instant(ms, now_wall, now)).collect();
+    if !sends.is_empty() {
+        listener.remember(&sends);
+    }
+    for refusal in &entries.refusals {
+        let Some(at) = to_instant(refusal.at_ms, now_wall, now) else { continue };
+        let learned = refusal.learned.map(|(count, ms)| Rate { count, per: Duration::from_millis(ms) });
+        listener.refused(at, ahead(refusal.until_ms, now_wall, now), learned);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,6 +315,7 @@ mod tests {
     struct Told {
         remembered: Mutex<Vec<Instant>>,
         peers: Mutex<Vec<u32>>,
+        refused: Mutex<Vec<(Instant, Instant, Option<Rate>)>>,
     }
 
     impl Listener for Told {
@@ -274,6 +325,10 @@ mod tests {
 
         fn peers(&self, live: u32) {
             self.peers.lock().unwrap().push(live);
+        }
+
+        fn refused(&self, at: Instant, until: Instant, learned: Option<Rate>) {
+            self.refused.lock().unwrap().push((at, until, learned));
         }
     }
 
@@ -288,6 +343,14 @@ mod tests {
         unix_ms(SystemTime::now())
     }
 
+    /// The ledger task started for a run, in `dir`, and what it tells.
+    fn started(dir: &Path) -> (Arc<Told>, Sends) {
+        let told = Arc::new(Told::default());
+        let handle = tokio::runtime::Handle::current();
+        let sends = start(&handle, dir, &key(), Arc::clone(&told) as Arc<dyn Listener>, Timing::default()).unwrap();
+        (told, sends)
+    }
+
     #[test]
     fn a_send_in_the_future_is_now_and_one_in_the_past_is_as_long_ago() {
         let now = Instant::now();
@@ -300,18 +363,18 @@ mod tests {
         let temp = tempfile::tempdir().unwrap();
         let dir = temp.path().join("cfrevoke");
         let (mut earlier, _) = Ledger::open(&dir, &key(), now_ms()).unwrap();
-        earlier.append(&[now_ms() - 1_000], now_ms(), PATIENCE).unwrap();
+        earlier.append(&Entries { sends: vec![now_ms() - 1_000], ..Entries::default() }, now_ms(), PATIENCE).unwrap();
         drop(earlier);
-        let told = Arc::new(Told::default());
-        let handle = tokio::runtime::Handle::current();
-        let sends = start(&handle, &dir, &key(), Arc::clone(&told) as Arc<dyn Listener>, Timing::default()).unwrap();
+        let (told, sends) = started(&dir);
         let started = Instant::now();
         // The run before, ended: its send is this user's history, and no peer.
         assert_eq!(told.remembered.lock().unwrap().len(), 1);
         assert_eq!(*told.peers.lock().unwrap(), vec![0]);
         let (mut second, history) = Ledger::open(&dir, &key(), now_ms()).unwrap();
-        assert_eq!(history.len(), 1);
-        second.append(&[now_ms(), now_ms() + 1], now_ms(), PATIENCE).unwrap();
+        assert_eq!(history.sends.len(), 1);
+        second
+            .append(&Entries { sends: vec![now_ms(), now_ms() + 1], ..Entries::default() }, now_ms(), PATIENCE)
+            .unwrap();
         sends.record(Instant::now());
         tokio::time::sleep(Duration::from_millis(1_100)).await;
         let remembered = told.remembered.lock().unwrap().clone();
@@ -319,21 +382,55 @@ mod tests {
         assert!(remembered[1..].iter().all(|&at| at + Duration::from_secs(1) > started), "sent about now");
         assert_eq!(told.peers.lock().unwrap().last(), Some(&1), "the second run is live");
         // This run's send was appended within the batch interval.
-        assert_eq!(second.read_others(now_ms(), PATIENCE).unwrap().map(|s| s.len()), Some(1));
+        assert_eq!(second.read_others(now_ms(), PATIENCE).unwrap().map(|e| e.sends.len()), Some(1));
         // The last batch is appended when the run ends, and it is live no more.
         sends.record(Instant::now());
         drop(sends);
-        assert_eq!(second.read_others(now_ms(), PATIENCE).unwrap().map(|s| s.len()), Some(1));
+        assert_eq!(second.read_others(now_ms(), PATIENCE).unwrap().map(|e| e.sends.len()), Some(1));
         assert_eq!(second.live_peers(), 0);
+    }
+
+    /// This run's 429 goes to the file with the next batch, and another
+    /// run's reaches the listener: when, until when (on this run's clock, no
+    /// further off than the longest wait honoured) and its lesson. A
+    /// retry's pause that ends no later and teaches nothing is not written.
+    #[tokio::test(start_paused = true)]
+    async fn a_429_reaches_the_other_runs_and_theirs_reach_the_pacer() {
+        let temp = tempfile::tempdir().unwrap();
+        let dir = temp.path().join("cfrevoke");
+        let (told, sends) = started(&dir);
+        let (mut other, _) = Ledger::open(&dir, &key(), now_ms()).unwrap();
+        let now = Instant::now();
+        let learned = Rate { count: 76, per: Duration::from_secs(20) };
+        sends.refused(now, now + Duration::from_secs(20), Some(learned));
+        sends.refused(now, now + Duration::from_secs(20), None);
+        sends.refused(now, now + Duration::from_secs(25), None);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let written = other.read_others(now_ms(), PATIENCE).unwrap().unwrap().refusals;
+        assert_eq!(written.len(), 2, "{written:?}");
+        assert_eq!(written[0].learned, Some((76, 20_000)));
+        assert_eq!((written[1].learned, written[1].until_ms - written[0].until_ms), (None, 5_000));
+
+        let wall = now_ms();
+        let theirs = [
+            Refusal { at_ms: wall, until_ms: wall + 30_000, learned: Some((50, 20_000)) },
+            Refusal { at_ms: wall, until_ms: wall + 10 * 86_400_000, learned: None },
+        ];
+        other.append(&Entries { refusals: theirs.to_vec(), ..Entries::default() }, wall, PATIENCE).unwrap();
+        tokio::time::sleep(Duration::from_millis(1_100)).await;
+        let heard = told.refused.lock().unwrap().clone();
+        assert_eq!(heard.len(), 2, "{heard:?}");
+        let blocked = |i: usize| heard[i].1 - heard[i].0;
+        assert!(blocked(0).abs_diff(Duration::from_secs(30)) < Duration::from_millis(100), "{:?}", blocked(0));
+        assert_eq!(heard[0].2, Some(Rate { count: 50, per: Duration::from_secs(20) }));
+        assert!(blocked(1) <= LONGEST_WAIT && heard[1].2.is_none(), "{:?}", blocked(1));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_ledger_that_fails_mid_run_is_given_up_and_sends_are_no_longer_kept() {
         let temp = tempfile::tempdir().unwrap();
         let dir = temp.path().join("cfrevoke");
-        let told = Arc::new(Told::default());
-        let handle = tokio::runtime::Handle::current();
-        let sends = start(&handle, &dir, &key(), Arc::clone(&told) as Arc<dyn Listener>, Timing::default()).unwrap();
+        let (told, sends) = started(&dir);
         // Another process puts a directory where the file was.
         let path = dir.join(
             std::fs::read_dir(&dir)
@@ -351,7 +448,7 @@ mod tests {
         assert!(sends.shared.ledger.lock().unwrap().is_none(), "given up");
         assert!(sends.shared.done.is_cancelled(), "the task ends");
         sends.record(Instant::now());
-        assert!(sends.shared.pending.lock().unwrap().is_empty());
+        assert!(sends.shared.pending.lock().unwrap().sends.is_empty());
         assert_eq!(*told.peers.lock().unwrap(), vec![0], "told nothing more");
     }
 
@@ -359,9 +456,7 @@ mod tests {
     async fn a_ledger_another_process_keeps_locked_is_given_up_not_waited_on() {
         let temp = tempfile::tempdir().unwrap();
         let dir = temp.path().join("cfrevoke");
-        let told = Arc::new(Told::default());
-        let handle = tokio::runtime::Handle::current();
-        let sends = start(&handle, &dir, &key(), Arc::clone(&told) as Arc<dyn Listener>, Timing::default()).unwrap();
+        let (told, sends) = started(&dir);
         let path = sends.shared.ledger.lock().unwrap().as_ref().unwrap().path().to_path_buf();
         let holder = std::fs::File::open(&path).unwrap();
         holder.lock().unwrap();

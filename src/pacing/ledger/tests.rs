@@ -20,8 +20,14 @@ fn state() -> (tempfile::TempDir, PathBuf) {
     (temp, dir)
 }
 
+/// Opens the ledger as a run would, and the sends of other runs it held.
 fn open(dir: &Path) -> (Ledger, Vec<u64>) {
-    Ledger::open(dir, &key(), NOW).unwrap()
+    let (ledger, history) = Ledger::open(dir, &key(), NOW).unwrap();
+    (ledger, history.sends)
+}
+
+fn sends(ms: &[u64]) -> Entries {
+    Entries { sends: ms.to_vec(), refusals: Vec::new() }
 }
 
 fn ledger_file(dir: &Path) -> PathBuf {
@@ -66,7 +72,7 @@ fn a_key_is_a_salted_hash_that_names_no_secret() {
     // Nor does anything the ledger writes name it.
     let (_temp, dir) = state();
     let (mut ledger, _) = open(&dir);
-    ledger.append(&[NOW], NOW, PATIENCE).unwrap();
+    ledger.append(&sends(&[NOW]), NOW, PATIENCE).unwrap();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let entry = entry.unwrap();
         assert!(!entry.file_name().to_string_lossy().contains(TOKEN));
@@ -80,15 +86,19 @@ fn two_runs_read_each_others_sends_and_not_their_own() {
     let (_temp, dir) = state();
     let (mut first, history) = open(&dir);
     assert_eq!(history, Vec::<u64>::new());
-    assert!(first.append(&[NOW + 2, NOW + 1, NOW + 1], NOW, PATIENCE).unwrap());
+    assert!(first.append(&sends(&[NOW + 2, NOW + 1, NOW + 1]), NOW, PATIENCE).unwrap());
     let (mut second, history) = open(&dir);
     assert_eq!(history, vec![NOW + 1, NOW + 1, NOW + 2], "the first run's sends, oldest first");
     assert_eq!((first.live_peers(), second.live_peers()), (1, 1));
-    second.append(&[NOW + 3], NOW, PATIENCE).unwrap();
-    first.append(&[NOW + 4], NOW, PATIENCE).unwrap();
-    assert_eq!(first.read_others(NOW, PATIENCE).unwrap(), Some(vec![NOW + 3]), "new since the last read");
-    assert_eq!(first.read_others(NOW, PATIENCE).unwrap(), Some(vec![]));
-    assert_eq!(second.read_others(NOW, PATIENCE).unwrap(), Some(vec![NOW + 4]));
+    second.append(&sends(&[NOW + 3]), NOW, PATIENCE).unwrap();
+    first.append(&sends(&[NOW + 4]), NOW, PATIENCE).unwrap();
+    assert_eq!(
+        first.read_others(NOW, PATIENCE).unwrap().map(|e| e.sends),
+        Some(vec![NOW + 3]),
+        "new since the last read"
+    );
+    assert_eq!(first.read_others(NOW, PATIENCE).unwrap().map(|e| e.sends), Some(vec![]));
+    assert_eq!(second.read_others(NOW, PATIENCE).unwrap().map(|e| e.sends), Some(vec![NOW + 4]));
     drop(second);
     assert_eq!(first.live_peers(), 0, "an ended run is no peer");
 }
@@ -120,14 +130,14 @@ fn a_full_file_is_compacted_and_a_reader_then_gets_only_what_it_had_not_seen() {
     let (mut writer, _) = open(&dir);
     let (mut reader, _) = open(&dir);
     let batch: Vec<u64> = (0..1000).map(|i| NOW + i).collect();
-    assert!(writer.append(&batch, NOW, PATIENCE).unwrap());
-    assert_eq!(reader.read_others(NOW, PATIENCE).unwrap().map(|s| s.len()), Some(1000));
+    assert!(writer.append(&sends(&batch), NOW, PATIENCE).unwrap());
+    assert_eq!(reader.read_others(NOW, PATIENCE).unwrap().map(|e| e.sends).map(|s| s.len()), Some(1000));
     let mut sent = 1000;
     let mut compacted = false;
     while !compacted {
         let before = std::fs::metadata(ledger_file(&dir)).unwrap().len();
         let batch: Vec<u64> = (sent..sent + 1000).map(|i| NOW + i).collect();
-        writer.append(&batch, NOW, PATIENCE).unwrap();
+        writer.append(&sends(&batch), NOW, PATIENCE).unwrap();
         sent += 1000;
         let after = std::fs::metadata(ledger_file(&dir)).unwrap().len();
         assert!(after <= MAX_BYTES, "{after} bytes");
@@ -136,10 +146,10 @@ fn a_full_file_is_compacted_and_a_reader_then_gets_only_what_it_had_not_seen() {
     assert!(std::fs::metadata(ledger_file(&dir)).unwrap().len() <= COMPACT_TO);
     // The reader last read 1000; the file now begins far later, and holds
     // the latest batch: the news is everything it kept that is later.
-    let news = reader.read_others(NOW, PATIENCE).unwrap().unwrap();
+    let news = reader.read_others(NOW, PATIENCE).unwrap().map(|e| e.sends).unwrap();
     assert!(!news.is_empty() && news.iter().all(|&ms| ms >= NOW + 1000), "{} read", news.len());
     assert_eq!(news.last(), Some(&(NOW + sent - 1)));
-    assert_eq!(reader.read_others(NOW, PATIENCE).unwrap(), Some(vec![]));
+    assert_eq!(reader.read_others(NOW, PATIENCE).unwrap().map(|e| e.sends), Some(vec![]));
 }
 
 #[test]
@@ -148,7 +158,7 @@ fn a_writer_that_died_mid_line_costs_only_its_line() {
     written(&dir, &format!("{} 0123456789abcdef\n{} 01234", NOW - 5, NOW - 4));
     let (mut ledger, history) = open(&dir);
     assert_eq!(history, vec![NOW - 5]);
-    ledger.append(&[NOW], NOW, PATIENCE).unwrap();
+    ledger.append(&sends(&[NOW]), NOW, PATIENCE).unwrap();
     let (_other, history) = open(&dir);
     assert_eq!(history, vec![NOW - 5, NOW]);
 }
@@ -232,7 +242,7 @@ fn a_write_that_fails_is_an_error() {
     let (mut ledger, _) = open(&dir);
     // As on a full or read-only disk: the descriptor cannot write.
     ledger.file = File::open(ledger_file(&dir)).unwrap();
-    let error = ledger.append(&[NOW], NOW, PATIENCE).err().unwrap();
+    let error = ledger.append(&sends(&[NOW]), NOW, PATIENCE).err().unwrap();
     assert!(matches!(error, LedgerError::Write { .. }), "{error}");
 }
 
@@ -242,12 +252,12 @@ fn a_lock_held_elsewhere_is_waited_on_only_as_long_as_asked() {
     let (mut ledger, _) = open(&dir);
     let holder = File::open(ledger_file(&dir)).unwrap();
     holder.lock().unwrap();
-    assert!(!ledger.append(&[NOW], NOW, Duration::ZERO).unwrap());
-    assert_eq!(ledger.read_others(NOW, Duration::ZERO).unwrap(), None);
+    assert!(!ledger.append(&sends(&[NOW]), NOW, Duration::ZERO).unwrap());
+    assert_eq!(ledger.read_others(NOW, Duration::ZERO).unwrap().map(|e| e.sends), None);
     let error = Ledger::open(&dir, &key(), NOW).err().unwrap();
     assert!(matches!(error, LedgerError::Busy { .. }), "{error}");
     drop(holder);
-    assert!(ledger.append(&[NOW], NOW, Duration::ZERO).unwrap());
+    assert!(ledger.append(&sends(&[NOW]), NOW, Duration::ZERO).unwrap());
 }
 
 #[test]
@@ -257,12 +267,49 @@ fn a_file_changed_between_two_reads_is_followed_or_refused() {
     // Replaced by another file: that one is read.
     let replacement = dir.join("replacement");
     let mut contents = header(1);
-    contents.extend(line(NOW, b"0123456789abcdef"));
+    contents.extend(line(NOW, b"0123456789abcdef", None));
     std::fs::write(&replacement, contents).unwrap();
     std::fs::rename(&replacement, ledger_file(&dir)).unwrap();
-    assert_eq!(ledger.read_others(NOW, PATIENCE).unwrap(), Some(vec![NOW]));
+    assert_eq!(ledger.read_others(NOW, PATIENCE).unwrap().map(|e| e.sends), Some(vec![NOW]));
     // Overwritten with something else: refused.
     std::fs::write(ledger_file(&dir), "0123456789012345678901234567890123456789\n").unwrap();
     let error = ledger.read_others(NOW, PATIENCE).err().unwrap();
     assert!(matches!(error, LedgerError::Foreign { .. }), "{error}");
+}
+
+/// A 429 goes to the other runs as its own line, with the block's end and
+/// the quota it taught, and stays through a compaction; a line of that
+/// form with anything out of place is not read.
+#[test]
+fn a_refusal_reaches_the_other_runs_and_a_garbled_one_is_not_read() {
+    let (_temp, dir) = state();
+    let (mut first, _) = open(&dir);
+    let taught = Refusal { at_ms: NOW + 5, until_ms: NOW + 20_005, learned: Some((76, 20_000)) };
+    let blocked = Refusal { at_ms: NOW + 9, until_ms: NOW + 30_000, learned: None };
+    let entries = Entries { sends: vec![NOW + 1, NOW + 7], refusals: vec![blocked, taught] };
+    assert!(first.append(&entries, NOW, PATIENCE).unwrap());
+    let (mut second, history) = Ledger::open(&dir, &key(), NOW).unwrap();
+    assert_eq!(history, Entries { sends: vec![NOW + 1, NOW + 7], refusals: vec![taught, blocked] });
+    assert!(second.append(&Entries::default(), NOW, PATIENCE).unwrap());
+    // A compaction (as a new run's open tidies) keeps them.
+    first.compact(first.generation().unwrap(), first.len().unwrap(), Vec::new(), NOW, false).unwrap();
+    let (_third, history) = Ledger::open(&dir, &key(), NOW).unwrap();
+    assert_eq!(history.refusals, vec![taught, blocked]);
+
+    let (_temp, dir) = state();
+    let run = "0123456789abcdef";
+    let garbled = [
+        format!("{NOW} {run} 429"),
+        format!("{NOW} {run} 429 x"),
+        format!("{NOW} {run} 429 {NOW} 0/20000"),
+        format!("{NOW} {run} 429 {NOW} 76/0"),
+        format!("{NOW} {run} 429 {NOW} 76"),
+        format!("{NOW} {run} 429 {NOW} 76/20000 more"),
+        format!("{NOW} {run} 428 {NOW}"),
+        format!("{NOW} {run} 429 {NOW} 4294967296/20000"),
+    ];
+    written(&dir, &format!("{}\n{NOW} {run} 429 {NOW}\n", garbled.join("\n")));
+    let (_ledger, history) = Ledger::open(&dir, &key(), NOW - 1).unwrap();
+    assert_eq!(history.refusals, vec![Refusal { at_ms: NOW, until_ms: NOW, learned: None }]);
+    assert!(history.sends.is_empty());
 }
