@@ -28,7 +28,7 @@ use crate::api::headers::{
 
 /// The longest `t` or `w` taken at face value: a day is far beyond any
 /// window Cloudflare documents, and a larger value is more likely garbage.
-const MAX_SECONDS: u64 = 86_400;
+pub(super) const MAX_SECONDS: u64 = 86_400;
 
 /// Far longer than any value of these headers (a few dozen bytes with
 /// several policies). A longer one is not even scanned: a hostile server's

@@ -37,6 +37,17 @@ use crate::credentials::Credentials;
 /// an older send can bear on no budget.
 const RETENTION: Duration = super::pause::LONGEST_WAIT;
 
+/// How far ahead of this machine's clock a 429 may be dated and still be
+/// read: one further ahead was written under a clock that has since been
+/// set back (or by no run at all), and would block every run for as long
+/// as the line is kept, which is until its time comes.
+const AHEAD: u64 = 5_000;
+
+/// Whether a line dated `ms` is a 429 from the future as of `now_ms`.
+fn from_the_future(ms: u64, refusal: Option<&Refusal>, now_ms: u64) -> bool {
+    refusal.is_some() && ms > now_ms.saturating_add(AHEAD)
+}
+
 /// The most a ledger file ever holds. An hour at Cloudflare's quota (1200
 /// per five minutes) is 14,400 sends, about 450 KB; a run at a far higher
 /// `--rate` keeps its latest sends, as a full file drops its oldest.
@@ -380,6 +391,9 @@ impl Ledger {
             if run == self.run || ms <= horizon(now_ms) || (whole && seen()) {
                 continue;
             }
+            if from_the_future(ms, refusal.as_ref(), now_ms) {
+                continue;
+            }
             latest.entry(run).and_modify(|at: &mut u64| *at = (*at).max(ms)).or_insert(ms);
             match refusal {
                 Some(refusal) => others.refusals.push(refusal),
@@ -412,9 +426,16 @@ impl Ledger {
             sends.chain(entries.refusals.iter().map(|r| (r.at_ms, Some(r)))).collect();
         sorted.sort_unstable_by_key(|&(ms, _)| ms);
         let mut lines = Vec::with_capacity(sorted.len() * 32);
+        // Each batch starts after the last one ended: a reader that reads
+        // the file again whole (after a compaction) skips what is no later
+        // than the latest it had of this run, and a line of a later batch
+        // at that same millisecond (a 429 told at its request's send) would
+        // never be read.
+        let mut floor = if self.last == 0 { 0 } else { self.last + 1 };
         for (ms, refusal) in sorted {
-            self.last = self.last.max(ms);
-            lines.extend(line(self.last, &self.run, refusal));
+            floor = floor.max(ms);
+            self.last = floor;
+            lines.extend(line(floor, &self.run, refusal));
         }
         let len = self.len()?;
         if len < HEADER_LEN as u64 {
@@ -447,7 +468,9 @@ impl Ledger {
         let mut dropped = false;
         for raw in bytes.split(|&b| b == b'\n').filter(|raw| !raw.is_empty()) {
             match parse(raw) {
-                Some((ms, run, refusal)) if ms > horizon(now_ms) => kept.extend(line(ms, &run, refusal.as_ref())),
+                Some((ms, run, refusal)) if ms > horizon(now_ms) && !from_the_future(ms, refusal.as_ref(), now_ms) => {
+                    kept.extend(line(ms, &run, refusal.as_ref()));
+                }
                 _ => dropped = true,
             }
         }

@@ -238,6 +238,11 @@ impl Limiter {
         }
     }
 
+    /// The account's quota a 429 showed, if one did.
+    pub(super) fn lesson(&self) -> Option<Rate> {
+        self.learned
+    }
+
     /// The account's quota in force, before it is split with live peers:
     /// `--rate`, or under `auto` the tightest announced; and no more than a
     /// 429 showed the API to enforce.

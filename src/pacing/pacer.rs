@@ -9,7 +9,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::budget::{Budget, Marks};
-use super::headers::{Policy, Remaining};
+use super::headers::{Policy, Remaining, MAX_SECONDS};
 use super::latency::Latencies;
 use super::limiter::Limiter;
 use super::pace::{Pace, Rate};
@@ -21,6 +21,11 @@ const LEARNED_MARGIN: f64 = 0.05;
 /// ...but only if this run had at least this fraction (one in so many) of
 /// the quota paced at in the window.
 const LEAST_EVIDENCE: u32 = 4;
+/// Another run's lesson is taken only if it is at least this fraction (one
+/// in so many) of the account's quota in force: a run learns from no less
+/// than a [`LEAST_EVIDENCE`]th of its part, so a lower one is a garbled
+/// ledger line or another version's, and would crawl for the rest of the run.
+const LEAST_LESSON: u32 = 2 * LEAST_EVIDENCE;
 
 /// The budget and the limiter: every send slot takes both, under one lock.
 #[derive(Debug, Default)]
@@ -58,6 +63,9 @@ impl Gate {
     /// counts out of is the quota in force.
     fn heard(&mut self, policy: Option<Policy>, now: Instant) -> (Option<Policy>, Marks) {
         self.limiter.heard(policy, now);
+        // A lesson taken before any policy was heard (another run's, by the
+        // ledger at the start) is read against the first one.
+        self.read_lower(None);
         (self.limiter.policy(), self.marks())
     }
 
@@ -107,16 +115,25 @@ impl Gate {
             rate = %learned,
             "the API refused a request below the quota paced at; pacing at what it allowed for the rest of the run"
         );
-        self.learn(learned, quota, now);
+        self.learn(learned, Some(quota), now);
         (policy, Some(learned))
     }
 
     /// Paces at `learned`, the account's quota a 429 showed, for the rest
-    /// of the run, and reads the API's counts (out of `announced`) that much
-    /// lower.
-    fn learn(&mut self, learned: Rate, announced: u32, now: Instant) {
+    /// of the run, and reads the API's counts that much lower.
+    fn learn(&mut self, learned: Rate, announced: Option<u32>, now: Instant) {
         self.limiter.learned(learned, now);
-        self.budget.learned(announced.saturating_sub(learned.count));
+        self.read_lower(announced);
+    }
+
+    /// Reads the API's counts lower by what the quota learned falls short
+    /// of `announced`, or of the policy announced over the learned window.
+    fn read_lower(&mut self, announced: Option<u32>) {
+        let Some(lesson) = self.limiter.lesson() else { return };
+        let policy = self.limiter.policy().filter(|p| p.window == lesson.per).map(|p| p.quota);
+        if let Some(announced) = announced.or(policy) {
+            self.budget.learned(announced.saturating_sub(lesson.count));
+        }
     }
 }
 
@@ -278,8 +295,10 @@ impl Pacer {
     /// Another run of this credential got a 429 at `at`, by the ledger: the
     /// block is the account's, so every worker here pauses until it ends as
     /// well, and the quota it taught (if any) is this run's too. A lesson is
-    /// taken only from a refusal within the learned quota's window: one from
-    /// a window long gone may have been another tool's burst, read wrongly.
+    /// taken only from a refusal within the learned quota's window (one from
+    /// a window long gone may have been another tool's burst, read wrongly),
+    /// over a window an API could announce, and no lower than a
+    /// [`LEAST_LESSON`]th of the quota in force.
     pub fn peer_refused(&self, at: Instant, until: Instant, learned: Option<Rate>) {
         let now = Instant::now();
         if until > now {
@@ -288,13 +307,16 @@ impl Pacer {
         }
         if let Some(learned) = learned.filter(|rate| now.saturating_duration_since(at) < rate.per) {
             let mut gate = self.gate.lock().expect("gate lock");
-            if learned.per_second() < gate.limiter.quota().per_second() {
+            let account = gate.limiter.quota().per_second();
+            // Policies over other windows are not read either.
+            let window = (Duration::from_secs(1)..=Duration::from_secs(MAX_SECONDS)).contains(&learned.per);
+            let taken = window && learned.per_second() * f64::from(LEAST_LESSON) >= account;
+            if taken && learned.per_second() < account {
                 tracing::warn!(
                     rate = %learned,
                     "another run of this credential was refused below the quota paced at; pacing at what it learned for the rest of the run"
                 );
-                let announced = gate.limiter.policy().map_or(learned.count, |p| p.quota);
-                gate.learn(learned, announced, now);
+                gate.learn(learned, None, now);
             }
         }
         self.news.notify_waiters();
@@ -863,6 +885,47 @@ mod tests {
         assert_eq!(pacer.rate(), learned);
         let sent = waiting(&pacer, 1).recv().await.unwrap();
         assert_eq!(sent, now + Duration::from_secs(5), "paused until the block ends");
+    }
+
+    /// A peer's lesson heard before any policy (the ledger's history is
+    /// told at the start, before the credentials check) is read against the
+    /// first policy heard: the API's counts are read 24 lower, as for a
+    /// lesson heard after it.
+    #[tokio::test(start_paused = true)]
+    async fn a_peers_lesson_heard_before_the_policy_is_read_against_it() {
+        let policy = Policy { quota: 100, window: Duration::from_secs(20) };
+        let learned = Rate { count: 76, per: Duration::from_secs(20) };
+        let left = Some(Remaining { requests: 99, reset: Duration::from_secs(20) });
+        let (early, late) = (Pacer::new(Pace::Auto), Pacer::new(Pace::Auto));
+        early.peer_refused(Instant::now(), Instant::now(), Some(learned));
+        for pacer in [&early, &late] {
+            let sent = pacer.ready().await;
+            pacer.answered(sent, left, Some(policy));
+        }
+        late.peer_refused(Instant::now(), Instant::now(), Some(learned));
+        for pacer in [&early, &late] {
+            assert_eq!((pacer.rate(), pacer.gate.lock().unwrap().budget.shortfall()), (learned, 24));
+        }
+    }
+
+    /// A peer's lesson no run could have learned (a garbled ledger line,
+    /// another version's) is not taken: below an eighth of the quota in
+    /// force, or over a window no API announces (a count of 1 over 2e13 ms
+    /// was an interval governor panics on, under the gate's lock).
+    #[test]
+    fn a_peers_lesson_no_run_could_have_learned_is_not_taken() {
+        let now = Instant::now();
+        for per in [Duration::from_millis(20_000_000_000_000), Duration::from_millis(999)] {
+            let pacer = Pacer::new(Pace::Auto);
+            pacer.peer_refused(now, now, Some(Rate { count: 1, per }));
+            assert_eq!(pacer.rate(), Rate::default(), "over {per:?}");
+        }
+        let pacer = Pacer::new(Pace::Auto);
+        pacer.answered(now, None, policy(1200));
+        pacer.peer_refused(now, now, Some(Rate { count: 149, per: Duration::from_secs(300) }));
+        assert_eq!(pacer.rate().count, 1200, "149 of 1200");
+        pacer.peer_refused(now, now, Some(Rate { count: 150, per: Duration::from_secs(300) }));
+        assert_eq!(pacer.rate().count, 150);
     }
 
     /// With a count but no announced window (Cloudflare's split family:

@@ -286,12 +286,6 @@ fn to_instant(ms: u64, now_wall: u64, now: Instant) -> Option<Instant> {
     now.checked_sub(Duration::from_millis(now_wall.saturating_sub(ms)))
 }
 
-/// The instant of a Unix ms that may be ahead of `now_wall`: the end of a
-/// block, no further off than the longest wait honoured.
-fn ahead(ms: u64, now_wall: u64, now: Instant) -> Instant {
-    now + Duration::from_millis(ms.saturating_sub(now_wall)).min(LONGEST_WAIT)
-}
-
 /// Hands `listener` what other runs recorded, as of `now_wall`.
 fn tell(listener: &dyn Listener, entries: &Entries, now_wall: u64) {
     let now = Instant::now();
@@ -301,8 +295,11 @@ fn tell(listener: &dyn Listener, entries: &Entries, now_wall: u64) {
     }
     for refusal in &entries.refusals {
         let Some(at) = to_instant(refusal.at_ms, now_wall, now) else { continue };
+        // The block as long as it was said to last from the 429, no longer
+        // than the longest wait honoured.
+        let block = Duration::from_millis(refusal.until_ms.saturating_sub(refusal.at_ms)).min(LONGEST_WAIT);
         let learned = refusal.learned.map(|(count, ms)| Rate { count, per: Duration::from_millis(ms) });
-        listener.refused(at, ahead(refusal.until_ms, now_wall, now), learned);
+        listener.refused(at, at + block, learned);
     }
 }
 

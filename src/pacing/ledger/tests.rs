@@ -313,3 +313,37 @@ fn a_refusal_reaches_the_other_runs_and_a_garbled_one_is_not_read() {
     assert_eq!(history.refusals, vec![Refusal { at_ms: NOW, until_ms: NOW, learned: None }]);
     assert!(history.sends.is_empty());
 }
+
+/// A 429 is told at its request's send, which has its line already: the
+/// batch it goes in starts after that one, or a reader that reads the file
+/// again whole after a compaction (here, a run's open an hour after the
+/// first line) would skip it as seen.
+#[test]
+fn a_refusal_told_at_a_send_already_read_is_read_after_a_compaction() {
+    let (_temp, dir) = state();
+    let (mut writer, _) = open(&dir);
+    let (mut reader, _) = open(&dir);
+    assert!(writer.append(&sends(&[NOW + 1, NOW + 10]), NOW, PATIENCE).unwrap());
+    assert_eq!(reader.read_others(NOW, PATIENCE).unwrap().map(|e| e.sends), Some(vec![NOW + 1, NOW + 10]));
+    let refusal = Refusal { at_ms: NOW + 10, until_ms: NOW + 300_000, learned: Some((76, 20_000)) };
+    assert!(writer.append(&Entries { refusals: vec![refusal], ..Entries::default() }, NOW, PATIENCE).unwrap());
+    let later = NOW + 1 + RETENTION.as_millis() as u64;
+    let (_third, _) = Ledger::open(&dir, &key(), later).unwrap();
+    let news = reader.read_others(later, PATIENCE).unwrap().unwrap();
+    assert_eq!(news.refusals, vec![Refusal { at_ms: NOW + 11, ..refusal }]);
+}
+
+/// A 429 dated ahead of the clock (written before the clock was set back)
+/// is not read, and a compaction drops it: kept, it would block every run
+/// that opens until its time came.
+#[test]
+fn a_refusal_from_the_future_is_neither_read_nor_kept() {
+    let (_temp, dir) = state();
+    let day = 86_400_000;
+    written(&dir, &format!("{} 0123456789abcdef 429 {}\n{NOW} 0123456789abcdef\n", NOW + day, NOW + day + 300_000));
+    let (ledger, history) = Ledger::open(&dir, &key(), NOW).unwrap();
+    assert_eq!(history, Entries { sends: vec![NOW], refusals: Vec::new() });
+    ledger.compact(ledger.generation().unwrap(), ledger.len().unwrap(), Vec::new(), NOW, false).unwrap();
+    let contents = std::fs::read_to_string(ledger_file(&dir)).unwrap();
+    assert!(!contents.contains(" 429 "), "{contents}");
+}
