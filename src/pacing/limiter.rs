@@ -238,6 +238,15 @@ impl Limiter {
         }
     }
 
+    /// The account's quota as told, before any 429 taught otherwise:
+    /// `--rate`, or under `auto` the tightest announced.
+    pub(super) fn told(&self) -> Rate {
+        match self.pace {
+            Pace::Fixed(rate) => rate,
+            Pace::Auto => self.policy().map_or(self.pace.initial(), Rate::from),
+        }
+    }
+
     /// The account's quota a 429 showed, if one did.
     pub(super) fn lesson(&self) -> Option<Rate> {
         self.learned
@@ -247,10 +256,7 @@ impl Limiter {
     /// `--rate`, or under `auto` the tightest announced; and no more than a
     /// 429 showed the API to enforce.
     pub(super) fn quota(&self) -> Rate {
-        let quota = match self.pace {
-            Pace::Fixed(rate) => rate,
-            Pace::Auto => self.policy().map_or(self.pace.initial(), Rate::from),
-        };
+        let quota = self.told();
         match self.learned {
             Some(learned) if learned.per_second() < quota.per_second() => learned,
             _ => quota,

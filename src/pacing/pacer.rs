@@ -22,7 +22,7 @@ const LEARNED_MARGIN: f64 = 0.05;
 /// the quota paced at in the window.
 const LEAST_EVIDENCE: u32 = 4;
 /// Another run's lesson is taken only if it is at least this fraction (one
-/// in so many) of the account's quota in force: a run learns from no less
+/// in so many) of the account's quota as told: a run learns from no less
 /// than a [`LEAST_EVIDENCE`]th of its part, so a lower one is a garbled
 /// ledger line or another version's, and would crawl for the rest of the run.
 const LEAST_LESSON: u32 = 2 * LEAST_EVIDENCE;
@@ -33,6 +33,10 @@ struct Gate {
     budget: Budget,
     limiter: Limiter,
     latencies: Latencies,
+    /// A lesson was taken with nothing to read the API's counts against
+    /// (another run's, before any policy was heard): the first policy over
+    /// its window is.
+    unread_lesson: bool,
 }
 
 /// How an ask at the gate ended.
@@ -63,9 +67,9 @@ impl Gate {
     /// counts out of is the quota in force.
     fn heard(&mut self, policy: Option<Policy>, now: Instant) -> (Option<Policy>, Marks) {
         self.limiter.heard(policy, now);
-        // A lesson taken before any policy was heard (another run's, by the
-        // ledger at the start) is read against the first one.
-        self.read_lower(None);
+        if self.unread_lesson {
+            self.unread_lesson = !self.read_lower(None);
+        }
         (self.limiter.policy(), self.marks())
     }
 
@@ -123,17 +127,18 @@ impl Gate {
     /// of the run, and reads the API's counts that much lower.
     fn learn(&mut self, learned: Rate, announced: Option<u32>, now: Instant) {
         self.limiter.learned(learned, now);
-        self.read_lower(announced);
+        self.unread_lesson = !self.read_lower(announced);
     }
 
     /// Reads the API's counts lower by what the quota learned falls short
-    /// of `announced`, or of the policy announced over the learned window.
-    fn read_lower(&mut self, announced: Option<u32>) {
-        let Some(lesson) = self.limiter.lesson() else { return };
+    /// of `announced`, or of the policy announced over the learned window;
+    /// whether there was one.
+    fn read_lower(&mut self, announced: Option<u32>) -> bool {
+        let Some(lesson) = self.limiter.lesson() else { return false };
         let policy = self.limiter.policy().filter(|p| p.window == lesson.per).map(|p| p.quota);
-        if let Some(announced) = announced.or(policy) {
-            self.budget.learned(announced.saturating_sub(lesson.count));
-        }
+        let Some(announced) = announced.or(policy) else { return false };
+        self.budget.learned(announced.saturating_sub(lesson.count));
+        true
     }
 }
 
@@ -298,7 +303,8 @@ impl Pacer {
     /// taken only from a refusal within the learned quota's window (one from
     /// a window long gone may have been another tool's burst, read wrongly),
     /// over a window an API could announce, and no lower than a
-    /// [`LEAST_LESSON`]th of the quota in force.
+    /// [`LEAST_LESSON`]th of the quota as told (not as learned: lessons each
+    /// an eighth of the last would ratchet the pace down).
     pub fn peer_refused(&self, at: Instant, until: Instant, learned: Option<Rate>) {
         let now = Instant::now();
         if until > now {
@@ -307,11 +313,10 @@ impl Pacer {
         }
         if let Some(learned) = learned.filter(|rate| now.saturating_duration_since(at) < rate.per) {
             let mut gate = self.gate.lock().expect("gate lock");
-            let account = gate.limiter.quota().per_second();
             // Policies over other windows are not read either.
             let window = (Duration::from_secs(1)..=Duration::from_secs(MAX_SECONDS)).contains(&learned.per);
-            let taken = window && learned.per_second() * f64::from(LEAST_LESSON) >= account;
-            if taken && learned.per_second() < account {
+            let plausible = learned.per_second() * f64::from(LEAST_LESSON) >= gate.limiter.told().per_second();
+            if window && plausible && learned.per_second() < gate.limiter.quota().per_second() {
                 tracing::warn!(
                     rate = %learned,
                     "another run of this credential was refused below the quota paced at; pacing at what it learned for the rest of the run"
@@ -906,6 +911,28 @@ mod tests {
         for pacer in [&early, &late] {
             assert_eq!((pacer.rate(), pacer.gate.lock().unwrap().budget.shortfall()), (learned, 24));
         }
+    }
+
+    /// A lesson of 76 against 100 per 20 s reads the counts 24 lower, and
+    /// stays so when the API announces 1000 over the same window for a while
+    /// and then 100 again: read again at every answer, it had become 924,
+    /// and out of 100 nothing was left to spend.
+    #[tokio::test(start_paused = true)]
+    async fn a_lesson_is_read_against_the_policy_once_not_at_every_answer() {
+        let over = |quota| Policy { quota, window: Duration::from_secs(20) };
+        let (small, big) = (over(100), over(1000));
+        let pacer = Pacer::new(Pace::Auto);
+        let answer = |requests, policy| (Some(Remaining { requests, reset: Duration::from_secs(20) }), Some(policy));
+        let sent = pacer.ready().await;
+        let (left, told) = answer(99, small);
+        pacer.answered(sent, left, told);
+        pacer.peer_refused(Instant::now(), Instant::now(), Some(Rate { count: 76, per: Duration::from_secs(20) }));
+        for (left, told) in [answer(990, big), answer(990, big), answer(990, big), answer(95, small)] {
+            let sent = pacer.ready().await;
+            pacer.answered(sent, left, told);
+            tokio::time::advance(Duration::from_secs(11)).await;
+        }
+        assert_eq!(pacer.gate.lock().unwrap().budget.shortfall(), 24);
     }
 
     /// A peer's lesson no run could have learned (a garbled ledger line,
