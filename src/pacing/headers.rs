@@ -28,7 +28,7 @@ use crate::api::headers::{
 
 /// The longest `t` or `w` taken at face value: a day is far beyond any
 /// window Cloudflare documents, and a larger value is more likely garbage.
-pub(super) const MAX_SECONDS: u64 = 86_400;
+const MAX_SECONDS: u64 = 86_400;
 
 /// Far longer than any value of these headers (a few dozen bytes with
 /// several policies). A longer one is not even scanned: a hostile server's
@@ -62,10 +62,11 @@ impl Policy {
     }
 
     /// A quota the pacer can keep: above zero, over a window of a second
-    /// or more (shorter ones are the per-IP burst limits, not the quota),
-    /// at a pace the limiter can hold.
-    fn paced(quota: u32, window: Duration) -> Option<Policy> {
-        (quota > 0 && window >= Duration::from_secs(1) && paceable(quota, window)).then_some(Policy { quota, window })
+    /// or more (shorter ones are the per-IP burst limits, not the quota) and
+    /// no more than [`MAX_SECONDS`], at a pace the limiter can hold.
+    pub(super) fn paced(quota: u32, window: Duration) -> Option<Policy> {
+        let windows = Duration::from_secs(1)..=Duration::from_secs(MAX_SECONDS);
+        (quota > 0 && windows.contains(&window) && paceable(quota, window)).then_some(Policy { quota, window })
     }
 }
 

@@ -9,9 +9,9 @@
 //! line, then one `<unix ms> <run id>` line per send, and one `<unix ms>
 //! <run id> 429 <until> [<count>/<window ms>]` line per 429 (the account is
 //! blocked for every run, and what it taught of the quota is every run's),
-//! appended under the file's advisory lock. Beside it, one lock file per live run, held while
-//! the run lives: the kernel drops a crashed run's lock, so a run that finds
-//! such a file unlocked knows its owner is gone.
+//! appended under the file's advisory lock. Beside it, one lock file per
+//! live run, held while the run lives: the kernel drops a crashed run's
+//! lock, so a run that finds such a file unlocked knows its owner is gone.
 //!
 //! The ledger only makes pacing better, so nothing here may hang or fail a
 //! run: every lock is tried rather than waited on, no file is read past

@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 use super::headers::Policy;
 use super::pace::{Pace, Rate};
-use super::sends::{Kept, Sends};
+use super::sends::{Kept, SendRecord};
 
 /// Distinct quotas remembered as announced more than once: an API has one
 /// or two; a server that invents one per answer gets no more say.
@@ -101,7 +101,7 @@ pub(super) struct Limiter {
     /// This run's sends: as many as the largest quota in force counts
     /// within the longest of their windows, and those the server may still
     /// count.
-    sends: Sends,
+    sends: SendRecord,
     /// When the pace last changed, if it has.
     changed: Option<Instant>,
     /// What this run's record of sends is held to until a window after that
@@ -136,7 +136,7 @@ impl Limiter {
             gcra: gcra(rate),
             announced: Vec::new(),
             repeated: Vec::new(),
-            sends: Sends::default(),
+            sends: SendRecord::default(),
             changed: None,
             held_to: rate,
             learned: None,

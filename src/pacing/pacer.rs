@@ -9,7 +9,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::budget::{Budget, Marks};
-use super::headers::{Policy, Remaining, MAX_SECONDS};
+use super::headers::{Policy, Remaining};
 use super::latency::Latencies;
 use super::limiter::Limiter;
 use super::pace::{Pace, Rate};
@@ -202,9 +202,9 @@ impl Pacer {
             // answer that arrives while it waits for its slot (a count lower
             // than the last, a pause, another tool) sends it back to the
             // budget, so workers that passed the budget before a stall do
-            // not all leave together when it lifts.
-            // The slot is recorded as sent when granted, under the gate's
-            // lock: the next worker asks a record that holds it.
+            // not all leave together when it lifts. The slot is recorded as
+            // sent when granted, under the gate's lock: the next worker asks
+            // a record that holds it.
             let mut sent = None;
             loop {
                 let take = |gate: &mut Gate, now| {
@@ -302,21 +302,19 @@ impl Pacer {
     /// well, and the quota it taught (if any) is this run's too. A lesson is
     /// taken only from a refusal within the learned quota's window (one from
     /// a window long gone may have been another tool's burst, read wrongly),
-    /// over a window an API could announce, and no lower than a
+    /// if it is a quota an API could announce, and no lower than a
     /// [`LEAST_LESSON`]th of the quota as told (not as learned: lessons each
     /// an eighth of the last would ratchet the pace down).
     pub fn peer_refused(&self, at: Instant, until: Instant, learned: Option<Rate>) {
         let now = Instant::now();
         if until > now {
-            self.pause.extend_to(until);
-            self.notice.say(until, Stall::RateLimited);
+            self.pause_until(until);
         }
         if let Some(learned) = learned.filter(|rate| now.saturating_duration_since(at) < rate.per) {
             let mut gate = self.gate.lock().expect("gate lock");
-            // Policies over other windows are not read either.
-            let window = (Duration::from_secs(1)..=Duration::from_secs(MAX_SECONDS)).contains(&learned.per);
+            let announceable = Policy::paced(learned.count, learned.per).is_some();
             let plausible = learned.per_second() * f64::from(LEAST_LESSON) >= gate.limiter.told().per_second();
-            if window && plausible && learned.per_second() < gate.limiter.quota().per_second() {
+            if announceable && plausible && learned.per_second() < gate.limiter.quota().per_second() {
                 tracing::warn!(
                     rate = %learned,
                     "another run of this credential was refused below the quota paced at; pacing at what it learned for the rest of the run"
@@ -330,7 +328,13 @@ impl Pacer {
     /// Holds back every worker for `delay` (never shortening a longer
     /// pause); returns when the pause ends.
     pub fn pause_for(&self, delay: Duration) -> Instant {
-        let until = self.pause.extend_to(Instant::now() + delay);
+        self.pause_until(Instant::now() + delay)
+    }
+
+    /// Holds back every worker until `until` (or a later end in force),
+    /// said on stderr; returns when the pause ends.
+    fn pause_until(&self, until: Instant) -> Instant {
+        let until = self.pause.extend_to(until);
         self.notice.say(until, Stall::RateLimited);
         until
     }
@@ -936,8 +940,8 @@ mod tests {
     }
 
     /// A peer's lesson no run could have learned (a garbled ledger line,
-    /// another version's) is not taken: below an eighth of the quota in
-    /// force, or over a window no API announces (a count of 1 over 2e13 ms
+    /// another version's) is not taken: below an eighth of the quota as
+    /// told, or over a window no API announces (a count of 1 over 2e13 ms
     /// was an interval governor panics on, under the gate's lock).
     #[test]
     fn a_peers_lesson_no_run_could_have_learned_is_not_taken() {

@@ -37,7 +37,7 @@ struct Send {
 }
 
 #[derive(Debug, Default)]
-pub(super) struct Sends {
+pub(super) struct SendRecord {
     /// In the order sent: each is granted under the lock, at its own `now`.
     sends: VecDeque<Send>,
 }
@@ -51,7 +51,7 @@ pub(super) struct Kept {
     pub(super) longest: Duration,
 }
 
-impl Sends {
+impl SendRecord {
     /// A send slot granted at `at`.
     pub(super) fn sent(&mut self, at: Instant, kept: Kept) {
         debug_assert!(self.sends.back().is_none_or(|last| last.at <= at), "sends are looked up by time");
@@ -146,7 +146,7 @@ mod tests {
 
     #[test]
     fn a_slot_frees_a_window_after_its_request_was_answered() {
-        let mut sends = Sends::default();
+        let mut sends = SendRecord::default();
         let start = Instant::now();
         let at_ms = |n| start + ms(n);
         let kept = at("2/s");
@@ -164,7 +164,7 @@ mod tests {
 
     #[test]
     fn a_request_given_up_holds_its_slot_a_window_after_then() {
-        let mut sends = Sends::default();
+        let mut sends = SendRecord::default();
         let start = Instant::now();
         let kept = at("1/s");
         for _ in 0..2 {
@@ -185,7 +185,7 @@ mod tests {
     /// announced over a longer window counts it.
     #[test]
     fn a_send_is_kept_for_the_longest_window_after_its_slot_frees() {
-        let mut sends = Sends::default();
+        let mut sends = SendRecord::default();
         let start = Instant::now();
         let kept = Kept { most: 1, longest: Duration::from_secs(10), ..at("1/s") };
         sends.sent(start, kept);
@@ -198,7 +198,7 @@ mod tests {
 
     #[test]
     fn a_withdrawn_slot_is_free_at_once_and_no_longer_a_send() {
-        let mut sends = Sends::default();
+        let mut sends = SendRecord::default();
         let start = Instant::now();
         let kept = Kept { most: 10, ..at("1/s") };
         sends.sent(start, kept);
